@@ -1,0 +1,20 @@
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Diagnosers;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Running;
+using LiveLearning.Benchmarks.Perf;
+
+// Two entry points:
+//   perf [--json <file>] [--filter <substring>]   quick machine-readable figures (PerfCommand)
+//   anything else                                  BenchmarkDotNet (e.g. --filter '*Gemm*')
+if (args.Length > 0 && args[0] == "perf")
+{
+    return PerfCommand.Run(args[1..]);
+}
+
+var config = ManualConfig.Create(DefaultConfig.Instance)
+    .AddJob(Job.ShortRun.WithId("short"))
+    .AddDiagnoser(MemoryDiagnoser.Default)
+    .WithOptions(ConfigOptions.JoinSummary);
+BenchmarkSwitcher.FromAssembly(typeof(PerfCommand).Assembly).Run(args, config);
+return 0;
