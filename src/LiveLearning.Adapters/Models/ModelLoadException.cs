@@ -1,7 +1,7 @@
 namespace LiveLearning.Models;
 
 /// <summary>A model directory could not be loaded: a file is missing, or a tensor is missing or does not fit the configuration.</summary>
-public sealed class ModelLoadException : InvalidDataException
+public sealed class ModelLoadException : IOException
 {
     /// <summary>Creates the exception.</summary>
     /// <param name="path">The file or directory concerned.</param>
