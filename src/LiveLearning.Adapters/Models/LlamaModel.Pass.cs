@@ -44,7 +44,7 @@ public sealed partial class LlamaModel
                 throw new ArgumentException($"Sequence {i} would reach {start + s.TokenIds.Length} positions; the context length is {ContextLength}.", nameof(sequences));
             }
 
-            if (Config.SlidingWindow is int window && start + s.TokenIds.Length > window)
+            if (_slidingWindow is int window && start + s.TokenIds.Length > window)
             {
                 throw new NotSupportedException($"Sequence {i} would reach {start + s.TokenIds.Length} positions, beyond sliding_window {window}; sliding-window attention is not supported yet.");
             }

@@ -32,6 +32,7 @@ public sealed partial class LlamaModel : IDisposable
     private readonly int _vocab;
     private readonly float _eps;
     private readonly float _attentionScale;
+    private readonly int? _slidingWindow;
 
     private LlamaModel(string directory, ModelConfig config, SafeTensorsCheckpoint checkpoint, LlamaWeights weights, ModelOptions options, Tokenizer? tokenizer, ChatTemplate? chatTemplate, IReadOnlyList<int> stopTokenIds)
     {
@@ -52,6 +53,10 @@ public sealed partial class LlamaModel : IDisposable
         _vocab = config.VocabSize;
         _eps = (float)config.RmsNormEps;
         _attentionScale = 1f / MathF.Sqrt(_headDim);
+
+        // The smallest sliding window of any layer (null when every layer attends to the whole prefix). Sequences
+        // that stay within it compute exactly what full causal attention computes.
+        _slidingWindow = Enumerable.Range(0, config.NumLayers).Select(config.SlidingWindowForLayer).Where(w => w is not null).Min();
         int configured = config.MaxPositionEmbeddings > 0 ? config.MaxPositionEmbeddings : 32768;
         ContextLength = options.ContextLength ?? Math.Min(configured, 32768);
         if (ContextLength < 1)
