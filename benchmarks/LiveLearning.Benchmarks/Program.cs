@@ -14,7 +14,7 @@ if (args.Length > 0 && args[0] == "perf")
 
 if (args.Length > 0 && args[0] == E2eWorker.Verb)
 {
-    return E2eWorker.Main(args[1..]);
+    return E2eWorker.Run(args[1..]);
 }
 
 var config = ManualConfig.Create(DefaultConfig.Instance)

@@ -84,7 +84,7 @@ internal static class E2eWorker
         return JsonSerializer.Deserialize<Dictionary<string, double>>(line)!;
     }
 
-    public static int Main(string[] args)
+    public static int Run(string[] args)
     {
         string dir = args[0];
         using var model = LlamaModel.Load(dir, new ModelOptions { ThreadCount = 2, LoadTokenizer = false });
