@@ -181,6 +181,24 @@ const fixtures = {
   'tinyllama': sentencePieceTokenizer({ legacy: false, byteFallback: true, numMerges: 150 }),
   'llama2-unk': sentencePieceTokenizer({ legacy: true, byteFallback: false, numMerges: 80 }),
 };
+// Added-token flags: lstrip, rstrip, single_word, normalized (matched after a Lowercase normalizer), non-special.
+{
+  const t = byteLevelTokenizer({ normalizer: { type: 'Lowercase' }, preTokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    postProcessor: byteLevelPost, specials: [], pairMerges: false, numMerges: 100 });
+  let next = Math.max(...Object.values(t.model.vocab)) + 1;
+  const add = (content, flags) => {
+    const tok = Object.assign(addedToken(next++, content), flags);
+    t.added_tokens.push(tok);
+    t.model.vocab[content] = tok.id;
+  };
+  add('<mask>', { lstrip: true });
+  add('[R]', { rstrip: true });
+  add('foo', { single_word: true, special: false });
+  add('bar', { normalized: true, special: false });
+  add('<|x|>', {});
+  add('<|x|>y', {});
+  fixtures['addedflags'] = t;
+}
 // Fix the BOS id of the Llama-3 template now that ids are known.
 {
   const l3 = fixtures['llama3'];
@@ -192,6 +210,11 @@ const specialsIn = {
   'gpt2': ['<|endoftext|>'], 'gpt2-prefix': ['<|endoftext|>'], 'smollm2': ['<|im_start|>', '<|im_end|>'],
   'qwen2': ['<|im_start|>', '<|im_end|>'], 'llama3': ['<|eot_id|>', '<|begin_of_text|>'],
   'llama2-legacy': ['</s>', '<s>'], 'tinyllama': ['</s>', '<s>'], 'llama2-unk': ['</s>', '<s>'],
+  'addedflags': ['<|x|>', '<mask>', '[R]'],
+};
+const extraTexts = {
+  'addedflags': ['a <mask> b', 'a   <mask>b', '<mask> start', 'x[R]   y', 'x [R]\n\n', 'foo food afoo foo. _foo (foo)', 'BAR bar Bar xbarx',
+    'hi<|x|>there', '<|x|>y <|x|>z', 'Hello <MASK> World'],
 };
 
 const commonTexts = [
@@ -213,7 +236,7 @@ function seededRandom(seed) {
     const jsonText = JSON.stringify(json, null, 1);
     fs.writeFileSync(path.join(outDir, name + '.tokenizer.json'), jsonText + '\n');
     const tok = Tokenizer.fromString(jsonText);
-    const texts = commonTexts.slice();
+    const texts = commonTexts.slice().concat(extraTexts[name] || []);
     for (const s of specialsIn[name]) {
       texts.push('hi' + s + 'there', s + 'start', 'end ' + s, s + s + ' x ' + s + '\n');
     }
