@@ -204,6 +204,9 @@ public sealed class Tokenizer
         return _preTokenizer.Apply([new PreToken(normalizedText, true)]).Select(w => w.Text).ToList();
     }
 
+    /// <summary>Internal: BPE of one word exactly as given (for tests).</summary>
+    internal void EncodeWordForTests(string word, List<int> ids) => _model.EncodeWord(word, ids);
+
     /// <summary>Internal: the normalizer's output (for tests).</summary>
     internal string Normalize(string text) => _normalizer?.Normalize(text) ?? text;
 

@@ -223,7 +223,7 @@ const commonTexts = [
   '𝔘𝔫𝔦𝔠𝔬𝔡𝔢', '𠀀𠀁 abc𝟘𝟙𝟚 x', 'line1\r\nline2\n\n\nend', 'x   \n  y', '\tx', '\n\nx', 'a\u00a0b\u3000c\u2003d',
   'x\u0085y', '٣٤٥ arabic ²³ ½', 'Ω≈ç√∫ ¡™£¢∞§¶•ªº–≠', 'ﬁ ﬀ', '...!!! ?? hello.', ' xyzzy plugh xyzzy', '   ',
   'The quick brown fox jumps over the lazy dog.', 'online learning\n\n', 'wörds Straße ÅNGSTRÖM',
-  'tab\tsep\t\tend', 'mixed123abc456', 'a' + 'b'.repeat(40), '\u0301start with combining',
+  'tab\tsep\t\tend', 'mixed123abc456', '😀Zabc x😀y 😀1', 'a' + 'b'.repeat(40), '\u0301start with combining',
 ];
 
 function seededRandom(seed) {
