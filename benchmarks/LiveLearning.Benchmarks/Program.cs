@@ -12,6 +12,11 @@ if (args.Length > 0 && args[0] == "perf")
     return PerfCommand.Run(args[1..]);
 }
 
+if (args.Length > 0 && args[0] == E2eWorker.Verb)
+{
+    return E2eWorker.Run(args[1..]);
+}
+
 var config = ManualConfig.Create(DefaultConfig.Instance)
     .AddJob(Job.ShortRun.WithId("short"))
     .AddDiagnoser(MemoryDiagnoser.Default)

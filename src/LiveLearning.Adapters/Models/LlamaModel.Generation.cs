@@ -1,0 +1,118 @@
+using System.Runtime.CompilerServices;
+using System.Text;
+using LiveLearning.Tokenization;
+
+namespace LiveLearning.Models;
+
+// Generation: prefill the prompt into a KV cache, then decode one token at a time.
+public sealed partial class LlamaModel
+{
+    /// <summary>
+    /// Generates token ids after <paramref name="promptIds"/>, streaming each as it is produced. Stops at a stop token
+    /// (not emitted), after <see cref="GenerationOptions.MaxTokens"/>, at the context length, or on cancellation.
+    /// </summary>
+    /// <param name="promptIds">Prompt tokens (at least one).</param>
+    /// <param name="options">Sampling and stopping options; <see langword="null"/> means greedy with defaults.</param>
+    /// <param name="adapter">Adapter to apply, or <see langword="null"/> for the base model.</param>
+    /// <param name="cancellationToken">Stops generation between tokens.</param>
+    /// <returns>The generated ids.</returns>
+    public async IAsyncEnumerable<int> GenerateTokensAsync(IReadOnlyList<int> promptIds, GenerationOptions? options = null, IModelAdapter? adapter = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(promptIds);
+        options ??= new GenerationOptions();
+        var sampler = new TokenSampler(options);
+        if (promptIds.Count == 0)
+        {
+            throw new ArgumentException("The prompt must contain at least one token.", nameof(promptIds));
+        }
+
+        sampler.Observe(promptIds);
+        IReadOnlyCollection<int> stops = options.StopTokenIds ?? StopTokenIds;
+        KvCache cache = CreateCache(Math.Min(ContextLength, promptIds.Count + options.MaxTokens));
+        int[] next = [.. promptIds];
+        for (int produced = 0; produced < options.MaxTokens && cache.Length + next.Length <= ContextLength; produced++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            int[] input = next;
+            float[] logits = await Task.Run(() => Forward(input, cache, allPositions: false, adapter), cancellationToken).ConfigureAwait(false);
+            int token = sampler.Sample(logits);
+            if (stops.Contains(token))
+            {
+                yield break;
+            }
+
+            yield return token;
+            next = [token];
+        }
+    }
+
+    /// <summary>
+    /// Generates text after <paramref name="prompt"/> (encoded with the model's tokenizer), streaming text pieces as soon
+    /// as they form complete characters. Stop strings end generation; the text before the first match is returned.
+    /// </summary>
+    /// <param name="prompt">Prompt text (special tokens inside it are recognised).</param>
+    /// <param name="options">Sampling and stopping options.</param>
+    /// <param name="adapter">Adapter to apply, or <see langword="null"/>.</param>
+    /// <param name="cancellationToken">Stops generation between tokens.</param>
+    /// <returns>Text pieces.</returns>
+    public async IAsyncEnumerable<string> GenerateTextAsync(string prompt, GenerationOptions? options = null, IModelAdapter? adapter = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        Tokenizer tokenizer = Tokenizer ?? throw new InvalidOperationException("The model has no tokenizer (tokenizer.json was absent or not loaded).");
+        options ??= new GenerationOptions();
+        IReadOnlyList<int> ids = tokenizer.Encode(prompt, addSpecialTokens: true);
+        TokenStreamDecoder decoder = tokenizer.CreateStreamDecoder(skipSpecialTokens: true);
+        var pending = new StringBuilder();
+        int holdBack = options.StopStrings.Count == 0 ? 0 : options.StopStrings.Max(s => s.Length) - 1;
+        await foreach (int token in GenerateTokensAsync(ids, options, adapter, cancellationToken).ConfigureAwait(false))
+        {
+            pending.Append(decoder.Append(token));
+            string text = pending.ToString();
+            int stopAt = FirstStop(text, options.StopStrings);
+            if (stopAt >= 0)
+            {
+                if (stopAt > 0)
+                {
+                    yield return text[..stopAt];
+                }
+
+                yield break;
+            }
+
+            // Keep back a tail that could still become the start of a stop string.
+            int safe = text.Length - holdBack;
+            if (safe > 0)
+            {
+                yield return text[..safe];
+                pending.Remove(0, safe);
+            }
+        }
+
+        pending.Append(decoder.Flush());
+        if (pending.Length > 0)
+        {
+            string rest = pending.ToString();
+            int stopAt = FirstStop(rest, options.StopStrings);
+            rest = stopAt >= 0 ? rest[..stopAt] : rest;
+            if (rest.Length > 0)
+            {
+                yield return rest;
+            }
+        }
+    }
+
+    private static int FirstStop(string text, IReadOnlyList<string> stops)
+    {
+        int best = -1;
+        foreach (string s in stops)
+        {
+            int i = text.IndexOf(s, StringComparison.Ordinal);
+            if (i >= 0 && (best < 0 || i < best))
+            {
+                best = i;
+            }
+        }
+
+        return best;
+    }
+}

@@ -1,0 +1,472 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+using LiveLearning.Numerics;
+
+namespace LiveLearning.Models;
+
+// The forward and backward passes. Shapes: N = tokens of the whole batch, C = hidden, Q = heads·headDim,
+// K = kvHeads·headDim, I = intermediate, V = vocab. Activations are row-major [N, features].
+public sealed partial class LlamaModel
+{
+    private BatchPlan Plan(IReadOnlyList<SequenceBatch> sequences, bool requireFresh, IModelAdapter? defaultAdapter)
+    {
+        var planned = new PlannedSequence[sequences.Count];
+        int offset = 0;
+        for (int i = 0; i < sequences.Count; i++)
+        {
+            SequenceBatch s = sequences[i] ?? throw new ArgumentException($"Sequence {i} is null.", nameof(sequences));
+            if (s.TokenIds is null)
+            {
+                throw new ArgumentException($"Sequence {i} has no token ids.", nameof(sequences));
+            }
+
+            if (requireFresh && s.Cache is not null)
+            {
+                throw new ArgumentException($"Sequence {i}: this operation runs whole sequences from position 0 and takes no cache.", nameof(sequences));
+            }
+
+            if (s.Cache is not null && sequences.Take(i).Any(o => ReferenceEquals(o.Cache, s.Cache)))
+            {
+                throw new ArgumentException($"Sequence {i} shares its cache with an earlier sequence of the batch.", nameof(sequences));
+            }
+
+            foreach (int id in s.TokenIds)
+            {
+                if ((uint)id >= (uint)_vocab)
+                {
+                    throw new ArgumentOutOfRangeException(nameof(sequences), id, $"Sequence {i}: token id {id} is outside the vocabulary [0, {_vocab}).");
+                }
+            }
+
+            int start = s.Cache?.Length ?? 0;
+            if (start + s.TokenIds.Length > ContextLength)
+            {
+                throw new ArgumentException($"Sequence {i} would reach {start + s.TokenIds.Length} positions; the context length is {ContextLength}.", nameof(sequences));
+            }
+
+            if (_slidingWindow is int window && start + s.TokenIds.Length > window)
+            {
+                throw new NotSupportedException($"Sequence {i} would reach {start + s.TokenIds.Length} positions, beyond sliding_window {window}; sliding-window attention is not supported yet.");
+            }
+
+            planned[i] = new PlannedSequence(i, s, start, offset, s.TokenIds.Length, s.Adapter ?? defaultAdapter);
+            offset += s.TokenIds.Length;
+        }
+
+        var ids = new int[offset];
+        var positions = new int[offset];
+        foreach (PlannedSequence s in planned)
+        {
+            s.Source.TokenIds.CopyTo(ids, s.Offset);
+            for (int t = 0; t < s.Length; t++)
+            {
+                positions[s.Offset + t] = s.Start + t;
+            }
+        }
+
+        // Runs of consecutive sequences that share an adapter: each adapter slot is applied once per run.
+        var runs = new List<AdapterRun>();
+        foreach (PlannedSequence s in planned)
+        {
+            if (runs.Count > 0 && ReferenceEquals(runs[^1].Adapter, s.Adapter))
+            {
+                runs[^1] = runs[^1] with { Length = runs[^1].Length + s.Length };
+            }
+            else
+            {
+                runs.Add(new AdapterRun(s.Offset, s.Length, s.Adapter));
+            }
+        }
+
+        return new BatchPlan(planned, ids, positions, [.. runs]);
+    }
+
+    /// <summary>
+    /// The forward pass. Writes logits for <paramref name="logitRows"/> (batch row indices) into <paramref name="logits"/>
+    /// ([rows, V]). With a tape, keeps what the backward pass needs; with caches, appends keys and values (the caller
+    /// advances the caches after success, so a failed pass leaves them logically unchanged).
+    /// </summary>
+    private void RunForward(BatchPlan plan, Tape? tape, int[] logitRows, Span<float> logits, Arena arena)
+    {
+        int n = plan.TotalTokens;
+        int c = _hidden;
+        Span<float> x = arena.Rent(n * c);
+        for (int t = 0; t < n; t++)
+        {
+            _weights.Embedding.ReadRow(plan.Ids[t], x.Slice(t * c, c));
+        }
+
+        Span<float> h = arena.Rent(n * c);
+        Span<float> q = arena.Rent(n * _qWidth);
+        Span<float> k = arena.Rent(n * _kvWidth);
+        Span<float> v = arena.Rent(n * _kvWidth);
+        Span<float> o = arena.Rent(n * _qWidth);
+        Span<float> gate = arena.Rent(n * _intermediate);
+        Span<float> up = arena.Rent(n * _intermediate);
+        Span<float> m = arena.Rent(n * _intermediate);
+
+        for (int l = 0; l < Config.NumLayers; l++)
+        {
+            LayerWeights w = _weights.Layers[l];
+            LayerTape? lt = tape?.Layer(l);
+            if (lt is not null)
+            {
+                x.CopyTo(lt.XIn);
+            }
+
+            // Attention block: h = RMSNorm(x); q, k, v projections; RoPE; causal attention; x += o·Woᵀ.
+            Span<float> h1 = lt is null ? h : lt.H1;
+            RmsNorm.Forward(h1, lt is null ? Span<float>.Empty : lt.Rstd1.Span, x, w.InputNorm, n, c, _eps);
+            Span<float> ql = lt is null ? q : lt.Q;
+            Span<float> kl = lt is null ? k : lt.K;
+            Span<float> vl = lt is null ? v : lt.V;
+            Project(ql, h1, l, Projection.QProj, plan, lt, n, accumulate: false, arena);
+            Project(kl, h1, l, Projection.KProj, plan, lt, n, accumulate: false, arena);
+            Project(vl, h1, l, Projection.VProj, plan, lt, n, accumulate: false, arena);
+            Rope.Forward(ql, plan.Positions, _heads, _headDim, _rope);
+            Rope.Forward(kl, plan.Positions, _kvHeads, _headDim, _rope);
+
+            Span<float> ol = lt is null ? o : lt.O;
+            foreach (PlannedSequence s in plan.Sequences)
+            {
+                if (s.Length == 0)
+                {
+                    continue;
+                }
+
+                ReadOnlySpan<float> qs = ql.Slice(s.Offset * _qWidth, s.Length * _qWidth);
+                Span<float> os = ol.Slice(s.Offset * _qWidth, s.Length * _qWidth);
+                Span<float> lse = lt is null ? Span<float>.Empty : lt.Lse.Slice(s.Offset * _heads, s.Length * _heads);
+                KvCache? cache = s.Source.Cache;
+                if (cache is null)
+                {
+                    ReadOnlySpan<float> ks = kl.Slice(s.Offset * _kvWidth, s.Length * _kvWidth);
+                    ReadOnlySpan<float> vs = vl.Slice(s.Offset * _kvWidth, s.Length * _kvWidth);
+                    Attention.Forward(os, lse, qs, ks, vs, s.Length, 0, s.Length, _heads, _kvHeads, _headDim, _attentionScale, _pool);
+                }
+                else
+                {
+                    int end = s.Start + s.Length;
+                    cache.EnsureCapacity(end);
+                    kl.Slice(s.Offset * _kvWidth, s.Length * _kvWidth).CopyTo(cache.Keys(l, end)[(s.Start * _kvWidth)..]);
+                    vl.Slice(s.Offset * _kvWidth, s.Length * _kvWidth).CopyTo(cache.Values(l, end)[(s.Start * _kvWidth)..]);
+                    Attention.Forward(os, lse, qs, cache.Keys(l, end), cache.Values(l, end), s.Length, s.Start, end, _heads, _kvHeads, _headDim, _attentionScale, _pool);
+                }
+            }
+
+            Project(x, ol, l, Projection.OProj, plan, lt, n, accumulate: true, arena);
+            if (lt is not null)
+            {
+                x.CopyTo(lt.XMid);
+            }
+
+            // MLP block: h = RMSNorm(x); x += down(silu(gate(h)) ⊙ up(h)).
+            Span<float> h2 = lt is null ? h : lt.H2;
+            RmsNorm.Forward(h2, lt is null ? Span<float>.Empty : lt.Rstd2.Span, x, w.PostAttentionNorm, n, c, _eps);
+            Span<float> gl = lt is null ? gate : lt.Gate;
+            Span<float> ul = lt is null ? up : lt.Up;
+            Span<float> ml = lt is null ? m : lt.M;
+            Project(gl, h2, l, Projection.GateProj, plan, lt, n, accumulate: false, arena);
+            Project(ul, h2, l, Projection.UpProj, plan, lt, n, accumulate: false, arena);
+            Activations.SwiGlu(ml, gl, ul);
+            Project(x, ml, l, Projection.DownProj, plan, lt, n, accumulate: true, arena);
+        }
+
+        // Final norm only on the rows whose logits are wanted (all rows when training).
+        int rows = logitRows.Length;
+        Span<float> selected = arena.Rent(rows * c);
+        for (int r = 0; r < rows; r++)
+        {
+            x.Slice(logitRows[r] * c, c).CopyTo(selected.Slice(r * c, c));
+        }
+
+        if (tape is not null)
+        {
+            selected.CopyTo(tape.FinalIn);
+        }
+
+        Span<float> normed = tape is null ? h[..(rows * c)] : tape.FinalNormed.Span;
+        RmsNorm.Forward(normed, tape is null ? Span<float>.Empty : tape.FinalRstd.Span, selected, _weights.FinalNorm, rows, c, _eps);
+        Gemm.Linear(logits[..(rows * _vocab)], normed, _weights.LmHead, rows, accumulate: false, _pool);
+    }
+
+    /// <summary>y (=|+=) x·Wᵀ + b + adapter delta, for one projection of one layer (each run of sequences with its own adapter).</summary>
+    private void Project(Span<float> y, ReadOnlySpan<float> x, int layer, Projection projection, BatchPlan plan, LayerTape? lt, int n, bool accumulate, Arena arena)
+    {
+        LayerWeights w = _weights.Layers[layer];
+        WeightMatrix weight = w.Projections[(int)projection];
+        Gemm.Linear(y, x, weight, n, accumulate, _pool);
+        if (w.Biases[(int)projection] is { } bias)
+        {
+            for (int t = 0; t < n; t++)
+            {
+                Span<float> row = y.Slice(t * weight.Rows, weight.Rows);
+                TensorPrimitives.Add(row, bias, row);
+            }
+        }
+
+        foreach (AdapterRun run in plan.Runs)
+        {
+            if (run.Adapter?.GetSlot(layer, projection) is not { } slot || run.Length == 0)
+            {
+                continue;
+            }
+
+            CheckSlot(slot, weight, layer, projection);
+            int width = slot.SavedFloatsPerToken;
+            Span<float> saved = lt is not null ? lt.Saved(projection).Slice(run.Offset * width, run.Length * width) : arena.Rent(run.Length * width);
+            slot.Forward(
+                y.Slice(run.Offset * weight.Rows, run.Length * weight.Rows),
+                saved,
+                x.Slice(run.Offset * weight.Cols, run.Length * weight.Cols),
+                run.Length,
+                training: lt is not null,
+                _pool);
+        }
+    }
+
+    private static void CheckSlot(IAdapterSlot slot, WeightMatrix weight, int layer, Projection projection)
+    {
+        if (slot.InFeatures != weight.Cols || slot.OutFeatures != weight.Rows)
+        {
+            throw new InvalidOperationException($"The adapter slot on {ProjectionNames.ModulePath(layer, projection)} is [{slot.OutFeatures}, {slot.InFeatures}] but the projection is [{weight.Rows}, {weight.Cols}].");
+        }
+    }
+
+    /// <summary>The backward pass from dLogits [N, V] down to the lowest adapted layer.</summary>
+    private void Backward(BatchPlan plan, IModelAdapter adapter, AdapterGradients gradients, Tape tape, ReadOnlySpan<float> dLogits, Arena arena)
+    {
+        int n = plan.TotalTokens;
+        int c = _hidden;
+        Span<float> dNormed = arena.Rent(n * c);
+        Gemm.LinearBackwardInput(dNormed, dLogits, _weights.LmHead, n, accumulate: false, _pool);
+        Span<float> dx = arena.Rent(n * c);
+        dx.Clear();
+        RmsNorm.Backward(dx, default, dNormed, tape.FinalIn, _weights.FinalNorm, tape.FinalRstd, n, c);
+
+        Span<float> dh = arena.Rent(n * c);
+        Span<float> dm = arena.Rent(n * _intermediate);
+        Span<float> dGate = arena.Rent(n * _intermediate);
+        Span<float> dUp = arena.Rent(n * _intermediate);
+        Span<float> dO = arena.Rent(n * _qWidth);
+        Span<float> dq = arena.Rent(n * _qWidth);
+        Span<float> dk = arena.Rent(n * _kvWidth);
+        Span<float> dv = arena.Rent(n * _kvWidth);
+
+        for (int l = Config.NumLayers - 1; l >= tape.LowestLayer; l--)
+        {
+            LayerWeights w = _weights.Layers[l];
+            LayerTape lt = tape.Layer(l)!;
+
+            // MLP block. dx is the gradient w.r.t. the layer output; the residual passes it through unchanged.
+            BackProject(dm, dx, lt.M, l, Projection.DownProj, adapter, gradients, lt, n, accumulate: false);
+            dGate.Clear();
+            dUp.Clear();
+            Activations.SwiGluBackward(dGate, dUp, dm, lt.Gate, lt.Up);
+            BackProject(dh, dGate, lt.H2, l, Projection.GateProj, adapter, gradients, lt, n, accumulate: false);
+            BackProject(dh, dUp, lt.H2, l, Projection.UpProj, adapter, gradients, lt, n, accumulate: true);
+            RmsNorm.Backward(dx, default, dh, lt.XMid, w.PostAttentionNorm, lt.Rstd2, n, c);
+
+            // Attention block.
+            BackProject(dO, dx, lt.O, l, Projection.OProj, adapter, gradients, lt, n, accumulate: false);
+            dq.Clear();
+            dk.Clear();
+            dv.Clear();
+            foreach (PlannedSequence s in plan.Sequences)
+            {
+                if (s.Length == 0)
+                {
+                    continue;
+                }
+
+                int qo = s.Offset * _qWidth;
+                int qn = s.Length * _qWidth;
+                int ko = s.Offset * _kvWidth;
+                int kn = s.Length * _kvWidth;
+                Attention.Backward(
+                    dq.Slice(qo, qn), dk.Slice(ko, kn), dv.Slice(ko, kn),
+                    dO.Slice(qo, qn), lt.O.Slice(qo, qn), lt.Lse.Slice(s.Offset * _heads, s.Length * _heads),
+                    lt.Q.Slice(qo, qn), lt.K.Slice(ko, kn), lt.V.Slice(ko, kn),
+                    s.Length, 0, s.Length, _heads, _kvHeads, _headDim, _attentionScale, _pool);
+            }
+
+            Rope.Backward(dq, plan.Positions, _heads, _headDim, _rope);
+            Rope.Backward(dk, plan.Positions, _kvHeads, _headDim, _rope);
+            BackProject(dh, dq, lt.H1, l, Projection.QProj, adapter, gradients, lt, n, accumulate: false);
+            BackProject(dh, dk, lt.H1, l, Projection.KProj, adapter, gradients, lt, n, accumulate: true);
+            BackProject(dh, dv, lt.H1, l, Projection.VProj, adapter, gradients, lt, n, accumulate: true);
+            RmsNorm.Backward(dx, default, dh, lt.XIn, w.InputNorm, lt.Rstd1, n, c);
+        }
+    }
+
+    /// <summary>dx (=|+=) dy·W, plus the adapter slot's input gradient and parameter gradients.</summary>
+    private void BackProject(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int layer, Projection projection, IModelAdapter adapter, AdapterGradients gradients, LayerTape lt, int n, bool accumulate)
+    {
+        WeightMatrix weight = _weights.Layers[layer].Projections[(int)projection];
+        Gemm.LinearBackwardInput(dx, dy, weight, n, accumulate, _pool);
+        if (adapter.GetSlot(layer, projection) is { } slot)
+        {
+            slot.Backward(dx, gradients.Get(layer, projection), dy, x, lt.Saved(projection), n, _pool);
+        }
+    }
+
+    private sealed record PlannedSequence(int Index, SequenceBatch Source, int Start, int Offset, int Length, IModelAdapter? Adapter);
+
+    private readonly record struct AdapterRun(int Offset, int Length, IModelAdapter? Adapter);
+
+    private sealed class BatchPlan(PlannedSequence[] sequences, int[] ids, int[] positions, AdapterRun[] runs)
+    {
+        public AdapterRun[] Runs { get; } = runs;
+
+        public PlannedSequence[] Sequences { get; } = sequences;
+
+        public int[] Ids { get; } = ids;
+
+        public int[] Positions { get; } = positions;
+
+        public int TotalTokens => Ids.Length;
+    }
+
+    /// <summary>Activations of one layer kept for the backward pass.</summary>
+    private sealed class LayerTape
+    {
+        private readonly float[]?[] _saved = new float[]?[ProjectionNames.Count];
+        private readonly int[] _savedLength = new int[ProjectionNames.Count];
+
+        public LayerTape(LlamaModel model, int layer, int n, IModelAdapter adapter, Arena arena)
+        {
+            int c = model._hidden;
+            XIn = arena.RentArray(n * c);
+            H1 = arena.RentArray(n * c);
+            Rstd1 = arena.RentArray(n);
+            Q = arena.RentArray(n * model._qWidth);
+            K = arena.RentArray(n * model._kvWidth);
+            V = arena.RentArray(n * model._kvWidth);
+            O = arena.RentArray(n * model._qWidth);
+            Lse = arena.RentArray(n * model._heads);
+            XMid = arena.RentArray(n * c);
+            H2 = arena.RentArray(n * c);
+            Rstd2 = arena.RentArray(n);
+            Gate = arena.RentArray(n * model._intermediate);
+            Up = arena.RentArray(n * model._intermediate);
+            M = arena.RentArray(n * model._intermediate);
+            Bytes = sizeof(float) * (long)n * ((6L * c) + 2 + (2L * model._qWidth) + (2L * model._kvWidth) + model._heads + (3L * model._intermediate));
+            foreach (Projection p in ProjectionNames.All)
+            {
+                if (adapter.GetSlot(layer, p) is { } slot && slot.SavedFloatsPerToken > 0)
+                {
+                    _savedLength[(int)p] = n * slot.SavedFloatsPerToken;
+                    _saved[(int)p] = arena.RentArray(_savedLength[(int)p]).Array;
+                    Bytes += sizeof(float) * (long)_savedLength[(int)p];
+                }
+            }
+        }
+
+        public Segment XIn { get; }
+
+        public Segment H1 { get; }
+
+        public Segment Rstd1 { get; }
+
+        public Segment Q { get; }
+
+        public Segment K { get; }
+
+        public Segment V { get; }
+
+        public Segment O { get; }
+
+        public Segment Lse { get; }
+
+        public Segment XMid { get; }
+
+        public Segment H2 { get; }
+
+        public Segment Rstd2 { get; }
+
+        public Segment Gate { get; }
+
+        public Segment Up { get; }
+
+        public Segment M { get; }
+
+        public long Bytes { get; }
+
+        public Span<float> Saved(Projection p) => _saved[(int)p].AsSpan(0, _savedLength[(int)p]);
+    }
+
+    /// <summary>Everything the backward pass needs, for the layers at or above the lowest adapted one.</summary>
+    private sealed class Tape
+    {
+        private readonly LayerTape?[] _layers;
+
+        public Tape(LlamaModel model, BatchPlan plan, IModelAdapter adapter, int lowestLayer, Arena arena)
+        {
+            int n = plan.TotalTokens;
+            LowestLayer = lowestLayer;
+            _layers = new LayerTape?[model.Config.NumLayers];
+            for (int l = lowestLayer; l < _layers.Length; l++)
+            {
+                _layers[l] = new LayerTape(model, l, n, adapter, arena);
+                Bytes += _layers[l]!.Bytes;
+            }
+
+            FinalIn = arena.RentArray(n * model._hidden);
+            FinalNormed = arena.RentArray(n * model._hidden);
+            FinalRstd = arena.RentArray(n);
+            Bytes += sizeof(float) * ((2L * n * model._hidden) + n);
+        }
+
+        public int LowestLayer { get; }
+
+        public long Bytes { get; }
+
+        public Segment FinalIn { get; }
+
+        public Segment FinalNormed { get; }
+
+        public Segment FinalRstd { get; }
+
+        public LayerTape? Layer(int l) => _layers[l];
+    }
+}
+
+/// <summary>A rented array and the length in use; converts to spans implicitly.</summary>
+internal readonly record struct Segment(float[] Array, int Length)
+{
+    public Span<float> Span => Array.AsSpan(0, Length);
+
+    public static implicit operator Span<float>(Segment s) => s.Span;
+
+    public static implicit operator ReadOnlySpan<float>(Segment s) => s.Span;
+
+    public Span<float> Slice(int start, int length) => Span.Slice(start, length);
+
+    public void CopyTo(Span<float> destination) => Span.CopyTo(destination);
+}
+
+/// <summary>Scratch memory for one pass, rented from the shared array pool and returned when the pass ends.</summary>
+internal sealed class Arena : IDisposable
+{
+    private readonly List<float[]> _rented = [];
+
+    public Span<float> Rent(int length) => RentArray(length).Span;
+
+    public Segment RentArray(int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        float[] a = ArrayPool<float>.Shared.Rent(Math.Max(1, length));
+        _rented.Add(a);
+        return new Segment(a, length);
+    }
+
+    public void Dispose()
+    {
+        foreach (float[] a in _rented)
+        {
+            ArrayPool<float>.Shared.Return(a);
+        }
+
+        _rented.Clear();
+    }
+}

@@ -1,0 +1,221 @@
+namespace LiveLearning.Models;
+
+/// <summary>How the next token is chosen during generation.</summary>
+public sealed class GenerationOptions
+{
+    /// <summary>Maximum number of new tokens. Default 128.</summary>
+    public int MaxTokens { get; set; } = 128;
+
+    /// <summary>Softmax temperature; 0 (the default) means greedy decoding.</summary>
+    public float Temperature { get; set; }
+
+    /// <summary>Keep only the <c>TopK</c> most likely tokens before sampling; 0 disables.</summary>
+    public int TopK { get; set; }
+
+    /// <summary>Keep the smallest set of tokens whose probability reaches <c>TopP</c>; 1 disables.</summary>
+    public float TopP { get; set; } = 1f;
+
+    /// <summary>
+    /// Penalty for tokens already in the prompt or output (Hugging Face semantics: positive logits are divided by it,
+    /// negative ones multiplied); 1 disables.
+    /// </summary>
+    public float RepetitionPenalty { get; set; } = 1f;
+
+    /// <summary>Seed for sampling; the same seed, prompt and model give the same tokens. <see langword="null"/> picks one.</summary>
+    public int? Seed { get; set; }
+
+    /// <summary>Token ids that end generation (not emitted). <see langword="null"/> uses the model's end-of-sequence ids.</summary>
+    public IReadOnlyCollection<int>? StopTokenIds { get; set; }
+
+    /// <summary>Strings that end text generation; the text up to (not including) the first match is returned.</summary>
+    public IReadOnlyList<string> StopStrings { get; set; } = [];
+
+    internal void Validate()
+    {
+        if (MaxTokens < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxTokens), MaxTokens, "MaxTokens must be non-negative.");
+        }
+
+        if (!(Temperature >= 0) || float.IsInfinity(Temperature))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Temperature), Temperature, "Temperature must be a finite number >= 0.");
+        }
+
+        if (TopK < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(TopK), TopK, "TopK must be >= 0 (0 disables it).");
+        }
+
+        if (!(TopP > 0 && TopP <= 1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(TopP), TopP, "TopP must be in (0, 1].");
+        }
+
+        if (!(RepetitionPenalty > 0) || float.IsInfinity(RepetitionPenalty))
+        {
+            throw new ArgumentOutOfRangeException(nameof(RepetitionPenalty), RepetitionPenalty, "RepetitionPenalty must be a finite number > 0.");
+        }
+
+        if (StopStrings is null || StopStrings.Any(string.IsNullOrEmpty))
+        {
+            throw new ArgumentException("StopStrings must not be null or contain empty strings.", nameof(StopStrings));
+        }
+    }
+}
+
+/// <summary>Chooses tokens from logits: repetition penalty, temperature, top-k, top-p, then a seeded draw (or argmax).</summary>
+public sealed class TokenSampler
+{
+    private readonly GenerationOptions _options;
+    private readonly Random _random;
+    private readonly HashSet<int> _seen = [];
+    private int[] _order = [];
+    private float[] _probabilities = [];
+
+    /// <summary>Creates a sampler.</summary>
+    /// <param name="options">Sampling options (validated).</param>
+    public TokenSampler(GenerationOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _options = options;
+        _random = options.Seed is int seed ? new Random(seed) : new Random();
+    }
+
+    /// <summary>Records tokens that count as already generated for the repetition penalty (the prompt, typically).</summary>
+    /// <param name="tokens">Token ids.</param>
+    public void Observe(IEnumerable<int> tokens)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        foreach (int t in tokens)
+        {
+            _seen.Add(t);
+        }
+    }
+
+    /// <summary>Chooses the next token. <paramref name="logits"/> is modified in place.</summary>
+    /// <param name="logits">Logits over the vocabulary.</param>
+    /// <returns>The token id.</returns>
+    public int Sample(Span<float> logits)
+    {
+        if (logits.IsEmpty)
+        {
+            throw new ArgumentException("Logits are empty.", nameof(logits));
+        }
+
+        float penalty = _options.RepetitionPenalty;
+        if (penalty != 1f)
+        {
+            foreach (int t in _seen)
+            {
+                if ((uint)t < (uint)logits.Length)
+                {
+                    logits[t] = logits[t] > 0 ? logits[t] / penalty : logits[t] * penalty;
+                }
+            }
+        }
+
+        int chosen = _options.Temperature == 0 ? ArgMax(logits) : Draw(logits);
+        _seen.Add(chosen);
+        return chosen;
+    }
+
+    private static int ArgMax(ReadOnlySpan<float> logits)
+    {
+        int best = 0;
+        for (int i = 1; i < logits.Length; i++)
+        {
+            if (logits[i] > logits[best])
+            {
+                best = i;
+            }
+        }
+
+        return best;
+    }
+
+    private int Draw(ReadOnlySpan<float> logits)
+    {
+        int n = logits.Length;
+        float invT = 1f / _options.Temperature;
+        float max = logits[0];
+        for (int i = 1; i < n; i++)
+        {
+            max = MathF.Max(max, logits[i]);
+        }
+
+        if (_probabilities.Length != n)
+        {
+            _probabilities = new float[n];
+            _order = new int[n];
+        }
+
+        // Unnormalised probabilities exp((l - max) / T); the draw below normalises by their sum.
+        float[] p = _probabilities;
+        for (int i = 0; i < n; i++)
+        {
+            p[i] = MathF.Exp((logits[i] - max) * invT);
+        }
+
+        if (_options.TopK == 0 && _options.TopP >= 1f)
+        {
+            return DrawFrom(p, null, n);
+        }
+
+        // Order candidates by probability, descending: sort negated keys with the ids as items.
+        int[] order = _order;
+        float[] keys = new float[n];
+        for (int i = 0; i < n; i++)
+        {
+            order[i] = i;
+            keys[i] = -p[i];
+        }
+
+        Array.Sort(keys, order);
+        int keep = _options.TopK > 0 ? Math.Min(_options.TopK, n) : n;
+        if (_options.TopP < 1f)
+        {
+            double total = 0;
+            for (int i = 0; i < keep; i++)
+            {
+                total += p[order[i]];
+            }
+
+            double mass = 0;
+            for (int i = 0; i < keep; i++)
+            {
+                mass += p[order[i]] / total;
+                if (mass >= _options.TopP)
+                {
+                    keep = i + 1;
+                    break;
+                }
+            }
+        }
+
+        return DrawFrom(p, order, keep);
+    }
+
+    private int DrawFrom(float[] p, int[]? order, int count)
+    {
+        double sum = 0;
+        for (int i = 0; i < count; i++)
+        {
+            sum += p[order is null ? i : order[i]];
+        }
+
+        double r = _random.NextDouble() * sum;
+        for (int i = 0; i < count; i++)
+        {
+            int id = order is null ? i : order[i];
+            r -= p[id];
+            if (r < 0)
+            {
+                return id;
+            }
+        }
+
+        return order is null ? count - 1 : order[count - 1];
+    }
+}

@@ -1,0 +1,303 @@
+using System.Buffers;
+
+namespace LiveLearning.Numerics;
+
+/// <summary>
+/// Causal softmax attention with grouped-query attention (GQA), forward and backward, reading keys and values
+/// from a KV cache. Computed in float32 with an online (flash-attention style) softmax over key blocks, so no
+/// <c>[heads, tokens, kvLength]</c> score matrix is ever stored.
+/// </summary>
+/// <remarks>
+/// <para>Layouts (row-major): queries and outputs <c>[tokens, heads, headDim]</c>, keys and values
+/// <c>[kvLength, kvHeads, headDim]</c>, log-sum-exp <c>[tokens, heads]</c>. The query of token <c>t</c> sits at
+/// absolute position <c>startPosition + t</c> and attends to key rows <c>0 … startPosition + t</c> (causal mask);
+/// query head <c>h</c> reads kv head <c>h / (heads / kvHeads)</c> (Hugging Face <c>repeat_kv</c>: consecutive
+/// blocks of query heads share one kv head).</para>
+/// <para>Key and value rows at or beyond <c>startPosition + tokens</c> are never read (they are masked for every
+/// query), so <c>k</c> and <c>v</c> may be a cache with spare capacity.</para>
+/// <para>With a <see cref="ComputePool"/> the forward runs (head, query-tile) items in parallel; the backward runs
+/// (kv head, key-block) items that own their <c>dk</c>/<c>dv</c> rows and then (head, query-tile) items that own
+/// their <c>dq</c> rows. Every value is computed by one item in a fixed order, so results do not depend on the
+/// number of threads.</para>
+/// </remarks>
+public static partial class Attention
+{
+    /// <summary>
+    /// <c>output = softmax(scale · q·kᵀ + causal mask) · v</c> per query head, and optionally the row log-sum-exp of
+    /// the scaled scores (kept by training for <see cref="Backward"/>).
+    /// </summary>
+    /// <param name="output">Result <c>[tokens, heads, headDim]</c> (overwritten). Must not overlap any input.</param>
+    /// <param name="logSumExp">Empty, or <c>[tokens, heads]</c>: receives <c>log Σ_j exp(scale · q·k_j)</c> over the attended keys.</param>
+    /// <param name="q">Queries <c>[tokens, heads, headDim]</c> at absolute positions <c>startPosition … startPosition + tokens − 1</c>.</param>
+    /// <param name="k">Keys <c>[kvLength, kvHeads, headDim]</c> (at least that many elements; rows ≥ <c>startPosition + tokens</c> are not read).</param>
+    /// <param name="v">Values, same layout as <paramref name="k"/>.</param>
+    /// <param name="tokens">Number of query tokens (≥ 0).</param>
+    /// <param name="startPosition">Absolute position of the first query (≥ 0).</param>
+    /// <param name="kvLength">Rows in the KV cache (≥ <c>startPosition + tokens</c>).</param>
+    /// <param name="heads">Query heads (a positive multiple of <paramref name="kvHeads"/>).</param>
+    /// <param name="kvHeads">Key/value heads (≥ 1).</param>
+    /// <param name="headDim">Elements per head (≥ 1).</param>
+    /// <param name="scale">Score scale, usually <c>1/sqrt(headDim)</c>.</param>
+    /// <param name="pool">Optional pool to run on; <see langword="null"/> runs on the calling thread.</param>
+    /// <exception cref="ArgumentException">A span has the wrong length, or an output overlaps an input; the parameter name says which.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A shape argument is out of range.</exception>
+    public static unsafe void Forward(
+        Span<float> output,
+        Span<float> logSumExp,
+        ReadOnlySpan<float> q,
+        ReadOnlySpan<float> k,
+        ReadOnlySpan<float> v,
+        int tokens,
+        int startPosition,
+        int kvLength,
+        int heads,
+        int kvHeads,
+        int headDim,
+        float scale,
+        ComputePool? pool = null)
+    {
+        Shape shape = ValidateShape(tokens, startPosition, kvLength, heads, kvHeads, headDim);
+        CheckExact(output, shape.QueryCount, nameof(output), "tokens*heads*headDim");
+        CheckExact(q, shape.QueryCount, nameof(q), "tokens*heads*headDim");
+        CheckAtLeast(k, shape.KvCount, nameof(k));
+        CheckAtLeast(v, shape.KvCount, nameof(v));
+        if (!logSumExp.IsEmpty)
+        {
+            CheckExact(logSumExp, shape.RowCount, nameof(logSumExp), "tokens*heads (or empty)");
+        }
+
+        CheckNoOverlap(output, nameof(output), q, k, v, logSumExp);
+        CheckNoOverlap(logSumExp, nameof(logSumExp), q, k, v);
+        if (tokens == 0)
+        {
+            return;
+        }
+
+        fixed (float* pOut = output)
+        fixed (float* pLse = logSumExp)
+        fixed (float* pQ = q)
+        fixed (float* pK = k)
+        fixed (float* pV = v)
+        {
+            int tileRows = ForwardTileRows(tokens, heads, pool);
+            int tiles = (tokens + tileRows - 1) / tileRows;
+            var job = new ForwardJob
+            {
+                Output = pOut,
+                Lse = logSumExp.IsEmpty ? null : pLse,
+                Q = pQ,
+                K = pK,
+                V = pV,
+                Tokens = tokens,
+                StartPosition = startPosition,
+                Heads = heads,
+                KvHeads = kvHeads,
+                HeadDim = headDim,
+                Group = heads / kvHeads,
+                TileRows = tileRows,
+                Tiles = tiles,
+                Scale = scale,
+            };
+            ComputePool.Run(pool, heads * tiles, ref job);
+        }
+    }
+
+    /// <summary>
+    /// Gradients of <see cref="Forward"/>: ACCUMULATES (+=) into <paramref name="dq"/>, <paramref name="dk"/> and
+    /// <paramref name="dv"/>. Probabilities are recomputed from <paramref name="logSumExp"/>, and
+    /// <c>D = rowsum(dOutput ∘ output)</c> replaces <c>rowsum(dP ∘ P)</c>.
+    /// </summary>
+    /// <param name="dq">Query gradient <c>[tokens, heads, headDim]</c> (accumulated).</param>
+    /// <param name="dk">Key gradient <c>[kvLength, kvHeads, headDim]</c> (at least that many elements; only rows
+    /// <c>&lt; startPosition + tokens</c> change). For GQA a kv head's gradient is the sum over its query heads.</param>
+    /// <param name="dv">Value gradient, same layout as <paramref name="dk"/>.</param>
+    /// <param name="dOutput">Upstream gradient of the output <c>[tokens, heads, headDim]</c>.</param>
+    /// <param name="output">The forward output.</param>
+    /// <param name="logSumExp">The forward log-sum-exp <c>[tokens, heads]</c> (required).</param>
+    /// <param name="q">Queries, as given to the forward.</param>
+    /// <param name="k">Keys, as given to the forward.</param>
+    /// <param name="v">Values, as given to the forward.</param>
+    /// <param name="tokens">Number of query tokens (≥ 0).</param>
+    /// <param name="startPosition">Absolute position of the first query (≥ 0).</param>
+    /// <param name="kvLength">Rows in the KV cache (≥ <c>startPosition + tokens</c>).</param>
+    /// <param name="heads">Query heads (a positive multiple of <paramref name="kvHeads"/>).</param>
+    /// <param name="kvHeads">Key/value heads (≥ 1).</param>
+    /// <param name="headDim">Elements per head (≥ 1).</param>
+    /// <param name="scale">Score scale used by the forward.</param>
+    /// <param name="pool">Optional pool to run on; <see langword="null"/> runs on the calling thread.</param>
+    /// <exception cref="ArgumentException">A span has the wrong length, or a gradient overlaps another span; the parameter name says which.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A shape argument is out of range.</exception>
+    public static unsafe void Backward(
+        Span<float> dq,
+        Span<float> dk,
+        Span<float> dv,
+        ReadOnlySpan<float> dOutput,
+        ReadOnlySpan<float> output,
+        ReadOnlySpan<float> logSumExp,
+        ReadOnlySpan<float> q,
+        ReadOnlySpan<float> k,
+        ReadOnlySpan<float> v,
+        int tokens,
+        int startPosition,
+        int kvLength,
+        int heads,
+        int kvHeads,
+        int headDim,
+        float scale,
+        ComputePool? pool = null)
+    {
+        Shape shape = ValidateShape(tokens, startPosition, kvLength, heads, kvHeads, headDim);
+        CheckExact(dq, shape.QueryCount, nameof(dq), "tokens*heads*headDim");
+        CheckAtLeast(dk, shape.KvCount, nameof(dk));
+        CheckAtLeast(dv, shape.KvCount, nameof(dv));
+        CheckExact(dOutput, shape.QueryCount, nameof(dOutput), "tokens*heads*headDim");
+        CheckExact(output, shape.QueryCount, nameof(output), "tokens*heads*headDim");
+        CheckExact(logSumExp, shape.RowCount, nameof(logSumExp), "tokens*heads");
+        CheckExact(q, shape.QueryCount, nameof(q), "tokens*heads*headDim");
+        CheckAtLeast(k, shape.KvCount, nameof(k));
+        CheckAtLeast(v, shape.KvCount, nameof(v));
+        CheckNoOverlap(dq, nameof(dq), dk, dv, dOutput, output, logSumExp, q, k, v);
+        CheckNoOverlap(dk, nameof(dk), dv, dOutput, output, logSumExp, q, k, v);
+        CheckNoOverlap(dv, nameof(dv), dOutput, output, logSumExp, q, k, v);
+        if (tokens == 0)
+        {
+            return;
+        }
+
+        float[] rented = ArrayPool<float>.Shared.Rent(shape.RowCount);
+        try
+        {
+            fixed (float* pDq = dq)
+            fixed (float* pDk = dk)
+            fixed (float* pDv = dv)
+            fixed (float* pDo = dOutput)
+            fixed (float* pO = output)
+            fixed (float* pLse = logSumExp)
+            fixed (float* pQ = q)
+            fixed (float* pK = k)
+            fixed (float* pV = v)
+            fixed (float* pD = rented)
+            {
+                // D[t, h] = dOutput[t, h] · output[t, h] (equals Σ_j P_j dP_j).
+                for (int r = 0; r < shape.RowCount; r++)
+                {
+                    pD[r] = Dot(pDo + ((long)r * headDim), pO + ((long)r * headDim), headDim);
+                }
+
+                var common = new BackwardArgs
+                {
+                    Dq = pDq,
+                    Dk = pDk,
+                    Dv = pDv,
+                    DOut = pDo,
+                    Lse = pLse,
+                    D = pD,
+                    Q = pQ,
+                    K = pK,
+                    V = pV,
+                    Tokens = tokens,
+                    StartPosition = startPosition,
+                    Heads = heads,
+                    KvHeads = kvHeads,
+                    HeadDim = headDim,
+                    Group = heads / kvHeads,
+                    Scale = scale,
+                };
+
+                int keys = startPosition + tokens;
+                int keyBlocks = (keys + BackwardKeyBlock - 1) / BackwardKeyBlock;
+                var kvJob = new BackwardKvJob { Args = common, KeyBlocks = keyBlocks };
+                ComputePool.Run(pool, kvHeads * keyBlocks, ref kvJob);
+
+                int tileRows = ForwardTileRows(tokens, heads, pool);
+                int tiles = (tokens + tileRows - 1) / tileRows;
+                var qJob = new BackwardQueryJob { Args = common, TileRows = tileRows, Tiles = tiles };
+                ComputePool.Run(pool, heads * tiles, ref qJob);
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>Query rows per forward work item: small tiles when there are few heads to spread over the threads.</summary>
+    private static int ForwardTileRows(int tokens, int heads, ComputePool? pool)
+    {
+        if (pool is null || pool.ThreadCount == 1)
+        {
+            return tokens;
+        }
+
+        // Aim for at least ~8 items per thread so the causal imbalance (later rows see more keys) evens out.
+        int wanted = pool.ThreadCount * 8;
+        int tilesPerHead = Math.Max(1, (wanted + heads - 1) / heads);
+        return Math.Max(4, (tokens + tilesPerHead - 1) / tilesPerHead);
+    }
+
+    private readonly record struct Shape(int QueryCount, int KvCount, int RowCount);
+
+    private static Shape ValidateShape(int tokens, int startPosition, int kvLength, int heads, int kvHeads, int headDim)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
+        ArgumentOutOfRangeException.ThrowIfNegative(startPosition);
+        ArgumentOutOfRangeException.ThrowIfNegative(kvLength);
+        ArgumentOutOfRangeException.ThrowIfLessThan(heads, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(kvHeads, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(headDim, 1);
+        if (heads % kvHeads != 0)
+        {
+            throw new ArgumentException($"heads ({heads}) must be a multiple of kvHeads ({kvHeads}).", nameof(heads));
+        }
+
+        if ((long)startPosition + tokens > kvLength)
+        {
+            throw new ArgumentOutOfRangeException(nameof(kvLength), kvLength, $"kvLength ({kvLength}) must be at least startPosition + tokens = {(long)startPosition + tokens}.");
+        }
+
+        long queryCount = (long)tokens * heads * headDim;
+        long kvCount = (long)kvLength * kvHeads * headDim;
+        if (queryCount > Array.MaxLength || kvCount > Array.MaxLength)
+        {
+            throw new ArgumentOutOfRangeException(nameof(tokens), "tokens*heads*headDim or kvLength*kvHeads*headDim exceeds the largest span length.");
+        }
+
+        return new Shape((int)queryCount, (int)kvCount, tokens * heads);
+    }
+
+    private static void CheckExact(ReadOnlySpan<float> span, int expected, string name, string what)
+    {
+        if (span.Length != expected)
+        {
+            throw new ArgumentException($"{name} has {span.Length} elements but {what} = {expected}.", name);
+        }
+    }
+
+    private static void CheckAtLeast(ReadOnlySpan<float> span, int expected, string name)
+    {
+        if (span.Length < expected)
+        {
+            throw new ArgumentException($"{name} has {span.Length} elements but needs at least kvLength*kvHeads*headDim = {expected}.", name);
+        }
+    }
+
+    private static void CheckNoOverlap(
+        ReadOnlySpan<float> target,
+        string name,
+        ReadOnlySpan<float> a,
+        ReadOnlySpan<float> b,
+        ReadOnlySpan<float> c,
+        ReadOnlySpan<float> d = default,
+        ReadOnlySpan<float> e = default,
+        ReadOnlySpan<float> f = default,
+        ReadOnlySpan<float> g = default,
+        ReadOnlySpan<float> h = default,
+        ReadOnlySpan<float> i = default)
+    {
+        if (target.Overlaps(a) || target.Overlaps(b) || target.Overlaps(c) || target.Overlaps(d) || target.Overlaps(e)
+            || target.Overlaps(f) || target.Overlaps(g) || target.Overlaps(h) || target.Overlaps(i))
+        {
+            throw new ArgumentException($"{name} overlaps another argument; outputs and gradients must not share memory with any other span.", name);
+        }
+    }
+}

@@ -1,0 +1,321 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace LiveLearning.Numerics;
+
+/// <summary>Micro-kernels: register tiles of accumulators, one per SIMD width, specialised per row count.</summary>
+public static unsafe partial class Gemm
+{
+    /// <summary>A compile-time row count: the JIT specialises a kernel per struct and drops unused rows.</summary>
+    private interface IRows
+    {
+        static abstract int Value { get; }
+    }
+
+    /// <summary>
+    /// <c>c[r, 0..NR) = (load ? c : 0) + Σ_k a[r*aRowStride + k*aColStride]·panel[k, 0..NR)</c> for <c>r &lt; rows</c>,
+    /// with <c>c</c> row stride <paramref name="ldc"/>. Every element is one FMA chain in k order.
+    /// </summary>
+    private static void Kernel(int rows, float* a, nint aRowStride, nint aColStride, float* panel, int kc, float* c, nint ldc, bool load)
+    {
+        if (Vector512.IsHardwareAccelerated)
+        {
+            switch (rows)
+            {
+                case 8: Kernel512<R8>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 7: Kernel512<R7>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 6: Kernel512<R6>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 5: Kernel512<R5>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 4: Kernel512<R4>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 3: Kernel512<R3>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 2: Kernel512<R2>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                default: Kernel512<R1>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+            }
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            switch (rows)
+            {
+                case 6: Kernel256<R6>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 5: Kernel256<R5>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 4: Kernel256<R4>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 3: Kernel256<R3>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 2: Kernel256<R2>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                default: Kernel256<R1>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+            }
+        }
+        else if (Vector128.IsHardwareAccelerated)
+        {
+            switch (rows)
+            {
+                case 4: Kernel128<R4>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 3: Kernel128<R3>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 2: Kernel128<R2>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                default: Kernel128<R1>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+            }
+        }
+        else
+        {
+            KernelScalar(rows, a, aRowStride, aColStride, panel, kc, c, ldc, load);
+        }
+    }
+
+    /// <summary>MR = 8 rows x NR = 32 columns (two Vector512 per row): 16 accumulators of the 32 registers.</summary>
+    private static void Kernel512<TRows>(float* a, nint sm, nint sk, float* b, int kc, float* c, nint ldc, bool load)
+        where TRows : struct, IRows
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        if (load)
+        {
+            c00 = Vector512.Load(c); c01 = Vector512.Load(c + 16);
+            if (TRows.Value > 1) { c10 = Vector512.Load(c + ldc); c11 = Vector512.Load(c + ldc + 16); }
+            if (TRows.Value > 2) { c20 = Vector512.Load(c + (2 * ldc)); c21 = Vector512.Load(c + (2 * ldc) + 16); }
+            if (TRows.Value > 3) { c30 = Vector512.Load(c + (3 * ldc)); c31 = Vector512.Load(c + (3 * ldc) + 16); }
+            if (TRows.Value > 4) { c40 = Vector512.Load(c + (4 * ldc)); c41 = Vector512.Load(c + (4 * ldc) + 16); }
+            if (TRows.Value > 5) { c50 = Vector512.Load(c + (5 * ldc)); c51 = Vector512.Load(c + (5 * ldc) + 16); }
+            if (TRows.Value > 6) { c60 = Vector512.Load(c + (6 * ldc)); c61 = Vector512.Load(c + (6 * ldc) + 16); }
+            if (TRows.Value > 7) { c70 = Vector512.Load(c + (7 * ldc)); c71 = Vector512.Load(c + (7 * ldc) + 16); }
+        }
+
+        nint s2 = 2 * sm, s3 = 3 * sm;
+        float* a4 = a + (4 * sm);
+        for (int k = 0; k < kc; k++)
+        {
+            Vector512<float> b0 = Vector512.Load(b);
+            Vector512<float> b1 = Vector512.Load(b + 16);
+            b += 32;
+            Vector512<float> av = Vector512.Create(a[0]);
+            c00 = Vector512.FusedMultiplyAdd(av, b0, c00); c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
+            if (TRows.Value > 1) { av = Vector512.Create(a[sm]); c10 = Vector512.FusedMultiplyAdd(av, b0, c10); c11 = Vector512.FusedMultiplyAdd(av, b1, c11); }
+            if (TRows.Value > 2) { av = Vector512.Create(a[s2]); c20 = Vector512.FusedMultiplyAdd(av, b0, c20); c21 = Vector512.FusedMultiplyAdd(av, b1, c21); }
+            if (TRows.Value > 3) { av = Vector512.Create(a[s3]); c30 = Vector512.FusedMultiplyAdd(av, b0, c30); c31 = Vector512.FusedMultiplyAdd(av, b1, c31); }
+            if (TRows.Value > 4) { av = Vector512.Create(a4[0]); c40 = Vector512.FusedMultiplyAdd(av, b0, c40); c41 = Vector512.FusedMultiplyAdd(av, b1, c41); }
+            if (TRows.Value > 5) { av = Vector512.Create(a4[sm]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51); }
+            if (TRows.Value > 6) { av = Vector512.Create(a4[s2]); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61); }
+            if (TRows.Value > 7) { av = Vector512.Create(a4[s3]); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71); }
+            a += sk;
+            a4 += sk;
+        }
+
+        c00.Store(c); c01.Store(c + 16);
+        if (TRows.Value > 1) { c10.Store(c + ldc); c11.Store(c + ldc + 16); }
+        if (TRows.Value > 2) { c20.Store(c + (2 * ldc)); c21.Store(c + (2 * ldc) + 16); }
+        if (TRows.Value > 3) { c30.Store(c + (3 * ldc)); c31.Store(c + (3 * ldc) + 16); }
+        if (TRows.Value > 4) { c40.Store(c + (4 * ldc)); c41.Store(c + (4 * ldc) + 16); }
+        if (TRows.Value > 5) { c50.Store(c + (5 * ldc)); c51.Store(c + (5 * ldc) + 16); }
+        if (TRows.Value > 6) { c60.Store(c + (6 * ldc)); c61.Store(c + (6 * ldc) + 16); }
+        if (TRows.Value > 7) { c70.Store(c + (7 * ldc)); c71.Store(c + (7 * ldc) + 16); }
+    }
+
+    /// <summary>MR = 6 rows x NR = 16 columns (two Vector256 per row): 12 accumulators of the 16 registers.</summary>
+    private static void Kernel256<TRows>(float* a, nint sm, nint sk, float* b, int kc, float* c, nint ldc, bool load)
+        where TRows : struct, IRows
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        if (load)
+        {
+            c00 = Vector256.Load(c); c01 = Vector256.Load(c + 8);
+            if (TRows.Value > 1) { c10 = Vector256.Load(c + ldc); c11 = Vector256.Load(c + ldc + 8); }
+            if (TRows.Value > 2) { c20 = Vector256.Load(c + (2 * ldc)); c21 = Vector256.Load(c + (2 * ldc) + 8); }
+            if (TRows.Value > 3) { c30 = Vector256.Load(c + (3 * ldc)); c31 = Vector256.Load(c + (3 * ldc) + 8); }
+            if (TRows.Value > 4) { c40 = Vector256.Load(c + (4 * ldc)); c41 = Vector256.Load(c + (4 * ldc) + 8); }
+            if (TRows.Value > 5) { c50 = Vector256.Load(c + (5 * ldc)); c51 = Vector256.Load(c + (5 * ldc) + 8); }
+        }
+
+        nint s2 = 2 * sm;
+        float* a3 = a + (3 * sm);
+        for (int k = 0; k < kc; k++)
+        {
+            Vector256<float> b0 = Vector256.Load(b);
+            Vector256<float> b1 = Vector256.Load(b + 8);
+            b += 16;
+            Vector256<float> av = Vector256.Create(a[0]);
+            c00 = Vector256.FusedMultiplyAdd(av, b0, c00); c01 = Vector256.FusedMultiplyAdd(av, b1, c01);
+            if (TRows.Value > 1) { av = Vector256.Create(a[sm]); c10 = Vector256.FusedMultiplyAdd(av, b0, c10); c11 = Vector256.FusedMultiplyAdd(av, b1, c11); }
+            if (TRows.Value > 2) { av = Vector256.Create(a[s2]); c20 = Vector256.FusedMultiplyAdd(av, b0, c20); c21 = Vector256.FusedMultiplyAdd(av, b1, c21); }
+            if (TRows.Value > 3) { av = Vector256.Create(a3[0]); c30 = Vector256.FusedMultiplyAdd(av, b0, c30); c31 = Vector256.FusedMultiplyAdd(av, b1, c31); }
+            if (TRows.Value > 4) { av = Vector256.Create(a3[sm]); c40 = Vector256.FusedMultiplyAdd(av, b0, c40); c41 = Vector256.FusedMultiplyAdd(av, b1, c41); }
+            if (TRows.Value > 5) { av = Vector256.Create(a3[s2]); c50 = Vector256.FusedMultiplyAdd(av, b0, c50); c51 = Vector256.FusedMultiplyAdd(av, b1, c51); }
+            a += sk;
+            a3 += sk;
+        }
+
+        c00.Store(c); c01.Store(c + 8);
+        if (TRows.Value > 1) { c10.Store(c + ldc); c11.Store(c + ldc + 8); }
+        if (TRows.Value > 2) { c20.Store(c + (2 * ldc)); c21.Store(c + (2 * ldc) + 8); }
+        if (TRows.Value > 3) { c30.Store(c + (3 * ldc)); c31.Store(c + (3 * ldc) + 8); }
+        if (TRows.Value > 4) { c40.Store(c + (4 * ldc)); c41.Store(c + (4 * ldc) + 8); }
+        if (TRows.Value > 5) { c50.Store(c + (5 * ldc)); c51.Store(c + (5 * ldc) + 8); }
+    }
+
+    /// <summary>MR = 4 rows x NR = 8 columns (two Vector128 per row).</summary>
+    private static void Kernel128<TRows>(float* a, nint sm, nint sk, float* b, int kc, float* c, nint ldc, bool load)
+        where TRows : struct, IRows
+    {
+        Vector128<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        if (load)
+        {
+            c00 = Vector128.Load(c); c01 = Vector128.Load(c + 4);
+            if (TRows.Value > 1) { c10 = Vector128.Load(c + ldc); c11 = Vector128.Load(c + ldc + 4); }
+            if (TRows.Value > 2) { c20 = Vector128.Load(c + (2 * ldc)); c21 = Vector128.Load(c + (2 * ldc) + 4); }
+            if (TRows.Value > 3) { c30 = Vector128.Load(c + (3 * ldc)); c31 = Vector128.Load(c + (3 * ldc) + 4); }
+        }
+
+        nint s2 = 2 * sm, s3 = 3 * sm;
+        for (int k = 0; k < kc; k++)
+        {
+            Vector128<float> b0 = Vector128.Load(b);
+            Vector128<float> b1 = Vector128.Load(b + 4);
+            b += 8;
+            Vector128<float> av = Vector128.Create(a[0]);
+            c00 = Vector128.FusedMultiplyAdd(av, b0, c00); c01 = Vector128.FusedMultiplyAdd(av, b1, c01);
+            if (TRows.Value > 1) { av = Vector128.Create(a[sm]); c10 = Vector128.FusedMultiplyAdd(av, b0, c10); c11 = Vector128.FusedMultiplyAdd(av, b1, c11); }
+            if (TRows.Value > 2) { av = Vector128.Create(a[s2]); c20 = Vector128.FusedMultiplyAdd(av, b0, c20); c21 = Vector128.FusedMultiplyAdd(av, b1, c21); }
+            if (TRows.Value > 3) { av = Vector128.Create(a[s3]); c30 = Vector128.FusedMultiplyAdd(av, b0, c30); c31 = Vector128.FusedMultiplyAdd(av, b1, c31); }
+            a += sk;
+        }
+
+        c00.Store(c); c01.Store(c + 4);
+        if (TRows.Value > 1) { c10.Store(c + ldc); c11.Store(c + ldc + 4); }
+        if (TRows.Value > 2) { c20.Store(c + (2 * ldc)); c21.Store(c + (2 * ldc) + 4); }
+        if (TRows.Value > 3) { c30.Store(c + (3 * ldc)); c31.Store(c + (3 * ldc) + 4); }
+    }
+
+    /// <summary>Scalar fallback: MR = 4 rows x NR = 8 columns.</summary>
+    private static void KernelScalar(int rows, float* a, nint sm, nint sk, float* b, int kc, float* c, nint ldc, bool load)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* ar = a + (r * sm);
+            for (int j = 0; j < 8; j++)
+            {
+                float s = load ? c[(r * ldc) + j] : 0f;
+                for (int k = 0; k < kc; k++)
+                {
+                    s += ar[k * sk] * b[(k * 8) + j];
+                }
+
+                c[(r * ldc) + j] = s;
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- F16 widening
+
+    /// <summary>
+    /// IEEE binary16 bits (zero-extended to 32 bits) to float32, exactly: the exponent and mantissa are moved
+    /// into place and rescaled by 2^112 (which also normalises subnormals); infinities and NaNs get the float32
+    /// all-ones exponent.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> HalfBitsToSingle(Vector512<uint> h)
+    {
+        Vector512<uint> sign = (h & Vector512.Create(0x8000u)) << 16;
+        Vector512<uint> magnitude = (h & Vector512.Create(0x7FFFu)) << 13;
+        Vector512<uint> scaled = (magnitude.AsSingle() * Vector512.Create(5.192296858534828e33f)).AsUInt32();
+        Vector512<uint> special = Vector512.GreaterThanOrEqual(magnitude, Vector512.Create(0x0F80_0000u));
+        return (Vector512.ConditionalSelect(special, magnitude | Vector512.Create(0x7F80_0000u), scaled) | sign).AsSingle();
+    }
+
+    /// <inheritdoc cref="HalfBitsToSingle(Vector512{uint})"/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> HalfBitsToSingle(Vector256<uint> h)
+    {
+        Vector256<uint> sign = (h & Vector256.Create(0x8000u)) << 16;
+        Vector256<uint> magnitude = (h & Vector256.Create(0x7FFFu)) << 13;
+        Vector256<uint> scaled = (magnitude.AsSingle() * Vector256.Create(5.192296858534828e33f)).AsUInt32();
+        Vector256<uint> special = Vector256.GreaterThanOrEqual(magnitude, Vector256.Create(0x0F80_0000u));
+        return (Vector256.ConditionalSelect(special, magnitude | Vector256.Create(0x7F80_0000u), scaled) | sign).AsSingle();
+    }
+
+    /// <inheritdoc cref="HalfBitsToSingle(Vector512{uint})"/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> HalfBitsToSingle(Vector128<uint> h)
+    {
+        Vector128<uint> sign = (h & Vector128.Create(0x8000u)) << 16;
+        Vector128<uint> magnitude = (h & Vector128.Create(0x7FFFu)) << 13;
+        Vector128<uint> scaled = (magnitude.AsSingle() * Vector128.Create(5.192296858534828e33f)).AsUInt32();
+        Vector128<uint> special = Vector128.GreaterThanOrEqual(magnitude, Vector128.Create(0x0F80_0000u));
+        return (Vector128.ConditionalSelect(special, magnitude | Vector128.Create(0x7F80_0000u), scaled) | sign).AsSingle();
+    }
+
+    /// <summary>Widens binary16 bit patterns into float32 (exact).</summary>
+    private static void WidenF16(ushort* source, float* destination, int count)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i <= count - 32; i += 32)
+            {
+                (Vector512<uint> lo, Vector512<uint> hi) = Vector512.Widen(Vector512.Load(source + i));
+                HalfBitsToSingle(lo).Store(destination + i);
+                HalfBitsToSingle(hi).Store(destination + i + 16);
+            }
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i <= count - 16; i += 16)
+            {
+                (Vector256<uint> lo, Vector256<uint> hi) = Vector256.Widen(Vector256.Load(source + i));
+                HalfBitsToSingle(lo).Store(destination + i);
+                HalfBitsToSingle(hi).Store(destination + i + 8);
+            }
+        }
+        else if (Vector128.IsHardwareAccelerated)
+        {
+            for (; i <= count - 8; i += 8)
+            {
+                (Vector128<uint> lo, Vector128<uint> hi) = Vector128.Widen(Vector128.Load(source + i));
+                HalfBitsToSingle(lo).Store(destination + i);
+                HalfBitsToSingle(hi).Store(destination + i + 4);
+            }
+        }
+
+        for (; i < count; i++)
+        {
+            destination[i] = Precision.F16ToSingle(source[i]);
+        }
+    }
+
+    private struct R1 : IRows
+    {
+        public static int Value => 1;
+    }
+
+    private struct R2 : IRows
+    {
+        public static int Value => 2;
+    }
+
+    private struct R3 : IRows
+    {
+        public static int Value => 3;
+    }
+
+    private struct R4 : IRows
+    {
+        public static int Value => 4;
+    }
+
+    private struct R5 : IRows
+    {
+        public static int Value => 5;
+    }
+
+    private struct R6 : IRows
+    {
+        public static int Value => 6;
+    }
+
+    private struct R7 : IRows
+    {
+        public static int Value => 7;
+    }
+
+    private struct R8 : IRows
+    {
+        public static int Value => 8;
+    }
+}

@@ -1,0 +1,573 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace LiveLearning.Numerics;
+
+/// <summary>
+/// Matrix products for linear layers in the three forms training needs, plus GEMV for decoding. Layout follows
+/// Hugging Face: a linear weight is <c>[out, in]</c> row-major, activations are <c>[tokens, features]</c>.
+/// </summary>
+/// <remarks>
+/// <para>The kernels are register-blocked (an <c>MR x NR</c> tile of accumulators, one operand broadcast, the other
+/// read from a packed panel) and widen F16/BF16 weights inside the kernel. Work is split over output tiles only,
+/// and every output element is summed in an order that depends on the shapes and the SIMD width but never on the
+/// thread count, so results are bitwise identical with and without a <see cref="ComputePool"/>.</para>
+/// <para>Outputs must not overlap inputs. Scratch memory is rented from <see cref="ArrayPool{T}.Shared"/>, so the
+/// hot path allocates nothing after warm-up.</para>
+/// </remarks>
+[SkipLocalsInit]
+public static unsafe partial class Gemm
+{
+    /// <summary>K-block of the kernels that pack a <c>[K, N]</c> operand (backward passes).</summary>
+    private const int KBlock = 384;
+
+    /// <summary>Below this many multiply-adds a product runs on the calling thread (dispatch would cost more).</summary>
+    private const long ParallelMinWork = 1L << 16;
+
+    /// <summary>Work items per pool thread: a little slack so a thread slowed by a neighbour does not hold everyone up.</summary>
+    private const int ItemsPerThread = 4;
+
+    /// <summary>
+    /// <c>Y = X·Wᵀ</c>: <c>y[t,o] = (accumulate ? y[t,o] : 0) + Σ_i x[t,i]·w[o,i]</c>. One token runs the GEMV path.
+    /// </summary>
+    /// <param name="y">Output <c>[tokens, w.Rows]</c>; must not overlap <paramref name="x"/> or the weights.</param>
+    /// <param name="x">Input <c>[tokens, w.Cols]</c>.</param>
+    /// <param name="w">Weight <c>[out, in]</c> stored as F32, F16 or BF16.</param>
+    /// <param name="tokens">Number of rows of <paramref name="x"/>.</param>
+    /// <param name="accumulate">Add to <paramref name="y"/> instead of overwriting it.</param>
+    /// <param name="pool">Threads to use, or <see langword="null"/> for the calling thread only.</param>
+    /// <exception cref="ArgumentException">If a length does not match the shape or the output overlaps an input.</exception>
+    public static void Linear(Span<float> y, ReadOnlySpan<float> x, in WeightMatrix w, int tokens, bool accumulate = false, ComputePool? pool = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
+        CheckLength(x.Length, (long)tokens * w.Cols, nameof(x), "tokens*w.Cols");
+        CheckLength(y.Length, (long)tokens * w.Rows, nameof(y), "tokens*w.Rows");
+        CheckNoOverlap(y, x, nameof(y), nameof(x));
+        CheckNoOverlap(y, w.Bytes.Span, nameof(y), nameof(w));
+        fixed (float* py = y)
+        fixed (float* px = x)
+        fixed (byte* pw = w.Bytes.Span)
+        {
+            LinearCore(py, px, pw, w.Type, tokens, w.Rows, w.Cols, accumulate, pool);
+        }
+    }
+
+    /// <summary><c>Y = X·Wᵀ</c> with a float32 weight given as a span <c>[outFeatures, inFeatures]</c>.</summary>
+    /// <param name="y">Output <c>[tokens, outFeatures]</c>; must not overlap the inputs.</param>
+    /// <param name="x">Input <c>[tokens, inFeatures]</c>.</param>
+    /// <param name="w">Weight <c>[outFeatures, inFeatures]</c>.</param>
+    /// <param name="tokens">Rows of <paramref name="x"/>.</param>
+    /// <param name="outFeatures">Rows of <paramref name="w"/>.</param>
+    /// <param name="inFeatures">Columns of <paramref name="w"/>.</param>
+    /// <param name="accumulate">Add to <paramref name="y"/> instead of overwriting it.</param>
+    /// <param name="pool">Threads to use, or <see langword="null"/>.</param>
+    /// <exception cref="ArgumentException">If a length does not match the shape or the output overlaps an input.</exception>
+    public static void Linear(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> w, int tokens, int outFeatures, int inFeatures, bool accumulate = false, ComputePool? pool = null)
+    {
+        CheckShape(tokens, outFeatures, inFeatures);
+        CheckLength(w.Length, (long)outFeatures * inFeatures, nameof(w), "outFeatures*inFeatures");
+        CheckLength(x.Length, (long)tokens * inFeatures, nameof(x), "tokens*inFeatures");
+        CheckLength(y.Length, (long)tokens * outFeatures, nameof(y), "tokens*outFeatures");
+        CheckNoOverlap(y, x, nameof(y), nameof(x));
+        CheckNoOverlap(y, w, nameof(y), nameof(w));
+        fixed (float* py = y)
+        fixed (float* px = x)
+        fixed (float* pw = w)
+        {
+            LinearCore(py, px, (byte*)pw, WeightType.F32, tokens, outFeatures, inFeatures, accumulate, pool);
+        }
+    }
+
+    /// <summary><c>dX = dY·W</c>: <c>dx[t,i] = (accumulate ? dx[t,i] : 0) + Σ_o dy[t,o]·w[o,i]</c>.</summary>
+    /// <param name="dx">Output <c>[tokens, w.Cols]</c>; must not overlap the inputs.</param>
+    /// <param name="dy">Upstream gradient <c>[tokens, w.Rows]</c>.</param>
+    /// <param name="w">Weight <c>[out, in]</c> stored as F32, F16 or BF16.</param>
+    /// <param name="tokens">Rows of <paramref name="dy"/>.</param>
+    /// <param name="accumulate">Add to <paramref name="dx"/> instead of overwriting it.</param>
+    /// <param name="pool">Threads to use, or <see langword="null"/>.</param>
+    /// <exception cref="ArgumentException">If a length does not match the shape or the output overlaps an input.</exception>
+    public static void LinearBackwardInput(Span<float> dx, ReadOnlySpan<float> dy, in WeightMatrix w, int tokens, bool accumulate = false, ComputePool? pool = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
+        CheckLength(dy.Length, (long)tokens * w.Rows, nameof(dy), "tokens*w.Rows");
+        CheckLength(dx.Length, (long)tokens * w.Cols, nameof(dx), "tokens*w.Cols");
+        CheckNoOverlap(dx, dy, nameof(dx), nameof(dy));
+        CheckNoOverlap(dx, w.Bytes.Span, nameof(dx), nameof(w));
+        fixed (float* pdx = dx)
+        fixed (float* pdy = dy)
+        fixed (byte* pw = w.Bytes.Span)
+        {
+            PackedProduct(pdx, tokens, w.Cols, w.Rows, pdy, w.Rows, 1, pw, w.Type, w.Cols, accumulate, pool);
+        }
+    }
+
+    /// <summary><c>dX = dY·W</c> with a float32 weight given as a span <c>[outFeatures, inFeatures]</c>.</summary>
+    /// <param name="dx">Output <c>[tokens, inFeatures]</c>; must not overlap the inputs.</param>
+    /// <param name="dy">Upstream gradient <c>[tokens, outFeatures]</c>.</param>
+    /// <param name="w">Weight <c>[outFeatures, inFeatures]</c>.</param>
+    /// <param name="tokens">Rows of <paramref name="dy"/>.</param>
+    /// <param name="outFeatures">Rows of <paramref name="w"/>.</param>
+    /// <param name="inFeatures">Columns of <paramref name="w"/>.</param>
+    /// <param name="accumulate">Add to <paramref name="dx"/> instead of overwriting it.</param>
+    /// <param name="pool">Threads to use, or <see langword="null"/>.</param>
+    /// <exception cref="ArgumentException">If a length does not match the shape or the output overlaps an input.</exception>
+    public static void LinearBackwardInput(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> w, int tokens, int outFeatures, int inFeatures, bool accumulate = false, ComputePool? pool = null)
+    {
+        CheckShape(tokens, outFeatures, inFeatures);
+        CheckLength(w.Length, (long)outFeatures * inFeatures, nameof(w), "outFeatures*inFeatures");
+        CheckLength(dy.Length, (long)tokens * outFeatures, nameof(dy), "tokens*outFeatures");
+        CheckLength(dx.Length, (long)tokens * inFeatures, nameof(dx), "tokens*inFeatures");
+        CheckNoOverlap(dx, dy, nameof(dx), nameof(dy));
+        CheckNoOverlap(dx, w, nameof(dx), nameof(w));
+        fixed (float* pdx = dx)
+        fixed (float* pdy = dy)
+        fixed (float* pw = w)
+        {
+            PackedProduct(pdx, tokens, inFeatures, outFeatures, pdy, outFeatures, 1, (byte*)pw, WeightType.F32, inFeatures, accumulate, pool);
+        }
+    }
+
+    /// <summary><c>dW = dYᵀ·X</c>: <c>dw[o,i] = (accumulate ? dw[o,i] : 0) + Σ_t dy[t,o]·x[t,i]</c>.</summary>
+    /// <param name="dw">Output <c>[outFeatures, inFeatures]</c>; must not overlap the inputs.</param>
+    /// <param name="dy">Upstream gradient <c>[tokens, outFeatures]</c>.</param>
+    /// <param name="x">Layer input <c>[tokens, inFeatures]</c>.</param>
+    /// <param name="tokens">Rows of <paramref name="dy"/> and <paramref name="x"/>.</param>
+    /// <param name="outFeatures">Columns of <paramref name="dy"/>.</param>
+    /// <param name="inFeatures">Columns of <paramref name="x"/>.</param>
+    /// <param name="accumulate">Add to <paramref name="dw"/> instead of overwriting it (the usual case for gradients).</param>
+    /// <param name="pool">Threads to use, or <see langword="null"/>.</param>
+    /// <exception cref="ArgumentException">If a length does not match the shape or the output overlaps an input.</exception>
+    public static void LinearBackwardWeight(Span<float> dw, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int tokens, int outFeatures, int inFeatures, bool accumulate = false, ComputePool? pool = null)
+    {
+        CheckShape(tokens, outFeatures, inFeatures);
+        CheckLength(dy.Length, (long)tokens * outFeatures, nameof(dy), "tokens*outFeatures");
+        CheckLength(x.Length, (long)tokens * inFeatures, nameof(x), "tokens*inFeatures");
+        CheckLength(dw.Length, (long)outFeatures * inFeatures, nameof(dw), "outFeatures*inFeatures");
+        CheckNoOverlap(dw, dy, nameof(dw), nameof(dy));
+        CheckNoOverlap(dw, x, nameof(dw), nameof(x));
+        fixed (float* pdw = dw)
+        fixed (float* pdy = dy)
+        fixed (float* px = x)
+        {
+            // A[m = o, k = t] = dy[t, o]: consecutive o are adjacent, consecutive t are a row apart.
+            PackedProduct(pdw, outFeatures, inFeatures, tokens, pdy, 1, outFeatures, (byte*)px, WeightType.F32, inFeatures, accumulate, pool);
+        }
+    }
+
+    /// <summary>GEMV for one token (decoding): <c>y[o] = (accumulate ? y[o] : 0) + Σ_i w[o,i]·x[i]</c>.</summary>
+    /// <param name="y">Output of <c>w.Rows</c> elements; must not overlap the inputs.</param>
+    /// <param name="x">Input of <c>w.Cols</c> elements.</param>
+    /// <param name="w">Weight <c>[out, in]</c> stored as F32, F16 or BF16.</param>
+    /// <param name="accumulate">Add to <paramref name="y"/> instead of overwriting it.</param>
+    /// <param name="pool">Threads to use, or <see langword="null"/>.</param>
+    /// <exception cref="ArgumentException">If a length does not match the shape or the output overlaps an input.</exception>
+    public static void Gemv(Span<float> y, ReadOnlySpan<float> x, in WeightMatrix w, bool accumulate = false, ComputePool? pool = null)
+    {
+        CheckLength(x.Length, w.Cols, nameof(x), "w.Cols");
+        CheckLength(y.Length, w.Rows, nameof(y), "w.Rows");
+        CheckNoOverlap(y, x, nameof(y), nameof(x));
+        CheckNoOverlap(y, w.Bytes.Span, nameof(y), nameof(w));
+        fixed (float* py = y)
+        fixed (float* px = x)
+        fixed (byte* pw = w.Bytes.Span)
+        {
+            GemvCore(py, px, pw, w.Type, w.Rows, w.Cols, accumulate, pool);
+        }
+    }
+
+    // ---------------------------------------------------------------- validation
+
+    private static void CheckShape(int tokens, int outFeatures, int inFeatures)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
+        ArgumentOutOfRangeException.ThrowIfNegative(outFeatures);
+        ArgumentOutOfRangeException.ThrowIfNegative(inFeatures);
+    }
+
+    private static void CheckLength(int actual, long expected, string name, string what)
+    {
+        if (actual != expected)
+        {
+            throw new ArgumentException($"{name} has {actual} elements but {what} = {expected}.", name);
+        }
+    }
+
+    private static void CheckNoOverlap<TOut, TIn>(Span<TOut> output, ReadOnlySpan<TIn> input, string outputName, string inputName)
+        where TOut : unmanaged
+        where TIn : unmanaged
+    {
+        if (MemoryMarshal.AsBytes(output).Overlaps(MemoryMarshal.AsBytes(input)))
+        {
+            throw new ArgumentException($"{outputName} overlaps {inputName}; the output must be a separate buffer.", outputName);
+        }
+    }
+
+    // ---------------------------------------------------------------- drivers
+
+    /// <summary>Panel width: columns of the packed operand processed by one micro-kernel call.</summary>
+    private static int Nr => Vector512.IsHardwareAccelerated ? 32 : Vector256.IsHardwareAccelerated ? 16 : 8;
+
+    /// <summary>Rows of the broadcast operand processed by one micro-kernel call.</summary>
+    private static int Mr => Vector512.IsHardwareAccelerated ? 8 : Vector256.IsHardwareAccelerated ? 6 : 4;
+
+    private static float* Align64(float* p) => (float*)(((nint)p + 63) & ~(nint)63);
+
+    private static int ItemCount(int units, long work, ComputePool? pool)
+    {
+        if (pool is null || pool.ThreadCount == 1 || work < ParallelMinWork)
+        {
+            return Math.Min(units, 1);
+        }
+
+        return Math.Min(units, pool.ThreadCount * ItemsPerThread);
+    }
+
+    private static void ClearOutput(float* c, long count)
+    {
+        for (long i = 0; i < count; i += int.MaxValue)
+        {
+            new Span<float>(c + i, (int)Math.Min(int.MaxValue, count - i)).Clear();
+        }
+    }
+
+    /// <summary>
+    /// <c>y = x·wᵀ</c> computed as <c>yᵀ = w·xᵀ</c>: the weight rows are the broadcast operand (read in place, or
+    /// widened per row block) and <c>xᵀ</c>, packed once into token panels, is the vector operand.
+    /// </summary>
+    private static void LinearCore(float* y, float* x, byte* w, WeightType type, int tokens, int outF, int inF, bool accumulate, ComputePool? pool)
+    {
+        if (tokens == 0 || outF == 0)
+        {
+            return;
+        }
+
+        if (inF == 0)
+        {
+            if (!accumulate)
+            {
+                ClearOutput(y, (long)tokens * outF);
+            }
+
+            return;
+        }
+
+        if (tokens == 1)
+        {
+            GemvCore(y, x, w, type, outF, inF, accumulate, pool);
+            return;
+        }
+
+        int nr = Nr;
+        int panels = (tokens + nr - 1) / nr;
+        int packLength = checked(panels * nr * inF);
+        float[] rented = ArrayPool<float>.Shared.Rent(packLength + 16);
+        try
+        {
+            fixed (float* raw = rented)
+            {
+                float* xt = Align64(raw);
+                PackTransposed(x, tokens, inF, xt, nr);
+                int blocks = (outF + Mr - 1) / Mr;
+                var job = new LinearJob
+                {
+                    Y = y,
+                    XT = xt,
+                    W = w,
+                    Type = type,
+                    Tokens = tokens,
+                    OutF = outF,
+                    InF = inF,
+                    Accumulate = accumulate,
+                    Blocks = blocks,
+                };
+                job.Items = ItemCount(blocks, (long)tokens * outF * inF, pool);
+                ComputePool.Run(pool, job.Items, ref job);
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>Packs <c>x [tokens, k]</c> into panels of <paramref name="nr"/> tokens: <c>xt[p][k][j] = x[p*nr + j, k]</c>, zero-padded.</summary>
+    private static void PackTransposed(float* x, int tokens, int k, float* xt, int nr)
+    {
+        int panels = (tokens + nr - 1) / nr;
+        for (int p = 0; p < panels; p++)
+        {
+            float* panel = xt + ((nint)p * nr * k);
+            for (int j = 0; j < nr; j++)
+            {
+                int t = (p * nr) + j;
+                float* dst = panel + j;
+                if (t < tokens)
+                {
+                    float* src = x + ((nint)t * k);
+                    for (int i = 0; i < k; i++)
+                    {
+                        dst[(nint)i * nr] = src[i];
+                    }
+                }
+                else
+                {
+                    for (int i = 0; i < k; i++)
+                    {
+                        dst[(nint)i * nr] = 0f;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// <c>C[m, n] = (accumulate ? C : 0) + Σ_k A[m, k]·B[k, n]</c> with <c>C</c> row-major <c>[m, n]</c>, <c>A</c>
+    /// read in place at <c>a[m*aRowStride + k*aColStride]</c> and <c>B</c> row-major <c>[k, n]</c> (row stride
+    /// <paramref name="ldb"/>, any weight type), packed per <see cref="KBlock"/> x NR panel.
+    /// </summary>
+    private static void PackedProduct(float* c, int m, int n, int k, float* a, nint aRowStride, nint aColStride, byte* b, WeightType bType, nint ldb, bool accumulate, ComputePool? pool)
+    {
+        if (m == 0 || n == 0)
+        {
+            return;
+        }
+
+        if (k == 0)
+        {
+            if (!accumulate)
+            {
+                ClearOutput(c, (long)m * n);
+            }
+
+            return;
+        }
+
+        int panels = (n + Nr - 1) / Nr;
+        var job = new PackedJob
+        {
+            C = c,
+            A = a,
+            B = b,
+            BType = bType,
+            M = m,
+            N = n,
+            K = k,
+            ARowStride = aRowStride,
+            AColStride = aColStride,
+            Ldb = ldb,
+            Accumulate = accumulate,
+            Panels = panels,
+        };
+        job.Items = ItemCount(panels, (long)m * n * k, pool);
+        ComputePool.Run(pool, job.Items, ref job);
+    }
+
+    /// <summary>
+    /// One micro-tile: <c>C[rows, cols] (+)= A[rows, kc]·panel[kc, cols]</c>. Full tiles with unit column stride are
+    /// written directly; edge tiles and transposed outputs go through <paramref name="tile"/>.
+    /// </summary>
+    private static void MicroTile(float* a, nint aRowStride, nint aColStride, float* panel, int kc, int rows, int cols, float* c, nint cRowStride, nint cColStride, bool add, float* tile)
+    {
+        int nr = Nr;
+        if (cols == nr && cColStride == 1)
+        {
+            Kernel(rows, a, aRowStride, aColStride, panel, kc, c, cRowStride, add);
+            return;
+        }
+
+        Kernel(rows, a, aRowStride, aColStride, panel, kc, tile, nr, false);
+        if (cRowStride == 1)
+        {
+            for (int j = 0; j < cols; j++)
+            {
+                float* dst = c + ((nint)j * cColStride);
+                for (int r = 0; r < rows; r++)
+                {
+                    float v = tile[(r * nr) + j];
+                    dst[r] = add ? dst[r] + v : v;
+                }
+            }
+        }
+        else
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                float* dst = c + (r * cRowStride);
+                for (int j = 0; j < cols; j++)
+                {
+                    float v = tile[(r * nr) + j];
+                    float* d = dst + ((nint)j * cColStride);
+                    *d = add ? *d + v : v;
+                }
+            }
+        }
+    }
+
+    /// <summary>Widens <paramref name="count"/> stored weights into float32.</summary>
+    private static void WidenRow(WeightType type, byte* source, float* destination, int count)
+    {
+        switch (type)
+        {
+            case WeightType.F32:
+                Buffer.MemoryCopy(source, destination, (long)count * 4, (long)count * 4);
+                break;
+            case WeightType.BF16:
+                Precision.WidenBF16(new ReadOnlySpan<ushort>(source, count), new Span<float>(destination, count));
+                break;
+            default:
+                WidenF16((ushort*)source, destination, count);
+                break;
+        }
+    }
+
+    /// <summary>Row blocks of the weight (MR output features) against every token panel.</summary>
+    private struct LinearJob : IParallelJob
+    {
+        public float* Y;
+        public float* XT;
+        public byte* W;
+        public WeightType Type;
+        public int Tokens;
+        public int OutF;
+        public int InF;
+        public bool Accumulate;
+        public int Blocks;
+        public int Items;
+
+        public readonly void Execute(int index)
+        {
+            int first = (int)((long)Blocks * index / Items);
+            int last = (int)((long)Blocks * (index + 1) / Items);
+            if (Type == WeightType.F32)
+            {
+                Run(first, last, null);
+                return;
+            }
+
+            float[] rented = ArrayPool<float>.Shared.Rent((Mr * InF) + 16);
+            try
+            {
+                fixed (float* raw = rented)
+                {
+                    Run(first, last, Align64(raw));
+                }
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(rented);
+            }
+        }
+
+        private readonly void Run(int first, int last, float* widened)
+        {
+            float* tileRaw = stackalloc float[(8 * 32) + 16];
+            float* tile = Align64(tileRaw);
+            int mr = Mr;
+            int nr = Nr;
+            int esize = WeightMatrix.ElementSize(Type);
+            int panels = (Tokens + nr - 1) / nr;
+            for (int block = first; block < last; block++)
+            {
+                int o0 = block * mr;
+                int rows = Math.Min(mr, OutF - o0);
+                float* a;
+                if (widened is null)
+                {
+                    a = (float*)W + ((nint)o0 * InF);
+                }
+                else
+                {
+                    for (int r = 0; r < rows; r++)
+                    {
+                        WidenRow(Type, W + ((nint)(o0 + r) * InF * esize), widened + ((nint)r * InF), InF);
+                    }
+
+                    a = widened;
+                }
+
+                for (int p = 0; p < panels; p++)
+                {
+                    int t0 = p * nr;
+                    int cols = Math.Min(nr, Tokens - t0);
+
+                    // yᵀ tile: rows are output features (unit stride in y), columns are tokens (stride OutF).
+                    MicroTile(a, InF, 1, XT + ((nint)p * nr * InF), InF, rows, cols, Y + ((nint)t0 * OutF) + o0, 1, OutF, Accumulate, tile);
+                }
+            }
+        }
+    }
+
+    /// <summary>Column panels of C: pack B per K-block, then sweep all rows of A.</summary>
+    private struct PackedJob : IParallelJob
+    {
+        public float* C;
+        public float* A;
+        public byte* B;
+        public WeightType BType;
+        public int M;
+        public int N;
+        public int K;
+        public nint ARowStride;
+        public nint AColStride;
+        public nint Ldb;
+        public bool Accumulate;
+        public int Panels;
+        public int Items;
+
+        public readonly void Execute(int index)
+        {
+            int first = (int)((long)Panels * index / Items);
+            int last = (int)((long)Panels * (index + 1) / Items);
+            int nr = Nr;
+            float[] rented = ArrayPool<float>.Shared.Rent((KBlock * nr) + 16);
+            try
+            {
+                fixed (float* raw = rented)
+                {
+                    Run(first, last, Align64(raw));
+                }
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(rented);
+            }
+        }
+
+        private readonly void Run(int first, int last, float* panel)
+        {
+            float* tileRaw = stackalloc float[(8 * 32) + 16];
+            float* tile = Align64(tileRaw);
+            int mr = Mr;
+            int nr = Nr;
+            int esize = WeightMatrix.ElementSize(BType);
+            for (int p = first; p < last; p++)
+            {
+                int n0 = p * nr;
+                int cols = Math.Min(nr, N - n0);
+                for (int k0 = 0; k0 < K; k0 += KBlock)
+                {
+                    int kc = Math.Min(KBlock, K - k0);
+                    for (int kk = 0; kk < kc; kk++)
+                    {
+                        float* dst = panel + ((nint)kk * nr);
+                        WidenRow(BType, B + ((((nint)(k0 + kk) * Ldb) + n0) * esize), dst, cols);
+                        for (int j = cols; j < nr; j++)
+                        {
+                            dst[j] = 0f;
+                        }
+                    }
+
+                    bool add = Accumulate || k0 > 0;
+                    for (int m0 = 0; m0 < M; m0 += mr)
+                    {
+                        int rows = Math.Min(mr, M - m0);
+                        float* a = A + (m0 * ARowStride) + (k0 * AColStride);
+                        MicroTile(a, ARowStride, AColStride, panel, kc, rows, cols, C + ((nint)m0 * N) + n0, N, 1, add, tile);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,388 @@
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace LiveLearning.Numerics;
+
+/// <summary>
+/// Optimizer update kernels with PyTorch semantics (<c>torch.optim.AdamW</c>, <c>torch.optim.SGD</c>) and global
+/// gradient-norm clipping (<c>torch.nn.utils.clip_grad_norm_</c>). Each update is one fused pass over the buffers.
+/// </summary>
+public static class Optimizers
+{
+    /// <summary>
+    /// One AdamW step (decoupled weight decay, bias correction): <c>p −= lr·wd·p</c>; <c>m = β1·m + (1−β1)·g</c>;
+    /// <c>v = β2·v + (1−β2)·g²</c>; <c>p −= lr · (m / (1−β1^step)) / (sqrt(v / (1−β2^step)) + ε)</c>.
+    /// </summary>
+    /// <param name="parameters">Parameters, updated in place.</param>
+    /// <param name="gradients">Gradients (same length).</param>
+    /// <param name="m">First-moment state (same length), updated; zero before step 1.</param>
+    /// <param name="v">Second-moment state (same length), updated; zero before step 1.</param>
+    /// <param name="step">1-based step number (after incrementing, as PyTorch counts).</param>
+    /// <param name="learningRate">Learning rate (finite, ≥ 0).</param>
+    /// <param name="beta1">First-moment decay in [0, 1).</param>
+    /// <param name="beta2">Second-moment decay in [0, 1).</param>
+    /// <param name="epsilon">Added to the denominator (finite, ≥ 0).</param>
+    /// <param name="weightDecay">Decoupled weight decay (finite, ≥ 0).</param>
+    /// <exception cref="ArgumentException">Lengths differ or buffers overlap.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A hyper-parameter or <paramref name="step"/> is out of range.</exception>
+    public static void AdamWStep(Span<float> parameters, ReadOnlySpan<float> gradients, Span<float> m, Span<float> v, int step, float learningRate, float beta1 = 0.9f, float beta2 = 0.999f, float epsilon = 1e-8f, float weightDecay = 0.01f)
+    {
+        NnChecks.Length(gradients.Length, parameters.Length, nameof(gradients), "parameters.Length");
+        NnChecks.Length(m.Length, parameters.Length, nameof(m), "parameters.Length");
+        NnChecks.Length(v.Length, parameters.Length, nameof(v), "parameters.Length");
+        NnChecks.Positive(step, nameof(step));
+        CheckFiniteNonNegative(learningRate, nameof(learningRate));
+        CheckUnitInterval(beta1, nameof(beta1));
+        CheckUnitInterval(beta2, nameof(beta2));
+        CheckFiniteNonNegative(epsilon, nameof(epsilon));
+        CheckFiniteNonNegative(weightDecay, nameof(weightDecay));
+        NnChecks.NoOverlap(parameters, gradients, nameof(parameters), nameof(gradients));
+        NnChecks.NoOverlap(parameters, m, nameof(parameters), nameof(m));
+        NnChecks.NoOverlap(parameters, v, nameof(parameters), nameof(v));
+        NnChecks.NoOverlap(m, gradients, nameof(m), nameof(gradients));
+        NnChecks.NoOverlap(m, v, nameof(m), nameof(v));
+        NnChecks.NoOverlap(v, gradients, nameof(v), nameof(gradients));
+
+        // Scalars as PyTorch forms them: decay factor 1 − lr·wd, step size lr / bc1, denominator sqrt(v)/sqrt(bc2) + eps.
+        double bc1 = 1 - Math.Pow(beta1, step);
+        double bc2 = 1 - Math.Pow(beta2, step);
+        var k = new AdamConstants
+        {
+            Decay = (float)(1 - ((double)learningRate * weightDecay)),
+            Beta1 = beta1,
+            OneMinusBeta1 = 1 - beta1,
+            Beta2 = beta2,
+            OneMinusBeta2 = 1 - beta2,
+            StepSize = (float)(learningRate / bc1),
+            InvSqrtBc2 = (float)(1 / Math.Sqrt(bc2)),
+            Epsilon = epsilon,
+        };
+
+        ref float pp = ref MemoryMarshal.GetReference(parameters);
+        ref float pg = ref MemoryMarshal.GetReference(gradients);
+        ref float pm = ref MemoryMarshal.GetReference(m);
+        ref float pv = ref MemoryMarshal.GetReference(v);
+        int n = parameters.Length;
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
+            {
+                var g = Vector512.LoadUnsafe(ref pg, (nuint)i);
+                var mm = (Vector512.Create(k.Beta1) * Vector512.LoadUnsafe(ref pm, (nuint)i)) + (Vector512.Create(k.OneMinusBeta1) * g);
+                var vv = (Vector512.Create(k.Beta2) * Vector512.LoadUnsafe(ref pv, (nuint)i)) + (Vector512.Create(k.OneMinusBeta2) * g * g);
+                var denom = (Vector512.Sqrt(vv) * Vector512.Create(k.InvSqrtBc2)) + Vector512.Create(k.Epsilon);
+                var p = Vector512.LoadUnsafe(ref pp, (nuint)i) * Vector512.Create(k.Decay);
+                p -= Vector512.Create(k.StepSize) * (mm / denom);
+                mm.StoreUnsafe(ref pm, (nuint)i);
+                vv.StoreUnsafe(ref pv, (nuint)i);
+                p.StoreUnsafe(ref pp, (nuint)i);
+            }
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var g = Vector256.LoadUnsafe(ref pg, (nuint)i);
+                var mm = (Vector256.Create(k.Beta1) * Vector256.LoadUnsafe(ref pm, (nuint)i)) + (Vector256.Create(k.OneMinusBeta1) * g);
+                var vv = (Vector256.Create(k.Beta2) * Vector256.LoadUnsafe(ref pv, (nuint)i)) + (Vector256.Create(k.OneMinusBeta2) * g * g);
+                var denom = (Vector256.Sqrt(vv) * Vector256.Create(k.InvSqrtBc2)) + Vector256.Create(k.Epsilon);
+                var p = Vector256.LoadUnsafe(ref pp, (nuint)i) * Vector256.Create(k.Decay);
+                p -= Vector256.Create(k.StepSize) * (mm / denom);
+                mm.StoreUnsafe(ref pm, (nuint)i);
+                vv.StoreUnsafe(ref pv, (nuint)i);
+                p.StoreUnsafe(ref pp, (nuint)i);
+            }
+        }
+
+        if (Vector128.IsHardwareAccelerated)
+        {
+            for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
+            {
+                var g = Vector128.LoadUnsafe(ref pg, (nuint)i);
+                var mm = (Vector128.Create(k.Beta1) * Vector128.LoadUnsafe(ref pm, (nuint)i)) + (Vector128.Create(k.OneMinusBeta1) * g);
+                var vv = (Vector128.Create(k.Beta2) * Vector128.LoadUnsafe(ref pv, (nuint)i)) + (Vector128.Create(k.OneMinusBeta2) * g * g);
+                var denom = (Vector128.Sqrt(vv) * Vector128.Create(k.InvSqrtBc2)) + Vector128.Create(k.Epsilon);
+                var p = Vector128.LoadUnsafe(ref pp, (nuint)i) * Vector128.Create(k.Decay);
+                p -= Vector128.Create(k.StepSize) * (mm / denom);
+                mm.StoreUnsafe(ref pm, (nuint)i);
+                vv.StoreUnsafe(ref pv, (nuint)i);
+                p.StoreUnsafe(ref pp, (nuint)i);
+            }
+        }
+
+        for (; i < n; i++)
+        {
+            float g = Unsafe.Add(ref pg, i);
+            float mm = (k.Beta1 * Unsafe.Add(ref pm, i)) + (k.OneMinusBeta1 * g);
+            float vv = (k.Beta2 * Unsafe.Add(ref pv, i)) + (k.OneMinusBeta2 * g * g);
+            float denom = (MathF.Sqrt(vv) * k.InvSqrtBc2) + k.Epsilon;
+            Unsafe.Add(ref pm, i) = mm;
+            Unsafe.Add(ref pv, i) = vv;
+            Unsafe.Add(ref pp, i) = (Unsafe.Add(ref pp, i) * k.Decay) - (k.StepSize * (mm / denom));
+        }
+    }
+
+    /// <summary>
+    /// One SGD step with PyTorch semantics: <c>g += wd·p</c>; if momentum ≠ 0,
+    /// <c>buf = firstStep ? g : momentum·buf + (1 − dampening)·g</c> and <c>g = nesterov ? g + momentum·buf : buf</c>;
+    /// <c>p −= lr·g</c>.
+    /// </summary>
+    /// <param name="parameters">Parameters, updated in place.</param>
+    /// <param name="gradients">Gradients (same length); not modified.</param>
+    /// <param name="momentumBuffer">Momentum state (same length), updated; may be empty when <paramref name="momentum"/> is 0.</param>
+    /// <param name="firstStep">True on the first step (the buffer is initialised to the gradient, without dampening).</param>
+    /// <param name="learningRate">Learning rate (finite, ≥ 0).</param>
+    /// <param name="momentum">Momentum factor (finite, ≥ 0).</param>
+    /// <param name="dampening">Dampening of the gradient in the momentum update (finite).</param>
+    /// <param name="weightDecay">L2 penalty added to the gradient (finite, ≥ 0).</param>
+    /// <param name="nesterov">Nesterov momentum (requires momentum &gt; 0 and dampening = 0, as in PyTorch).</param>
+    /// <exception cref="ArgumentException">Lengths differ, buffers overlap, or the Nesterov conditions are not met.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A hyper-parameter is out of range.</exception>
+    public static void SgdMomentumStep(Span<float> parameters, ReadOnlySpan<float> gradients, Span<float> momentumBuffer, bool firstStep, float learningRate, float momentum = 0.9f, float dampening = 0f, float weightDecay = 0f, bool nesterov = false)
+    {
+        NnChecks.Length(gradients.Length, parameters.Length, nameof(gradients), "parameters.Length");
+        CheckFiniteNonNegative(learningRate, nameof(learningRate));
+        CheckFiniteNonNegative(momentum, nameof(momentum));
+        CheckFiniteNonNegative(weightDecay, nameof(weightDecay));
+        if (!float.IsFinite(dampening))
+        {
+            throw new ArgumentOutOfRangeException(nameof(dampening), dampening, "dampening must be finite.");
+        }
+
+        if (nesterov && (momentum <= 0 || dampening != 0))
+        {
+            throw new ArgumentException("Nesterov momentum requires momentum > 0 and dampening = 0.", nameof(nesterov));
+        }
+
+        bool useMomentum = momentum != 0;
+        if (useMomentum || !momentumBuffer.IsEmpty)
+        {
+            NnChecks.Length(momentumBuffer.Length, parameters.Length, nameof(momentumBuffer), useMomentum ? "parameters.Length" : "parameters.Length (or 0 without momentum)");
+        }
+
+        NnChecks.NoOverlap(parameters, gradients, nameof(parameters), nameof(gradients));
+        NnChecks.NoOverlap(parameters, momentumBuffer, nameof(parameters), nameof(momentumBuffer));
+        NnChecks.NoOverlap(momentumBuffer, gradients, nameof(momentumBuffer), nameof(gradients));
+
+        ref float pp = ref MemoryMarshal.GetReference(parameters);
+        ref float pg = ref MemoryMarshal.GetReference(gradients);
+        ref float pb = ref MemoryMarshal.GetReference(momentumBuffer);
+        int n = parameters.Length;
+        float mix = 1f - dampening;
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
+            {
+                var p = Vector512.LoadUnsafe(ref pp, (nuint)i);
+                var g = Vector512.LoadUnsafe(ref pg, (nuint)i) + (Vector512.Create(weightDecay) * p);
+                if (useMomentum)
+                {
+                    var buf = firstStep ? g : (Vector512.Create(momentum) * Vector512.LoadUnsafe(ref pb, (nuint)i)) + (Vector512.Create(mix) * g);
+                    buf.StoreUnsafe(ref pb, (nuint)i);
+                    g = nesterov ? g + (Vector512.Create(momentum) * buf) : buf;
+                }
+
+                (p - (Vector512.Create(learningRate) * g)).StoreUnsafe(ref pp, (nuint)i);
+            }
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var p = Vector256.LoadUnsafe(ref pp, (nuint)i);
+                var g = Vector256.LoadUnsafe(ref pg, (nuint)i) + (Vector256.Create(weightDecay) * p);
+                if (useMomentum)
+                {
+                    var buf = firstStep ? g : (Vector256.Create(momentum) * Vector256.LoadUnsafe(ref pb, (nuint)i)) + (Vector256.Create(mix) * g);
+                    buf.StoreUnsafe(ref pb, (nuint)i);
+                    g = nesterov ? g + (Vector256.Create(momentum) * buf) : buf;
+                }
+
+                (p - (Vector256.Create(learningRate) * g)).StoreUnsafe(ref pp, (nuint)i);
+            }
+        }
+
+        if (Vector128.IsHardwareAccelerated)
+        {
+            for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
+            {
+                var p = Vector128.LoadUnsafe(ref pp, (nuint)i);
+                var g = Vector128.LoadUnsafe(ref pg, (nuint)i) + (Vector128.Create(weightDecay) * p);
+                if (useMomentum)
+                {
+                    var buf = firstStep ? g : (Vector128.Create(momentum) * Vector128.LoadUnsafe(ref pb, (nuint)i)) + (Vector128.Create(mix) * g);
+                    buf.StoreUnsafe(ref pb, (nuint)i);
+                    g = nesterov ? g + (Vector128.Create(momentum) * buf) : buf;
+                }
+
+                (p - (Vector128.Create(learningRate) * g)).StoreUnsafe(ref pp, (nuint)i);
+            }
+        }
+
+        for (; i < n; i++)
+        {
+            float p = Unsafe.Add(ref pp, i);
+            float g = Unsafe.Add(ref pg, i) + (weightDecay * p);
+            if (useMomentum)
+            {
+                float buf = firstStep ? g : (momentum * Unsafe.Add(ref pb, i)) + (mix * g);
+                Unsafe.Add(ref pb, i) = buf;
+                g = nesterov ? g + (momentum * buf) : buf;
+            }
+
+            Unsafe.Add(ref pp, i) = p - (learningRate * g);
+        }
+    }
+
+    /// <summary>The L2 norm of all gradient buffers taken together, <c>sqrt(Σ_buffers Σ_i g_i²)</c>, accumulated in double.</summary>
+    /// <param name="gradients">The gradient buffers.</param>
+    /// <returns>The global norm (NaN or +∞ when a gradient is NaN or infinite, or the sum overflows).</returns>
+    public static double GlobalNorm(ReadOnlySpan<ReadOnlyMemory<float>> gradients)
+    {
+        double sum = 0;
+        foreach (ReadOnlyMemory<float> g in gradients)
+        {
+            sum += SumOfSquaresDouble(g.Span);
+        }
+
+        return Math.Sqrt(sum);
+    }
+
+    /// <summary>
+    /// Scales all gradient buffers in place by <c>min(1, maxNorm / (norm + 1e-6))</c>, like PyTorch's
+    /// <c>clip_grad_norm_</c>. When the norm is NaN or infinite the gradients are left untouched, so the caller can
+    /// refuse the step.
+    /// </summary>
+    /// <param name="gradients">The gradient buffers (must not overlap each other).</param>
+    /// <param name="maxNorm">Largest allowed global norm (&gt; 0; +∞ disables clipping).</param>
+    /// <returns>The global norm before clipping.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="maxNorm"/> is not &gt; 0.</exception>
+    /// <exception cref="ArgumentException">Two gradient buffers overlap.</exception>
+    public static double ClipByGlobalNorm(ReadOnlySpan<Memory<float>> gradients, double maxNorm)
+    {
+        if (!(maxNorm > 0))
+        {
+            throw new ArgumentOutOfRangeException(nameof(maxNorm), maxNorm, "maxNorm must be greater than 0.");
+        }
+
+        for (int a = 0; a < gradients.Length; a++)
+        {
+            for (int b = a + 1; b < gradients.Length; b++)
+            {
+                if (gradients[a].Span.Overlaps(gradients[b].Span))
+                {
+                    throw new ArgumentException($"gradients[{a}] and gradients[{b}] overlap; each buffer would be scaled twice.", nameof(gradients));
+                }
+            }
+        }
+
+        double sum = 0;
+        foreach (Memory<float> g in gradients)
+        {
+            sum += SumOfSquaresDouble(g.Span);
+        }
+
+        double norm = Math.Sqrt(sum);
+        if (!double.IsFinite(norm))
+        {
+            return norm;
+        }
+
+        double scale = maxNorm / (norm + 1e-6);
+        if (scale < 1)
+        {
+            foreach (Memory<float> g in gradients)
+            {
+                TensorPrimitives.Multiply(g.Span, (float)scale, g.Span);
+            }
+        }
+
+        return norm;
+    }
+
+    /// <summary>Σ x² with every product and partial sum in double (lanes widened from float).</summary>
+    internal static double SumOfSquaresDouble(ReadOnlySpan<float> x)
+    {
+        ref float px = ref MemoryMarshal.GetReference(x);
+        int n = x.Length;
+        int i = 0;
+        double sum = 0;
+        if (Vector512.IsHardwareAccelerated && n >= Vector512<float>.Count)
+        {
+            var acc = Vector512<double>.Zero;
+            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
+            {
+                (Vector512<double> lo, Vector512<double> hi) = Vector512.Widen(Vector512.LoadUnsafe(ref px, (nuint)i));
+                acc += (lo * lo) + (hi * hi);
+            }
+
+            sum += Vector512.Sum(acc);
+        }
+
+        if (Vector256.IsHardwareAccelerated && n - i >= Vector256<float>.Count)
+        {
+            var acc = Vector256<double>.Zero;
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                (Vector256<double> lo, Vector256<double> hi) = Vector256.Widen(Vector256.LoadUnsafe(ref px, (nuint)i));
+                acc += (lo * lo) + (hi * hi);
+            }
+
+            sum += Vector256.Sum(acc);
+        }
+
+        if (Vector128.IsHardwareAccelerated && n - i >= Vector128<float>.Count)
+        {
+            var acc = Vector128<double>.Zero;
+            for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
+            {
+                (Vector128<double> lo, Vector128<double> hi) = Vector128.Widen(Vector128.LoadUnsafe(ref px, (nuint)i));
+                acc += (lo * lo) + (hi * hi);
+            }
+
+            sum += Vector128.Sum(acc);
+        }
+
+        for (; i < n; i++)
+        {
+            double v = Unsafe.Add(ref px, i);
+            sum += v * v;
+        }
+
+        return sum;
+    }
+
+    private static void CheckFiniteNonNegative(float value, string paramName)
+    {
+        if (!(value >= 0) || !float.IsFinite(value))
+        {
+            throw new ArgumentOutOfRangeException(paramName, value, $"{paramName} must be a finite number ≥ 0.");
+        }
+    }
+
+    private static void CheckUnitInterval(float value, string paramName)
+    {
+        if (!(value >= 0 && value < 1))
+        {
+            throw new ArgumentOutOfRangeException(paramName, value, $"{paramName} must be in [0, 1).");
+        }
+    }
+
+    private struct AdamConstants
+    {
+        public float Decay;
+        public float Beta1;
+        public float OneMinusBeta1;
+        public float Beta2;
+        public float OneMinusBeta2;
+        public float StepSize;
+        public float InvSqrtBc2;
+        public float Epsilon;
+    }
+}

@@ -1,0 +1,276 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Numerics.Tensors;
+
+namespace LiveLearning.Numerics;
+
+/// <summary>
+/// Root-mean-square layer normalisation as in Llama-family models, computed in float32:
+/// <c>y[t, j] = weight[j] · (x[t, j] · rstd[t])</c> with <c>rstd[t] = 1 / sqrt(mean_j x[t, j]² + eps)</c>
+/// (no <c>1 + weight</c> offset). Rows are <c>[tokens, dim]</c>, row-major.
+/// </summary>
+public static class RmsNorm
+{
+    /// <summary>Normalises every row of <paramref name="x"/> into <paramref name="y"/>.</summary>
+    /// <param name="y">Output <c>[tokens, dim]</c>; may be exactly <paramref name="x"/> (in place), must not otherwise overlap it.</param>
+    /// <param name="rstd">Receives <c>1 / rms</c> per row (<c>[tokens]</c>), kept for <see cref="Backward"/>; may be empty when not needed.</param>
+    /// <param name="x">Input <c>[tokens, dim]</c>.</param>
+    /// <param name="weight">Per-feature scale <c>[dim]</c>.</param>
+    /// <param name="tokens">Number of rows.</param>
+    /// <param name="dim">Row length (at least 1).</param>
+    /// <param name="eps">Added to the mean square before the square root (non-negative).</param>
+    /// <exception cref="ArgumentException">A length does not match the shape, or outputs overlap inputs.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A shape is out of range or <paramref name="eps"/> is negative or NaN.</exception>
+    public static void Forward(Span<float> y, Span<float> rstd, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, int tokens, int dim, float eps)
+    {
+        NnChecks.NonNegative(tokens, nameof(tokens));
+        NnChecks.Positive(dim, nameof(dim));
+        if (!(eps >= 0))
+        {
+            throw new ArgumentOutOfRangeException(nameof(eps), eps, "eps must be a non-negative number.");
+        }
+
+        long size = (long)tokens * dim;
+        NnChecks.Length(y.Length, size, nameof(y), "tokens*dim");
+        NnChecks.Length(x.Length, size, nameof(x), "tokens*dim");
+        NnChecks.Length(weight.Length, dim, nameof(weight), "dim");
+        if (!rstd.IsEmpty)
+        {
+            NnChecks.Length(rstd.Length, tokens, nameof(rstd), "tokens (or 0)");
+        }
+
+        NnChecks.NoOverlap(y, x, nameof(y), nameof(x), allowIdentical: true);
+        NnChecks.NoOverlap(y, weight, nameof(y), nameof(weight));
+        NnChecks.NoOverlap(rstd, x, nameof(rstd), nameof(x));
+        NnChecks.NoOverlap(rstd, y, nameof(rstd), nameof(y));
+        NnChecks.NoOverlap(rstd, weight, nameof(rstd), nameof(weight));
+
+        for (int t = 0; t < tokens; t++)
+        {
+            ReadOnlySpan<float> row = x.Slice(t * dim, dim);
+            float r = 1f / MathF.Sqrt((TensorPrimitives.SumOfSquares(row) / dim) + eps);
+            if (!rstd.IsEmpty)
+            {
+                rstd[t] = r;
+            }
+
+            ScaleRow(y.Slice(t * dim, dim), row, r, weight);
+        }
+    }
+
+    /// <summary>
+    /// Accumulates the gradients of <see cref="Forward"/>: with <c>u = dy ⊙ weight</c> and <c>r = rstd[t]</c>,
+    /// <c>dx += r·u − (r³/dim)·x·Σ_j u_j x_j</c> and <c>dWeight += Σ_t dy ⊙ x · r</c>.
+    /// </summary>
+    /// <param name="dx">Input gradient <c>[tokens, dim]</c>, accumulated into; must not overlap any input.</param>
+    /// <param name="dWeight">Weight gradient <c>[dim]</c>, accumulated into; empty to skip it.</param>
+    /// <param name="dy">Output gradient <c>[tokens, dim]</c>.</param>
+    /// <param name="x">The forward input <c>[tokens, dim]</c>.</param>
+    /// <param name="weight">The forward weight <c>[dim]</c>.</param>
+    /// <param name="rstd">The <c>rstd</c> written by <see cref="Forward"/> (<c>[tokens]</c>).</param>
+    /// <param name="tokens">Number of rows.</param>
+    /// <param name="dim">Row length (at least 1).</param>
+    /// <exception cref="ArgumentException">A length does not match the shape, or outputs overlap inputs.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A shape is out of range.</exception>
+    public static void Backward(Span<float> dx, Span<float> dWeight, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> rstd, int tokens, int dim)
+    {
+        NnChecks.NonNegative(tokens, nameof(tokens));
+        NnChecks.Positive(dim, nameof(dim));
+        long size = (long)tokens * dim;
+        NnChecks.Length(dx.Length, size, nameof(dx), "tokens*dim");
+        if (!dWeight.IsEmpty)
+        {
+            NnChecks.Length(dWeight.Length, dim, nameof(dWeight), "dim (or 0)");
+        }
+
+        NnChecks.Length(dy.Length, size, nameof(dy), "tokens*dim");
+        NnChecks.Length(x.Length, size, nameof(x), "tokens*dim");
+        NnChecks.Length(weight.Length, dim, nameof(weight), "dim");
+        NnChecks.Length(rstd.Length, tokens, nameof(rstd), "tokens");
+        NnChecks.NoOverlap(dx, dy, nameof(dx), nameof(dy));
+        NnChecks.NoOverlap(dx, x, nameof(dx), nameof(x));
+        NnChecks.NoOverlap(dx, weight, nameof(dx), nameof(weight));
+        NnChecks.NoOverlap(dx, rstd, nameof(dx), nameof(rstd));
+        NnChecks.NoOverlap(dx, dWeight, nameof(dx), nameof(dWeight));
+        NnChecks.NoOverlap(dWeight, dy, nameof(dWeight), nameof(dy));
+        NnChecks.NoOverlap(dWeight, x, nameof(dWeight), nameof(x));
+        NnChecks.NoOverlap(dWeight, weight, nameof(dWeight), nameof(weight));
+        NnChecks.NoOverlap(dWeight, rstd, nameof(dWeight), nameof(rstd));
+
+        for (int t = 0; t < tokens; t++)
+        {
+            ReadOnlySpan<float> xRow = x.Slice(t * dim, dim);
+            ReadOnlySpan<float> dyRow = dy.Slice(t * dim, dim);
+            float r = rstd[t];
+            float dot = Dot3(dyRow, weight, xRow);
+            float c = r * r * r * dot / dim;
+            BackwardRow(dx.Slice(t * dim, dim), dWeight, dyRow, xRow, weight, r, c);
+        }
+    }
+
+    /// <summary>y = (x · r) · w, element-wise.</summary>
+    private static void ScaleRow(Span<float> y, ReadOnlySpan<float> x, float r, ReadOnlySpan<float> w)
+    {
+        ref float py = ref MemoryMarshal.GetReference(y);
+        ref float px = ref MemoryMarshal.GetReference(x);
+        ref float pw = ref MemoryMarshal.GetReference(w);
+        int n = y.Length;
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var vr = Vector512.Create(r);
+            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
+            {
+                (Vector512.LoadUnsafe(ref px, (nuint)i) * vr * Vector512.LoadUnsafe(ref pw, (nuint)i)).StoreUnsafe(ref py, (nuint)i);
+            }
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var vr = Vector256.Create(r);
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                (Vector256.LoadUnsafe(ref px, (nuint)i) * vr * Vector256.LoadUnsafe(ref pw, (nuint)i)).StoreUnsafe(ref py, (nuint)i);
+            }
+        }
+
+        if (Vector128.IsHardwareAccelerated)
+        {
+            var vr = Vector128.Create(r);
+            for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
+            {
+                (Vector128.LoadUnsafe(ref px, (nuint)i) * vr * Vector128.LoadUnsafe(ref pw, (nuint)i)).StoreUnsafe(ref py, (nuint)i);
+            }
+        }
+
+        for (; i < n; i++)
+        {
+            Unsafe.Add(ref py, i) = Unsafe.Add(ref px, i) * r * Unsafe.Add(ref pw, i);
+        }
+    }
+
+    /// <summary>Σ a·b·c with vector accumulators.</summary>
+    private static float Dot3(ReadOnlySpan<float> a, ReadOnlySpan<float> b, ReadOnlySpan<float> c)
+    {
+        ref float pa = ref MemoryMarshal.GetReference(a);
+        ref float pb = ref MemoryMarshal.GetReference(b);
+        ref float pc = ref MemoryMarshal.GetReference(c);
+        int n = a.Length;
+        int i = 0;
+        float sum = 0f;
+        if (Vector512.IsHardwareAccelerated && n >= Vector512<float>.Count)
+        {
+            var acc = Vector512<float>.Zero;
+            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
+            {
+                acc = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref pa, (nuint)i) * Vector512.LoadUnsafe(ref pb, (nuint)i), Vector512.LoadUnsafe(ref pc, (nuint)i), acc);
+            }
+
+            sum += Vector512.Sum(acc);
+        }
+
+        if (Vector256.IsHardwareAccelerated && n - i >= Vector256<float>.Count)
+        {
+            var acc = Vector256<float>.Zero;
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                acc = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref pa, (nuint)i) * Vector256.LoadUnsafe(ref pb, (nuint)i), Vector256.LoadUnsafe(ref pc, (nuint)i), acc);
+            }
+
+            sum += Vector256.Sum(acc);
+        }
+
+        if (Vector128.IsHardwareAccelerated && n - i >= Vector128<float>.Count)
+        {
+            var acc = Vector128<float>.Zero;
+            for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
+            {
+                acc = Vector128.FusedMultiplyAdd(Vector128.LoadUnsafe(ref pa, (nuint)i) * Vector128.LoadUnsafe(ref pb, (nuint)i), Vector128.LoadUnsafe(ref pc, (nuint)i), acc);
+            }
+
+            sum += Vector128.Sum(acc);
+        }
+
+        for (; i < n; i++)
+        {
+            sum += Unsafe.Add(ref pa, i) * Unsafe.Add(ref pb, i) * Unsafe.Add(ref pc, i);
+        }
+
+        return sum;
+    }
+
+    /// <summary>dx += r·dy·w − c·x ; dw += dy·x·r (when dw is not empty).</summary>
+    private static void BackwardRow(Span<float> dx, Span<float> dw, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, float r, float c)
+    {
+        ref float pdx = ref MemoryMarshal.GetReference(dx);
+        ref float pdw = ref MemoryMarshal.GetReference(dw);
+        ref float pdy = ref MemoryMarshal.GetReference(dy);
+        ref float px = ref MemoryMarshal.GetReference(x);
+        ref float pw = ref MemoryMarshal.GetReference(w);
+        bool weights = !dw.IsEmpty;
+        int n = dx.Length;
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var vr = Vector512.Create(r);
+            var vc = Vector512.Create(c);
+            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
+            {
+                var g = Vector512.LoadUnsafe(ref pdy, (nuint)i);
+                var xv = Vector512.LoadUnsafe(ref px, (nuint)i);
+                var d = Vector512.LoadUnsafe(ref pdx, (nuint)i) + (vr * g * Vector512.LoadUnsafe(ref pw, (nuint)i)) - (vc * xv);
+                d.StoreUnsafe(ref pdx, (nuint)i);
+                if (weights)
+                {
+                    (Vector512.LoadUnsafe(ref pdw, (nuint)i) + (g * xv * vr)).StoreUnsafe(ref pdw, (nuint)i);
+                }
+            }
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var vr = Vector256.Create(r);
+            var vc = Vector256.Create(c);
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var g = Vector256.LoadUnsafe(ref pdy, (nuint)i);
+                var xv = Vector256.LoadUnsafe(ref px, (nuint)i);
+                var d = Vector256.LoadUnsafe(ref pdx, (nuint)i) + (vr * g * Vector256.LoadUnsafe(ref pw, (nuint)i)) - (vc * xv);
+                d.StoreUnsafe(ref pdx, (nuint)i);
+                if (weights)
+                {
+                    (Vector256.LoadUnsafe(ref pdw, (nuint)i) + (g * xv * vr)).StoreUnsafe(ref pdw, (nuint)i);
+                }
+            }
+        }
+
+        if (Vector128.IsHardwareAccelerated)
+        {
+            var vr = Vector128.Create(r);
+            var vc = Vector128.Create(c);
+            for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
+            {
+                var g = Vector128.LoadUnsafe(ref pdy, (nuint)i);
+                var xv = Vector128.LoadUnsafe(ref px, (nuint)i);
+                var d = Vector128.LoadUnsafe(ref pdx, (nuint)i) + (vr * g * Vector128.LoadUnsafe(ref pw, (nuint)i)) - (vc * xv);
+                d.StoreUnsafe(ref pdx, (nuint)i);
+                if (weights)
+                {
+                    (Vector128.LoadUnsafe(ref pdw, (nuint)i) + (g * xv * vr)).StoreUnsafe(ref pdw, (nuint)i);
+                }
+            }
+        }
+
+        for (; i < n; i++)
+        {
+            float g = Unsafe.Add(ref pdy, i);
+            float xv = Unsafe.Add(ref px, i);
+            Unsafe.Add(ref pdx, i) += (r * g * Unsafe.Add(ref pw, i)) - (c * xv);
+            if (weights)
+            {
+                Unsafe.Add(ref pdw, i) += g * xv * r;
+            }
+        }
+    }
+}
