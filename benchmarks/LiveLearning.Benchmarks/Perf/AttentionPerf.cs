@@ -13,7 +13,7 @@ internal sealed class AttentionPerf : IPerfProbe
 
     public void Run(PerfContext perf)
     {
-        using var pool = new ComputePool(Environment.GetEnvironmentVariable("ATTN_THREADS") is { } s ? int.Parse(s) : 2);
+        using var pool = new ComputePool(2);
         float scale = 1f / MathF.Sqrt(HeadDim);
 
         // Prefill: 64 tokens from position 0, forward only (inference) and forward + backward (training).

@@ -73,6 +73,12 @@ public static partial class Attention
             return;
         }
 
+        if (pool is not null && pool.ThreadCount > 1 && shape.RowCount < 8 * pool.ThreadCount && startPosition + tokens > KeyBlock)
+        {
+            ForwardSplitKeys(output, logSumExp, q, k, v, tokens, startPosition, heads, kvHeads, headDim, scale, pool);
+            return;
+        }
+
         fixed (float* pOut = output)
         fixed (float* pLse = logSumExp)
         fixed (float* pQ = q)
@@ -99,6 +105,49 @@ public static partial class Attention
                 Scale = scale,
             };
             ComputePool.Run(pool, heads * tiles, ref job);
+        }
+    }
+
+    /// <summary>
+    /// Forward for too few query rows to occupy the pool (decode): parallel over (kv head, key block), then a
+    /// merge per row. Gives the same bits as the row-parallel path.
+    /// </summary>
+    private static unsafe void ForwardSplitKeys(Span<float> output, Span<float> logSumExp, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int tokens, int startPosition, int heads, int kvHeads, int headDim, float scale, ComputePool pool)
+    {
+        int blocks = (startPosition + tokens + KeyBlock - 1) / KeyBlock;
+        int partialCount = checked(tokens * heads * blocks * (headDim + 2));
+        float[] rented = ArrayPool<float>.Shared.Rent(partialCount);
+        try
+        {
+            fixed (float* pOut = output)
+            fixed (float* pLse = logSumExp)
+            fixed (float* pQ = q)
+            fixed (float* pK = k)
+            fixed (float* pV = v)
+            fixed (float* pPartials = rented)
+            {
+                var job = new DecodePartialJob
+                {
+                    Partials = pPartials,
+                    Q = pQ,
+                    K = pK,
+                    V = pV,
+                    Tokens = tokens,
+                    StartPosition = startPosition,
+                    Heads = heads,
+                    KvHeads = kvHeads,
+                    HeadDim = headDim,
+                    Group = heads / kvHeads,
+                    Blocks = blocks,
+                    Scale = scale,
+                };
+                pool.For(kvHeads * blocks, ref job);
+                MergePartials(pOut, logSumExp.IsEmpty ? null : pLse, pPartials, tokens, startPosition, heads, headDim, blocks);
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(rented);
         }
     }
 
