@@ -16,6 +16,12 @@ public static partial class Attention
     /// <summary>Key rows per backward (kv head, key-block) work item.</summary>
     private const int BackwardKeyBlock = 16;
 
+    /// <summary>
+    /// Largest <c>heads · tokens · (startPosition + tokens)</c> for which the backward keeps dS from its key pass
+    /// (4 Mi floats = 16 MiB) instead of recomputing scores in its query pass.
+    /// </summary>
+    internal const int MaxStoredScores = 1 << 22;
+
     /// <summary>Head dimensions up to this use stack scratch; larger ones a heap array.</summary>
     private const int MaxStackHeadDim = 1024;
 
@@ -224,6 +230,8 @@ public static partial class Attention
         public float* DOut;
         public float* Lse;
         public float* D;
+        public float* DsStore;
+        public int Keys;
         public float* Q;
         public float* K;
         public float* V;
@@ -288,6 +296,15 @@ public static partial class Attention
                                 dps[i] = s[i] * (dps[i] - a.D[((long)(t0 + i) * a.Heads) + h]);
                             }
 
+                            if (a.DsStore != null)
+                            {
+                                float* store = a.DsStore + ((((long)h * a.Tokens) + t0) * a.Keys) + j;
+                                for (int i = 0; i < c; i++)
+                                {
+                                    store[(long)i * a.Keys] = dps[i];
+                                }
+                            }
+
                             AccumulateRows(dvAcc, s, do0, qStride, c, d);
                             AccumulateRows(dkAcc, dps, q0, qStride, c, d);
                         }
@@ -333,6 +350,14 @@ public static partial class Attention
                     float dRow = a.D[row];
                     int n = a.StartPosition + t + 1;
                     new Span<float>(acc, d).Clear();
+                    if (a.DsStore != null)
+                    {
+                        // dS was stored by the key pass: dq_t = scale · Σ_j dS_tj · k_j.
+                        AccumulateRows(acc, a.DsStore + ((((long)h * a.Tokens) + t) * a.Keys), kBase, kvStride, n, d);
+                        AddScaled(a.Dq + (row * d), a.Scale, acc, d);
+                        continue;
+                    }
+
                     for (int j0 = 0; j0 < n; j0 += ScoreBlock)
                     {
                         int c = Math.Min(ScoreBlock, n - j0);

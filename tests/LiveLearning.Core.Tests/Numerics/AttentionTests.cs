@@ -165,6 +165,41 @@ public sealed class AttentionTests
         Assert.That(dv2, Is.EqualTo(dv0));
     }
 
+    [TestCase(9, 3, 64, 17, 31)]
+    [TestCase(4, 2, 65, 5, 300)]
+    [TestCase(8, 1, 3, 64, 0)]
+    public void BackwardThatRecomputesScoresInsteadOfStoringThemMatchesReferenceAtAnyThreadCount(int heads, int kvHeads, int headDim, int tokens, int start)
+    {
+        // Long sequences (heads·tokens·keys above Attention.MaxStoredScores) recompute P and dP in the query pass.
+        var c = new Case(heads, kvHeads, headDim, tokens, start, start + tokens, seed: 31);
+        (float[] o, float[] l) = c.Forward(null);
+        var rq = new float[c.Q.Length];
+        var rk = new float[c.K.Length];
+        var rv = new float[c.V.Length];
+        AttentionReference.Backward(rq, rk, rv, c.G, o, l, c.Q, c.K, c.V, tokens, start, c.KvLength, heads, kvHeads, headDim, c.Scale);
+        using var two = new ComputePool(2);
+        float[]? first = null;
+        foreach (ComputePool? pool in new[] { null, two })
+        {
+            var dq = new float[c.Q.Length];
+            var dk = new float[c.K.Length];
+            var dv = new float[c.V.Length];
+            Attention.Backward(dq, dk, dv, c.G, o, l, c.Q, c.K, c.V, tokens, start, c.KvLength, heads, kvHeads, headDim, c.Scale, pool, maxStoredScores: 0);
+            AssertGradientClose(dq, rq, $"dq, {c}");
+            AssertGradientClose(dk, rk, $"dk, {c}");
+            AssertGradientClose(dv, rv, $"dv, {c}");
+            float[] all = [.. dq, .. dk, .. dv];
+            if (first is null)
+            {
+                first = all;
+            }
+            else
+            {
+                Assert.That(all, Is.EqualTo(first), "2 threads vs 1");
+            }
+        }
+    }
+
     [TestCase(4, 2, 5, 3, 2)]
     [TestCase(9, 3, 3, 4, 0)]
     [TestCase(8, 1, 2, 1, 3)]
