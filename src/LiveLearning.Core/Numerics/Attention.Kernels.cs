@@ -484,6 +484,12 @@ public static partial class Attention
             {
                 // Transpose-and-add: one vector holding the four horizontal sums.
                 Vector128<float> sums = Sse3.HorizontalAdd(Sse3.HorizontalAdd(c0, c1), Sse3.HorizontalAdd(c2, c3));
+                if (i == n)
+                {
+                    (sums * Vector128.Create(scale)).Store(dst);
+                    return;
+                }
+
                 s0 = sums.GetElement(0);
                 s1 = sums.GetElement(1);
                 s2 = sums.GetElement(2);
