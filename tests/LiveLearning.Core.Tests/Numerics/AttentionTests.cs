@@ -368,6 +368,8 @@ public sealed class AttentionTests
         dq.AssertGuardsIntact();
         dk.AssertGuardsIntact();
         dv.AssertGuardsIntact();
+        k.AssertGuardsIntact();
+        v.AssertGuardsIntact();
         Assert.That(dq.ToArray(), Is.All.Not.NaN);
         Assert.That(dk.Span[..seen].ToArray(), Is.All.Not.NaN);
         Assert.That(dv.Span[..seen].ToArray(), Is.All.Not.NaN);
