@@ -251,7 +251,6 @@ public static partial class Attention
     private unsafe struct BackwardKvJob : IParallelJob
     {
         public BackwardArgs Args;
-        public int KeyBlocks;
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int index)

@@ -286,7 +286,7 @@ public static partial class Attention
                 };
 
                 int keyBlocks = (keys + BackwardKeyBlock - 1) / BackwardKeyBlock;
-                var kvJob = new BackwardKvJob { Args = common, KeyBlocks = keyBlocks };
+                var kvJob = new BackwardKvJob { Args = common };
                 ComputePool.Run(pool, kvHeads * keyBlocks, ref kvJob);
 
                 int tileRows = ForwardTileRows(tokens, heads, pool);
