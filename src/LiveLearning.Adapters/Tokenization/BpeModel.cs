@@ -159,14 +159,16 @@ internal sealed class BpeModel
         }
 
         // Priority: rank in the high 32 bits, position in the low 32 bits (both non-negative).
-        var queue = new PriorityQueue<(int Pos, int NewId), long>();
+        var initial = new List<((int Pos, int NewId) Element, long Priority)>(n);
         for (int i = 0; i + 1 < n; i++)
         {
             if (_merges.TryGetValue(PairKey(ids[i], ids[i + 1]), out var m))
             {
-                queue.Enqueue((i, m.NewId), Priority(m.Rank, i));
+                initial.Add(((i, m.NewId), Priority(m.Rank, i)));
             }
         }
+        var queue = new PriorityQueue<(int Pos, int NewId), long>(initial.Count);
+        queue.EnqueueRange(initial); // O(n) heapify
 
         while (queue.TryDequeue(out var top, out _))
         {

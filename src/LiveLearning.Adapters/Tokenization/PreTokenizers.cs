@@ -172,6 +172,21 @@ internal static class RegexScanners
     /// <summary>Classifies a code point for the split regexes.</summary>
     public static byte Classify(int cp)
     {
+        if (cp < AsciiClass.Length) return AsciiClass[cp];
+        return ClassifySlow(cp);
+    }
+
+    private static readonly byte[] AsciiClass = BuildAsciiClass();
+
+    private static byte[] BuildAsciiClass()
+    {
+        var table = new byte[128];
+        for (int c = 0; c < table.Length; c++) table[c] = ClassifySlow(c);
+        return table;
+    }
+
+    private static byte ClassifySlow(int cp)
+    {
         if (cp == '\r' || cp == '\n') return Newline;
         if (IsWhiteSpace(cp)) return Space;
         switch (CharUnicodeInfo.GetUnicodeCategory(cp))
