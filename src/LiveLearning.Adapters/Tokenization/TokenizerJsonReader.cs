@@ -142,10 +142,10 @@ internal static class TokenizerJsonReader
         string type = f.Type(e, path);
         switch (type)
         {
-            case "NFC": return new UnicodeNormalizer(NormalizationForm.FormC);
-            case "NFD": return new UnicodeNormalizer(NormalizationForm.FormD);
-            case "NFKC": return new UnicodeNormalizer(NormalizationForm.FormKC);
-            case "NFKD": return new UnicodeNormalizer(NormalizationForm.FormKD);
+            case "NFC": return UnicodeNormalizer.Create(NormalizationForm.FormC, f.SourceName, path);
+            case "NFD": return UnicodeNormalizer.Create(NormalizationForm.FormD, f.SourceName, path);
+            case "NFKC": return UnicodeNormalizer.Create(NormalizationForm.FormKC, f.SourceName, path);
+            case "NFKD": return UnicodeNormalizer.Create(NormalizationForm.FormKD, f.SourceName, path);
             case "Lowercase": return new LowercaseNormalizer();
             case "Prepend": return new PrependNormalizer(f.String(e, "prepend", path));
             case "Strip": return new StripNormalizer(f.Bool(e, "strip_left", path, true), f.Bool(e, "strip_right", path, true));
