@@ -10,10 +10,10 @@ namespace LiveLearning.Tokenization;
 internal sealed class BpeModel
 {
     /// <summary>Words longer than this (in UTF-16 units) are not cached.</summary>
-    private const int MaxCachedWordLength = 256;
+    private const int MaxCachedWordLength = 128;
 
     /// <summary>At most this many words are cached; later words are computed each time.</summary>
-    private const int CacheCapacity = 50_000;
+    private const int CacheCapacity = 20_000;
 
     private readonly Dictionary<string, int> _vocab;
     private readonly Dictionary<long, (int Rank, int NewId)> _merges;
