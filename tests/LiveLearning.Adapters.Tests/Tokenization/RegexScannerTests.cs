@@ -62,3 +62,41 @@ public sealed class RegexScannerTests
         Assert.That(words.Select(w => text.Substring(w.Item1, w.Item2)), Is.EqualTo(new[] { "x", " 𝔘𝔫", " ", "𝟘𝟙𝟚", "𝟛" }));
     }
 }
+
+/// <summary>The BMP stand-ins used to run custom regexes on text with characters outside the BMP.</summary>
+[TestFixture]
+public sealed class AstralStandInTests
+{
+    [Test]
+    public void Every_stand_in_has_the_category_it_stands_for()
+    {
+        using (Assert.EnterMultipleScope())
+        {
+            foreach (var category in Enum.GetValues<System.Globalization.UnicodeCategory>())
+            {
+                if (category is System.Globalization.UnicodeCategory.Surrogate or System.Globalization.UnicodeCategory.SpaceSeparator
+                    or System.Globalization.UnicodeCategory.LineSeparator or System.Globalization.UnicodeCategory.ParagraphSeparator
+                    or System.Globalization.UnicodeCategory.Control or System.Globalization.UnicodeCategory.ConnectorPunctuation
+                    or System.Globalization.UnicodeCategory.DashPunctuation or System.Globalization.UnicodeCategory.OpenPunctuation
+                    or System.Globalization.UnicodeCategory.ClosePunctuation or System.Globalization.UnicodeCategory.InitialQuotePunctuation
+                    or System.Globalization.UnicodeCategory.FinalQuotePunctuation)
+                {
+                    continue; // none or almost none outside the BMP: mapped to the generic punctuation stand-in
+                }
+                char standIn = AstralStandIns.StandIn(category);
+                Assert.That(System.Globalization.CharUnicodeInfo.GetUnicodeCategory(standIn), Is.EqualTo(category), $"U+{(int)standIn:X4}");
+            }
+        }
+    }
+
+    [Test]
+    public void Mapped_offsets_point_back_into_the_original_text()
+    {
+        var (mapped, toOriginal) = AstralStandIns.Map("a𝔘b😀");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(mapped, Has.Length.EqualTo(4));
+            Assert.That(toOriginal, Is.EqualTo(new[] { 0, 1, 3, 4, 6 }));
+        }
+    }
+}
