@@ -21,6 +21,9 @@ public static unsafe partial class LoraKernels
     /// <summary>The largest rank the kernels accept.</summary>
     public const int MaxRank = 128;
 
+    // Below this many tokens the forward applies B without transposing it (the copy would cost more than it saves).
+    private const int DotFormTokens = 4;
+
     // Below this many elements of B the [rank, out] copy is made on the calling thread rather than on the pool.
     private const int ParallelTransposeElements = 32 * 1024;
 
@@ -45,6 +48,18 @@ public static unsafe partial class LoraKernels
         ValidateForward(y, h, x, a, b, tokens, inFeatures, outFeatures, rank);
         if (tokens == 0)
         {
+            return;
+        }
+
+        if (tokens < DotFormTokens)
+        {
+            // Decoding: too few tokens to pay for the [rank, out] copy of B; apply B as one short dot per output.
+            fixed (float* py = y, ph = h, px = x, pa = a, pb = b)
+            {
+                DotRows(ph, px, inFeatures, tokens, pa, rank, inFeatures, 1f);
+                DotRows(py, ph, rank, tokens, pb, outFeatures, rank, scale, accumulate: true);
+            }
+
             return;
         }
 
