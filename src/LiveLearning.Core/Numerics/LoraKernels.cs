@@ -329,8 +329,9 @@ public static unsafe partial class LoraKernels
 
     /// <summary>
     /// One dispatch for the whole backward. Items in index order: token tiles (dH, then dx from the hot dH tile),
-    /// dB column chunks, dA column chunks. The pool hands out items in index order, so by the time a dA item is
-    /// claimed every tile has been claimed by a running thread; dA items wait for those tiles to finish.
+    /// dB column chunks, dA column chunks. dA items wait for every tile to finish. This cannot deadlock as long as
+    /// each thread runs the items it takes in increasing index order (the pool claims them from a shared counter,
+    /// and runs them inline in order without a pool): a waiting thread never holds an unstarted tile.
     /// </summary>
     private struct BackwardJob : IParallelJob
     {
