@@ -51,9 +51,10 @@ public static unsafe partial class LoraKernels
             return;
         }
 
-        if (tokens < DotFormTokens)
+        if (tokens < DotFormTokens && (tokens == 1 || rank >= VectorFloats))
         {
-            // Decoding: too few tokens to pay for the [rank, out] copy of B; apply B as one short dot per output.
+            // Decoding: too few tokens to pay for the [rank, out] copy of B; apply B as one short dot per output
+            // (for a few tokens only when the rank fills a vector, else the dots run scalar and the copy wins).
             fixed (float* py = y, ph = h, px = x, pa = a, pb = b)
             {
                 DotRows(ph, px, inFeatures, tokens, pa, rank, inFeatures, 1f);
