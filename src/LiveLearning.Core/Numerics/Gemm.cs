@@ -519,6 +519,7 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>Widens <paramref name="count"/> stored weights into float32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void WidenRow(WeightType type, byte* source, float* destination, int count)
     {
         switch (type)
@@ -527,7 +528,7 @@ public static unsafe partial class Gemm
                 Buffer.MemoryCopy(source, destination, (long)count * 4, (long)count * 4);
                 break;
             case WeightType.BF16:
-                Precision.WidenBF16(new ReadOnlySpan<ushort>(source, count), new Span<float>(destination, count));
+                WidenBF16((ushort*)source, destination, count);
                 break;
             default:
                 WidenF16((ushort*)source, destination, count);
