@@ -24,6 +24,9 @@ public static unsafe partial class Gemm
     /// <summary>K-block of the kernels that pack a <c>[K, N]</c> operand (backward passes).</summary>
     private const int KBlock = 384;
 
+    /// <summary>Up to this many tokens the forward product runs as one GEMV per token.</summary>
+    private const int GemvMaxTokens = 2;
+
     /// <summary>Largest K-chunk of the forward product (see <see cref="LinearKChunk"/>).</summary>
     private const int LinearKBlock = 1024;
 
@@ -34,7 +37,7 @@ public static unsafe partial class Gemm
     private const int ItemsPerThread = 4;
 
     /// <summary>
-    /// <c>Y = X·Wᵀ</c>: <c>y[t,o] = (accumulate ? y[t,o] : 0) + Σ_i x[t,i]·w[o,i]</c>. One token runs the GEMV path.
+    /// <c>Y = X·Wᵀ</c>: <c>y[t,o] = (accumulate ? y[t,o] : 0) + Σ_i x[t,i]·w[o,i]</c>. One or two tokens run the GEMV path.
     /// </summary>
     /// <param name="y">Output <c>[tokens, w.Rows]</c>; must not overlap <paramref name="x"/> or the weights.</param>
     /// <param name="x">Input <c>[tokens, w.Cols]</c>.</param>
@@ -257,9 +260,15 @@ public static unsafe partial class Gemm
             return;
         }
 
-        if (tokens == 1)
+        if (tokens <= GemvMaxTokens)
         {
-            GemvCore(y, x, w, type, outF, inF, accumulate, pool);
+            // The register tile is NR tokens wide, so a couple of tokens would waste most of it; a GEMV per
+            // token streams the weight once per token instead, which is cheaper up to two tokens.
+            for (int t = 0; t < tokens; t++)
+            {
+                GemvCore(y + ((nint)t * outF), x + ((nint)t * inF), w, type, outF, inF, accumulate, pool);
+            }
+
             return;
         }
 
