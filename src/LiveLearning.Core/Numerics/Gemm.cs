@@ -260,6 +260,12 @@ public static unsafe partial class Gemm
             return;
         }
 
+        if (UseFewTokens(tokens))
+        {
+            FewTokensCore(y, x, w, type, tokens, outF, inF, accumulate, pool);
+            return;
+        }
+
         if (tokens <= GemvMaxTokens)
         {
             // The register tile is NR tokens wide, so a couple of tokens would waste most of it; a GEMV per

@@ -99,7 +99,7 @@ public sealed class GemmTests
     public void TwoThreadsGiveBitwiseTheSameResultsAsOne(WeightType type)
     {
         using var pool = new ComputePool(2);
-        (int T, int In, int Out)[] shapes = [(37, 300, 203), (64, 96, 160), (2, 520, 300), (9, 257, 1000)];
+        (int T, int In, int Out)[] shapes = [(37, 300, 203), (64, 96, 160), (2, 520, 300), (5, 300, 203), (8, 77, 1000), (9, 257, 1000)];
         foreach ((int t, int i, int o) in shapes)
         {
             float[] single = CheckLinear(t, i, o, type, accumulate: false, pool: null, useSpanOverload: false);
