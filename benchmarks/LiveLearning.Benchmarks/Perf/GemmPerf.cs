@@ -19,6 +19,8 @@ internal sealed class GemmPerf : IPerfProbe
         Linear(perf, pool, 1, 576, 576, WeightType.F32, "gemm_1x576x576_gflops");
         Linear(perf, pool, 64, 576, 1536, WeightType.BF16, "gemm_64x576x1536_bf16_gflops");
         Linear(perf, null, 64, 576, 1536, WeightType.F32, "gemm_64x576x1536_1thread_gflops");
+        Linear(perf, pool, 4, 4096, 4096, WeightType.F32, "gemm_4x4096x4096_gflops");
+        Linear(perf, pool, 8, 576, 1536, WeightType.F32, "gemm_8x576x1536_gflops");
         Gemv(perf, pool, 4096, 4096, WeightType.F32, "gemv_4096x4096_gbps");
         Gemv(perf, pool, 4096, 4096, WeightType.BF16, "gemv_4096x4096_bf16_gbps");
         Backward(perf, pool, 64, 576, 1536);
