@@ -3,10 +3,10 @@ using System.Runtime.Intrinsics;
 
 namespace LiveLearning.Numerics;
 
-/// <summary>GEMV: streams the weight once, four rows at a time, widening 16-bit storage in registers.</summary>
+/// <summary>GEMV: streams the weight once, row after row, widening 16-bit storage in registers.</summary>
 public static unsafe partial class Gemm
 {
-    /// <summary>Rows handled together by the GEMV kernel (more independent memory streams).</summary>
+    /// <summary>Rows per unit of GEMV work when splitting across threads (and per group in the few-token path).</summary>
     private const int GemvRows = 4;
 
     /// <summary>Loads stored weights as float32 vectors.</summary>
@@ -87,122 +87,91 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>
-    /// <c>y[r] (+)= Σ_i w[r, i]·x[i]</c> for <c>r &lt; TRows</c>. Each row uses exactly the same operations whatever
-    /// <typeparamref name="TRows"/> is, so grouping (and so the thread split) never changes a result.
+    /// <c>Σ_i w[i]·x[i]</c> for one row, with four independent accumulators. Rows are processed one after another so
+    /// the weights form a single sequential stream: with rows of only a few kilobytes (576 or 1536 columns), reading
+    /// several rows side by side starts a new hardware-prefetch stream every few cache lines and measured at
+    /// 12.5 GB/s per core, against 21 GB/s for one stream. Each row's result never depends on the thread split.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void GemvKernel<TLoad, TRows>(byte* w, nint rowBytes, float* x, int n, float* y, bool accumulate)
+    private static float GemvRow<TLoad>(byte* w, float* x, int n)
         where TLoad : struct, IWeightLoad
-        where TRows : struct, IRows
     {
-        byte* w0 = w, w1 = w + rowBytes, w2 = w + (2 * rowBytes), w3 = w + (3 * rowBytes);
-        float s0, s1 = 0f, s2 = 0f, s3 = 0f;
         nint i = 0;
+        float sum;
         if (Vector512.IsHardwareAccelerated)
         {
-            Vector512<float> a0 = default, b0 = default, a1 = default, b1 = default, a2 = default, b2 = default, a3 = default, b3 = default;
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
             Vector512<float> lo, hi;
-            for (; i <= n - 32; i += 32)
+            for (; i <= n - 64; i += 64)
             {
-                Vector512<float> xa = Vector512.Load(x + i);
-                Vector512<float> xb = Vector512.Load(x + i + 16);
-                TLoad.Load32(w0, i, out lo, out hi); a0 = Vector512.FusedMultiplyAdd(lo, xa, a0); b0 = Vector512.FusedMultiplyAdd(hi, xb, b0);
-                if (TRows.Value > 1) { TLoad.Load32(w1, i, out lo, out hi); a1 = Vector512.FusedMultiplyAdd(lo, xa, a1); b1 = Vector512.FusedMultiplyAdd(hi, xb, b1); }
-                if (TRows.Value > 2) { TLoad.Load32(w2, i, out lo, out hi); a2 = Vector512.FusedMultiplyAdd(lo, xa, a2); b2 = Vector512.FusedMultiplyAdd(hi, xb, b2); }
-                if (TRows.Value > 3) { TLoad.Load32(w3, i, out lo, out hi); a3 = Vector512.FusedMultiplyAdd(lo, xa, a3); b3 = Vector512.FusedMultiplyAdd(hi, xb, b3); }
+                TLoad.Load32(w, i, out lo, out hi);
+                a0 = Vector512.FusedMultiplyAdd(lo, Vector512.Load(x + i), a0);
+                a1 = Vector512.FusedMultiplyAdd(hi, Vector512.Load(x + i + 16), a1);
+                TLoad.Load32(w, i + 32, out lo, out hi);
+                a2 = Vector512.FusedMultiplyAdd(lo, Vector512.Load(x + i + 32), a2);
+                a3 = Vector512.FusedMultiplyAdd(hi, Vector512.Load(x + i + 48), a3);
             }
 
-            if (i <= n - 16)
+            for (; i <= n - 16; i += 16)
             {
-                Vector512<float> xa = Vector512.Load(x + i);
-                a0 = Vector512.FusedMultiplyAdd(TLoad.Load16(w0, i), xa, a0);
-                if (TRows.Value > 1) { a1 = Vector512.FusedMultiplyAdd(TLoad.Load16(w1, i), xa, a1); }
-                if (TRows.Value > 2) { a2 = Vector512.FusedMultiplyAdd(TLoad.Load16(w2, i), xa, a2); }
-                if (TRows.Value > 3) { a3 = Vector512.FusedMultiplyAdd(TLoad.Load16(w3, i), xa, a3); }
-                i += 16;
+                a0 = Vector512.FusedMultiplyAdd(TLoad.Load16(w, i), Vector512.Load(x + i), a0);
             }
 
-            s0 = Vector512.Sum(a0 + b0);
-            if (TRows.Value > 1) { s1 = Vector512.Sum(a1 + b1); }
-            if (TRows.Value > 2) { s2 = Vector512.Sum(a2 + b2); }
-            if (TRows.Value > 3) { s3 = Vector512.Sum(a3 + b3); }
+            sum = Vector512.Sum((a0 + a1) + (a2 + a3));
         }
         else if (Vector256.IsHardwareAccelerated)
         {
-            Vector256<float> a0 = default, b0 = default, a1 = default, b1 = default, a2 = default, b2 = default, a3 = default, b3 = default;
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
             Vector256<float> lo, hi;
-            for (; i <= n - 16; i += 16)
+            for (; i <= n - 32; i += 32)
             {
-                Vector256<float> xa = Vector256.Load(x + i);
-                Vector256<float> xb = Vector256.Load(x + i + 8);
-                TLoad.Load16(w0, i, out lo, out hi); a0 = Vector256.FusedMultiplyAdd(lo, xa, a0); b0 = Vector256.FusedMultiplyAdd(hi, xb, b0);
-                if (TRows.Value > 1) { TLoad.Load16(w1, i, out lo, out hi); a1 = Vector256.FusedMultiplyAdd(lo, xa, a1); b1 = Vector256.FusedMultiplyAdd(hi, xb, b1); }
-                if (TRows.Value > 2) { TLoad.Load16(w2, i, out lo, out hi); a2 = Vector256.FusedMultiplyAdd(lo, xa, a2); b2 = Vector256.FusedMultiplyAdd(hi, xb, b2); }
-                if (TRows.Value > 3) { TLoad.Load16(w3, i, out lo, out hi); a3 = Vector256.FusedMultiplyAdd(lo, xa, a3); b3 = Vector256.FusedMultiplyAdd(hi, xb, b3); }
+                TLoad.Load16(w, i, out lo, out hi);
+                a0 = Vector256.FusedMultiplyAdd(lo, Vector256.Load(x + i), a0);
+                a1 = Vector256.FusedMultiplyAdd(hi, Vector256.Load(x + i + 8), a1);
+                TLoad.Load16(w, i + 16, out lo, out hi);
+                a2 = Vector256.FusedMultiplyAdd(lo, Vector256.Load(x + i + 16), a2);
+                a3 = Vector256.FusedMultiplyAdd(hi, Vector256.Load(x + i + 24), a3);
             }
 
-            if (i <= n - 8)
+            for (; i <= n - 8; i += 8)
             {
-                Vector256<float> xa = Vector256.Load(x + i);
-                a0 = Vector256.FusedMultiplyAdd(TLoad.Load8(w0, i), xa, a0);
-                if (TRows.Value > 1) { a1 = Vector256.FusedMultiplyAdd(TLoad.Load8(w1, i), xa, a1); }
-                if (TRows.Value > 2) { a2 = Vector256.FusedMultiplyAdd(TLoad.Load8(w2, i), xa, a2); }
-                if (TRows.Value > 3) { a3 = Vector256.FusedMultiplyAdd(TLoad.Load8(w3, i), xa, a3); }
-                i += 8;
+                a0 = Vector256.FusedMultiplyAdd(TLoad.Load8(w, i), Vector256.Load(x + i), a0);
             }
 
-            s0 = Vector256.Sum(a0 + b0);
-            if (TRows.Value > 1) { s1 = Vector256.Sum(a1 + b1); }
-            if (TRows.Value > 2) { s2 = Vector256.Sum(a2 + b2); }
-            if (TRows.Value > 3) { s3 = Vector256.Sum(a3 + b3); }
+            sum = Vector256.Sum((a0 + a1) + (a2 + a3));
         }
         else if (Vector128.IsHardwareAccelerated)
         {
-            Vector128<float> a0 = default, b0 = default, a1 = default, b1 = default, a2 = default, b2 = default, a3 = default, b3 = default;
+            Vector128<float> a0 = default, a1 = default, a2 = default, a3 = default;
             Vector128<float> lo, hi;
-            for (; i <= n - 8; i += 8)
+            for (; i <= n - 16; i += 16)
             {
-                Vector128<float> xa = Vector128.Load(x + i);
-                Vector128<float> xb = Vector128.Load(x + i + 4);
-                TLoad.Load8(w0, i, out lo, out hi); a0 = Fma128(lo, xa, a0); b0 = Fma128(hi, xb, b0);
-                if (TRows.Value > 1) { TLoad.Load8(w1, i, out lo, out hi); a1 = Fma128(lo, xa, a1); b1 = Fma128(hi, xb, b1); }
-                if (TRows.Value > 2) { TLoad.Load8(w2, i, out lo, out hi); a2 = Fma128(lo, xa, a2); b2 = Fma128(hi, xb, b2); }
-                if (TRows.Value > 3) { TLoad.Load8(w3, i, out lo, out hi); a3 = Fma128(lo, xa, a3); b3 = Fma128(hi, xb, b3); }
+                TLoad.Load8(w, i, out lo, out hi);
+                a0 = Fma128(lo, Vector128.Load(x + i), a0);
+                a1 = Fma128(hi, Vector128.Load(x + i + 4), a1);
+                TLoad.Load8(w, i + 8, out lo, out hi);
+                a2 = Fma128(lo, Vector128.Load(x + i + 8), a2);
+                a3 = Fma128(hi, Vector128.Load(x + i + 12), a3);
             }
 
-            if (i <= n - 4)
+            for (; i <= n - 4; i += 4)
             {
-                Vector128<float> xa = Vector128.Load(x + i);
-                a0 = Fma128(TLoad.Load4(w0, i), xa, a0);
-                if (TRows.Value > 1) { a1 = Fma128(TLoad.Load4(w1, i), xa, a1); }
-                if (TRows.Value > 2) { a2 = Fma128(TLoad.Load4(w2, i), xa, a2); }
-                if (TRows.Value > 3) { a3 = Fma128(TLoad.Load4(w3, i), xa, a3); }
-                i += 4;
+                a0 = Fma128(TLoad.Load4(w, i), Vector128.Load(x + i), a0);
             }
 
-            s0 = Vector128.Sum(a0 + b0);
-            if (TRows.Value > 1) { s1 = Vector128.Sum(a1 + b1); }
-            if (TRows.Value > 2) { s2 = Vector128.Sum(a2 + b2); }
-            if (TRows.Value > 3) { s3 = Vector128.Sum(a3 + b3); }
+            sum = Vector128.Sum((a0 + a1) + (a2 + a3));
         }
         else
         {
-            s0 = 0f;
+            sum = 0f;
         }
 
         for (; i < n; i++)
         {
-            float xi = x[i];
-            s0 += TLoad.Load1(w0, i) * xi;
-            if (TRows.Value > 1) { s1 += TLoad.Load1(w1, i) * xi; }
-            if (TRows.Value > 2) { s2 += TLoad.Load1(w2, i) * xi; }
-            if (TRows.Value > 3) { s3 += TLoad.Load1(w3, i) * xi; }
+            sum += TLoad.Load1(w, i) * x[i];
         }
 
-        y[0] = accumulate ? y[0] + s0 : s0;
-        if (TRows.Value > 1) { y[1] = accumulate ? y[1] + s1 : s1; }
-        if (TRows.Value > 2) { y[2] = accumulate ? y[2] + s2 : s2; }
-        if (TRows.Value > 3) { y[3] = accumulate ? y[3] + s3 : s3; }
+        return sum;
     }
 
     private struct GemvJob<TLoad> : IParallelJob
@@ -225,13 +194,11 @@ public static unsafe partial class Gemm
             for (int g = first; g < last; g++)
             {
                 int r0 = g * GemvRows;
-                byte* w = W + (r0 * RowBytes);
-                switch (Math.Min(GemvRows, Rows - r0))
+                int r1 = Math.Min(Rows, r0 + GemvRows);
+                for (int r = r0; r < r1; r++)
                 {
-                    case 4: GemvKernel<TLoad, R4>(w, RowBytes, X, Cols, Y + r0, Accumulate); break;
-                    case 3: GemvKernel<TLoad, R3>(w, RowBytes, X, Cols, Y + r0, Accumulate); break;
-                    case 2: GemvKernel<TLoad, R2>(w, RowBytes, X, Cols, Y + r0, Accumulate); break;
-                    default: GemvKernel<TLoad, R1>(w, RowBytes, X, Cols, Y + r0, Accumulate); break;
+                    float dot = GemvRow<TLoad>(W + (r * RowBytes), X, Cols);
+                    Y[r] = Accumulate ? Y[r] + dot : dot;
                 }
             }
         }
