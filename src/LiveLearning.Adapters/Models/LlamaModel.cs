@@ -178,6 +178,30 @@ public sealed partial class LlamaModel : IDisposable
     }
 
     /// <summary>
+    /// Like <see cref="Forward(ReadOnlySpan{int}, KvCache?, bool, IModelAdapter?)"/>, but writes the logits into
+    /// <paramref name="logits"/> (<c>[tokens, vocab]</c> or <c>[vocab]</c>), so a decode or scoring loop allocates nothing per call.
+    /// </summary>
+    /// <param name="tokenIds">New tokens of the sequence.</param>
+    /// <param name="logits">Destination; exactly the size of the requested logits.</param>
+    /// <param name="cache">The sequence's cache, or <see langword="null"/>.</param>
+    /// <param name="allPositions">Logits for every position or the last only.</param>
+    /// <param name="adapter">Adapter to apply, or <see langword="null"/>.</param>
+    public void ForwardInto(ReadOnlySpan<int> tokenIds, Span<float> logits, KvCache? cache = null, bool allPositions = false, IModelAdapter? adapter = null)
+    {
+        var plan = Plan([new SequenceBatch(tokenIds.ToArray(), cache, allPositions)], requireFresh: false, adapter);
+        int n = tokenIds.Length;
+        int[] rows = allPositions ? Enumerable.Range(0, n).ToArray() : n == 0 ? [] : [n - 1];
+        if (logits.Length != rows.Length * _vocab)
+        {
+            throw new ArgumentException($"logits has {logits.Length} elements but {rows.Length} position(s) x vocab {_vocab} = {rows.Length * _vocab}.", nameof(logits));
+        }
+
+        using var arena = new Arena();
+        RunForward(plan, tape: null, rows, logits, arena);
+        cache?.Advance(n);
+    }
+
+    /// <summary>
     /// Runs several sequences in one pass: the linear layers process all their tokens together, attention runs per
     /// sequence against that sequence's cache.
     /// </summary>
@@ -212,6 +236,13 @@ public sealed partial class LlamaModel : IDisposable
 
         float[] logits = new float[rows.Count * _vocab];
         RunForward(plan, tape: null, rows.ToArray(), logits, arena);
+
+        if (plan.Sequences.Length == 1)
+        {
+            // One sequence: its logits are the whole buffer; hand it over without a copy.
+            plan.Sequences[0].Source.Cache?.Advance(plan.Sequences[0].Length);
+            return [logits];
+        }
 
         var result = new float[plan.Sequences.Length][];
         int row = 0;

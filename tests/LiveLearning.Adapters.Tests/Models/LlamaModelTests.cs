@@ -183,6 +183,20 @@ public sealed class LlamaModelTests
     }
 
     [Test]
+    public void ForwardIntoACallerBufferEqualsForwardAndRejectsAWrongSize()
+    {
+        ModelFixture f = ModelFixture.Load("qwen2-bias");
+        using var model = LlamaModel.Load(f.Directory);
+        int[] ids = f.InputIds(0);
+        var logits = new float[ids.Length * model.Config.VocabSize];
+        model.ForwardInto(ids, logits, null, allPositions: true);
+        Assert.That(logits, Is.EqualTo(model.Forward(ids, null, allPositions: true)));
+        KvCache cache = model.CreateCache();
+        Assert.That(() => model.ForwardInto(ids, new float[3], cache), Throws.ArgumentException.With.Property("ParamName").EqualTo("logits"));
+        Assert.That(cache.Length, Is.Zero);
+    }
+
+    [Test]
     public void ScoreEqualsTheSumOfLogSoftmaxOfTheCompletionTokens()
     {
         ModelFixture f = ModelFixture.Load("llama-gqa-tied");
