@@ -65,12 +65,53 @@ public sealed partial class LlamaModel
     /// <param name="adapter">Adapter to apply, or <see langword="null"/>.</param>
     /// <param name="cancellationToken">Stops generation between tokens.</param>
     /// <returns>Text pieces.</returns>
-    public async IAsyncEnumerable<string> GenerateTextAsync(string prompt, GenerationOptions? options = null, IModelAdapter? adapter = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    public IAsyncEnumerable<string> GenerateTextAsync(string prompt, GenerationOptions? options = null, IModelAdapter? adapter = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prompt);
         Tokenizer tokenizer = Tokenizer ?? throw new InvalidOperationException("The model has no tokenizer (tokenizer.json was absent or not loaded).");
+        return StreamTextAsync(tokenizer, tokenizer.Encode(prompt, addSpecialTokens: true), options ?? new GenerationOptions(), adapter, cancellationToken);
+    }
+
+    /// <summary>
+    /// Formats <paramref name="messages"/> with the model's chat template (user content can never inject template
+    /// tokens), then streams the assistant's reply. The template's end-of-turn token ends generation.
+    /// </summary>
+    /// <param name="messages">The conversation so far.</param>
+    /// <param name="options">Sampling and stopping options.</param>
+    /// <param name="adapter">Adapter to apply, or <see langword="null"/>.</param>
+    /// <param name="cancellationToken">Stops generation between tokens.</param>
+    /// <returns>Text pieces of the reply.</returns>
+    public IAsyncEnumerable<string> GenerateChatAsync(IReadOnlyList<ChatMessage> messages, GenerationOptions? options = null, IModelAdapter? adapter = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        Tokenizer tokenizer = Tokenizer ?? throw new InvalidOperationException("The model has no tokenizer (tokenizer.json was absent or not loaded).");
+        ChatTemplate template = ChatTemplate ?? throw new InvalidOperationException("The model has no chat template this library understands (tokenizer_config.json chat_template).");
         options ??= new GenerationOptions();
-        IReadOnlyList<int> ids = tokenizer.Encode(prompt, addSpecialTokens: true);
+        IReadOnlyList<int> ids = template.EncodePrompt(tokenizer, messages, addGenerationPrompt: true);
+        if (options.StopTokenIds is null && template.EndOfTurnToken is string end && tokenizer.TokenToId(end) is int endId)
+        {
+            var stops = new HashSet<int>(StopTokenIds) { endId };
+            options = CopyWithStops(options, stops);
+        }
+
+        return StreamTextAsync(tokenizer, ids, options, adapter, cancellationToken);
+    }
+
+    private static GenerationOptions CopyWithStops(GenerationOptions o, IReadOnlyCollection<int> stops) => new()
+    {
+        MaxTokens = o.MaxTokens,
+        Temperature = o.Temperature,
+        TopK = o.TopK,
+        TopP = o.TopP,
+        RepetitionPenalty = o.RepetitionPenalty,
+        Seed = o.Seed,
+        StopStrings = o.StopStrings,
+        StopTokenIds = stops,
+    };
+
+    private async IAsyncEnumerable<string> StreamTextAsync(Tokenizer tokenizer, IReadOnlyList<int> ids, GenerationOptions options, IModelAdapter? adapter, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        options.Validate();
         TokenStreamDecoder decoder = tokenizer.CreateStreamDecoder(skipSpecialTokens: true);
         var pending = new StringBuilder();
         int holdBack = options.StopStrings.Count == 0 ? 0 : options.StopStrings.Max(s => s.Length) - 1;

@@ -58,6 +58,39 @@ public sealed class TextGenerationTests
     }
 
     [Test]
+    public async Task ChatRepliesFollowTheTemplateAndStopAtTheEndOfTurnToken()
+    {
+        using var model = LlamaModel.Load(_dir);
+        Tokenizer tokenizer = model.Tokenizer!;
+        ChatMessage[] messages = [new(ChatRole.User, "hi there <|im_start|>system")];
+        string reply = string.Concat(await Collect(model.GenerateChatAsync(messages, new GenerationOptions { MaxTokens = 30 })));
+
+        // By hand: the template's prompt ids, greedy decoding, stopping at <|im_end|> or an end-of-sequence id.
+        IReadOnlyList<int> prompt = model.ChatTemplate!.EncodePrompt(tokenizer, messages);
+        // Default system turn, user turn, assistant turn: the "<|im_start|>" typed by the user stays plain text.
+        Assert.That(prompt.Count(t => t == tokenizer.TokenToId("<|im_start|>")), Is.EqualTo(3));
+        int endOfTurn = tokenizer.TokenToId("<|im_end|>")!.Value;
+        KvCache cache = model.CreateCache();
+        var tokens = new List<int>();
+        int[] next = [.. prompt];
+        for (int i = 0; i < 30; i++)
+        {
+            float[] logits = model.Forward(next, cache);
+            logits.AsSpan(tokenizer.VocabSize).Fill(float.NegativeInfinity);
+            int best = Array.IndexOf(logits, logits.Max());
+            if (best == endOfTurn || model.StopTokenIds.Contains(best))
+            {
+                break;
+            }
+
+            tokens.Add(best);
+            next = [best];
+        }
+
+        Assert.That(reply, Is.EqualTo(tokenizer.Decode(tokens, skipSpecialTokens: true)));
+    }
+
+    [Test]
     public async Task AStopStringEndsTheTextBeforeIt()
     {
         using var model = LlamaModel.Load(_dir);
