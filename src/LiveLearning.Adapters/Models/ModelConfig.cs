@@ -49,7 +49,7 @@ public sealed partial class ModelConfig
         _slidingLayers = b.SlidingLayers;
     }
 
-    /// <summary>The file (or name given to <see cref="Parse"/>) the config came from.</summary>
+    /// <summary>The file (or name given to <c>Parse</c>) the config came from.</summary>
     public string SourceName { get; }
 
     /// <summary><c>model_type</c>: <c>llama</c>, <c>mistral</c> or <c>qwen2</c>.</summary>

@@ -8,7 +8,7 @@ namespace LiveLearning.Models;
 public sealed class ModelConfigException : IOException
 {
     /// <summary>Creates the exception.</summary>
-    /// <param name="sourceName">The file (or name given to <see cref="ModelConfig.Parse"/>).</param>
+    /// <param name="sourceName">The file (or name given to <c>ModelConfig.Parse</c>).</param>
     /// <param name="key">The key at fault (dotted for nested keys, e.g. <c>rope_scaling.factor</c>); null for a document-level error.</param>
     /// <param name="detail">What is wrong, including the value.</param>
     /// <param name="innerException">The underlying error, if any.</param>
@@ -19,7 +19,7 @@ public sealed class ModelConfigException : IOException
         Key = key;
     }
 
-    /// <summary>The file (or name given to <see cref="ModelConfig.Parse"/>).</summary>
+    /// <summary>The file (or name given to <c>ModelConfig.Parse</c>).</summary>
     public string SourceName { get; }
 
     /// <summary>The key at fault (dotted for nested keys); null for a document-level error such as invalid JSON.</summary>

@@ -27,7 +27,7 @@ public static partial class Attention
 {
     /// <summary>
     /// <c>output = softmax(scale · q·kᵀ + causal mask) · v</c> per query head, and optionally the row log-sum-exp of
-    /// the scaled scores (kept by training for <see cref="Backward"/>).
+    /// the scaled scores (kept by training for <c>Backward</c>).
     /// </summary>
     /// <param name="output">Result <c>[tokens, heads, headDim]</c> (overwritten). Must not overlap any input.</param>
     /// <param name="logSumExp">Empty, or <c>[tokens, heads]</c>: receives <c>log Σ_j exp(scale · q·k_j)</c> over the attended keys.</param>

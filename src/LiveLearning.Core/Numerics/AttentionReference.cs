@@ -2,7 +2,7 @@ namespace LiveLearning.Numerics;
 
 /// <summary>
 /// Plain scalar causal GQA attention accumulated in double precision: the test oracle for <see cref="Attention"/>.
-/// Same layouts and argument meanings as <see cref="Attention.Forward"/> and <see cref="Attention.Backward"/>;
+/// Same layouts and argument meanings as <see cref="Attention.Forward"/> and <c>Attention.Backward</c>;
 /// slow, written for clarity, and checks only what indexing needs.
 /// </summary>
 public static class AttentionReference
@@ -51,7 +51,7 @@ public static class AttentionReference
     }
 
     /// <summary>
-    /// Reference of <see cref="Attention.Backward"/> (accumulates into the gradients). It recomputes the
+    /// Reference of <c>Attention.Backward</c> (accumulates into the gradients). It recomputes the
     /// probabilities and the output from <paramref name="q"/>, <paramref name="k"/> and <paramref name="v"/> in double,
     /// so <paramref name="output"/> and <paramref name="logSumExp"/> are not read: the oracle depends on nothing the
     /// kernel under test produced.

@@ -8,11 +8,11 @@ namespace LiveLearning.Storage;
 
 /// <summary>
 /// A read-only safetensors file. <see cref="Open"/> memory-maps the file and exposes each tensor's bytes without
-/// copying; <see cref="Load"/> reads from memory. The header is validated exactly like the reference reader
+/// copying; <c>Load</c> reads from memory. The header is validated exactly like the reference reader
 /// (see <see cref="SafeTensorsFormatException"/> for what is rejected) before anything is exposed.
 /// </summary>
 /// <remarks>
-/// Memory returned by <see cref="GetBytes"/> (and matrices over it) is only valid until the file is disposed;
+/// Memory returned by <see cref="GetBytes(string)"/> (and matrices over it) is only valid until the file is disposed;
 /// after that, getting a span from it throws <see cref="ObjectDisposedException"/>. A file truncated by another
 /// process while mapped can crash the process (a property of memory mapping); treat model files as immutable.
 /// Thread-safe for concurrent readers.
@@ -54,7 +54,7 @@ public sealed class SafeTensorsFile : IDisposable
         }
     }
 
-    /// <summary>The file path (or the name given to <see cref="Load"/>); used in error messages.</summary>
+    /// <summary>The file path (or the name given to <c>Load</c>); used in error messages.</summary>
     public string SourceName { get; }
 
     /// <summary>Tensor names in ordinal order.</summary>
