@@ -551,6 +551,24 @@ public static unsafe partial class Gemm
         }
     }
 
+    /// <summary>Prefetches <paramref name="bytes"/> bytes of each of <paramref name="rows"/> rows (x86; a no-op elsewhere).</summary>
+    private static void PrefetchRows(byte* first, nint rowBytes, int rows, int bytes)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported)
+        {
+            return;
+        }
+
+        for (int r = 0; r < rows; r++)
+        {
+            byte* row = first + (r * rowBytes);
+            for (int b = 0; b < bytes; b += 64)
+            {
+                System.Runtime.Intrinsics.X86.Sse.Prefetch0(row + b);
+            }
+        }
+    }
+
     /// <summary>Row blocks of the weight (MR output features) against every token panel.</summary>
     private struct LinearJob : IParallelJob
     {
@@ -623,6 +641,13 @@ public static unsafe partial class Gemm
 
                         a = widened;
                         aRowStride = kc;
+                    }
+
+                    // Ask for the next row block's weights now, so they arrive from memory while this block
+                    // computes: the widening pass (or the kernel, for F32) then finds them in cache.
+                    if (block + 1 < last)
+                    {
+                        PrefetchRows(W + ((((nint)(o0 + mr) * InF) + k0) * esize), (nint)InF * esize, Math.Min(mr, OutF - o0 - mr), kc * esize);
                     }
 
                     for (int p = 0; p < panels; p++)
