@@ -1,0 +1,131 @@
+using NUnit.Framework;
+using LiveLearning.Tokenization;
+
+namespace LiveLearning.Tests.Tokenization;
+
+/// <summary>
+/// Every fixture recipe (GPT-2, SmolLM2, Qwen2, Llama-3, Llama-2 legacy, TinyLlama/Metaspace, unk without byte
+/// fallback) against ids, tokens, normalizer output, pre-tokens and decodes recorded from Hugging Face tokenizers.
+/// </summary>
+[TestFixture]
+public sealed class TokenizerGoldenTests
+{
+    private static IEnumerable<string> Names => Fixtures.TokenizerNames;
+
+    [TestCaseSource(nameof(Names))]
+    public void Encode_with_special_tokens_matches_hugging_face_ids(string name)
+    {
+        var tokenizer = Fixtures.Load(name);
+        using (Assert.EnterMultipleScope())
+        {
+            foreach (var c in Fixtures.ExpectedFor(name).Cases)
+            {
+                Assert.That(tokenizer.Encode(c.Text), Is.EqualTo(c.Ids), $"text {c}");
+            }
+        }
+    }
+
+    [TestCaseSource(nameof(Names))]
+    public void Encode_without_special_tokens_matches_hugging_face_ids(string name)
+    {
+        var tokenizer = Fixtures.Load(name);
+        using (Assert.EnterMultipleScope())
+        {
+            foreach (var c in Fixtures.ExpectedFor(name).Cases)
+            {
+                Assert.That(tokenizer.Encode(c.Text, addSpecialTokens: false), Is.EqualTo(c.IdsWithoutSpecialTokens), $"text {c}");
+            }
+        }
+    }
+
+    [TestCaseSource(nameof(Names))]
+    public void IdToToken_and_TokenToId_match_hugging_face_tokens(string name)
+    {
+        var tokenizer = Fixtures.Load(name);
+        using (Assert.EnterMultipleScope())
+        {
+            foreach (var c in Fixtures.ExpectedFor(name).Cases)
+            {
+                Assert.That(c.Ids.Select(tokenizer.IdToToken), Is.EqualTo(c.Tokens), $"text {c}");
+                Assert.That(c.Tokens.Select(t => tokenizer.TokenToId(t)), Is.EqualTo(c.Ids.Select(i => (int?)i)), $"text {c}");
+            }
+        }
+    }
+
+    [TestCaseSource(nameof(Names))]
+    public void Normalizer_and_pre_tokenizer_match_hugging_face(string name)
+    {
+        var tokenizer = Fixtures.Load(name);
+        using (Assert.EnterMultipleScope())
+        {
+            foreach (var c in Fixtures.ExpectedFor(name).Cases)
+            {
+                Assert.That(tokenizer.Normalize(c.Text), Is.EqualTo(c.Normalized), $"normalized {c}");
+                if (c.PreTokens is not null)
+                {
+                    Assert.That(tokenizer.PreTokenize(c.Normalized), Is.EqualTo(c.PreTokens), $"pre-tokens {c}");
+                }
+            }
+        }
+    }
+
+    [TestCaseSource(nameof(Names))]
+    public void Decode_matches_hugging_face_with_and_without_special_tokens(string name)
+    {
+        var tokenizer = Fixtures.Load(name);
+        var expected = Fixtures.ExpectedFor(name);
+        using (Assert.EnterMultipleScope())
+        {
+            foreach (var c in expected.Cases)
+            {
+                Assert.That(tokenizer.Decode(c.Ids), Is.EqualTo(c.Decoded), $"text {c}");
+                Assert.That(tokenizer.Decode(c.Ids, skipSpecialTokens: true), Is.EqualTo(c.DecodedSkipSpecial), $"text {c}");
+            }
+            foreach (var d in expected.DecodeCases)
+            {
+                Assert.That(tokenizer.Decode(d.Ids), Is.EqualTo(d.Decoded), $"ids [{string.Join(", ", d.Ids)}]");
+                Assert.That(tokenizer.Decode(d.Ids, skipSpecialTokens: true), Is.EqualTo(d.DecodedSkipSpecial), $"ids [{string.Join(", ", d.Ids)}]");
+            }
+        }
+    }
+
+    [TestCaseSource(nameof(Names))]
+    public void VocabSize_matches_hugging_face(string name) =>
+        Assert.That(Fixtures.Load(name).VocabSize, Is.EqualTo(Fixtures.ExpectedFor(name).VocabSize));
+
+    [TestCaseSource(nameof(Names))]
+    public void Stream_decoder_pieces_concatenate_to_Decode(string name)
+    {
+        var tokenizer = Fixtures.Load(name);
+        var expected = Fixtures.ExpectedFor(name);
+        var sequences = expected.Cases.Select(c => c.Ids).Concat(expected.DecodeCases.Select(d => d.Ids));
+        using (Assert.EnterMultipleScope())
+        {
+            foreach (int[] ids in sequences)
+            {
+                foreach (bool skip in new[] { false, true })
+                {
+                    var stream = tokenizer.CreateStreamDecoder(skip);
+                    string streamed = string.Concat(ids.Select(stream.Append)) + stream.Flush();
+                    Assert.That(streamed, Is.EqualTo(tokenizer.Decode(ids, skip)), $"ids [{string.Join(", ", ids)}], skip {skip}");
+                }
+            }
+        }
+    }
+
+    private static IEnumerable<string> ByteLevelNames => Fixtures.ByteLevelNames;
+
+    [TestCaseSource(nameof(ByteLevelNames))]
+    public void Byte_level_Decode_of_Encode_gives_back_the_normalized_text(string name)
+    {
+        var tokenizer = Fixtures.Load(name);
+        using (Assert.EnterMultipleScope())
+        {
+            foreach (var c in Fixtures.ExpectedFor(name).Cases)
+            {
+                var ids = tokenizer.Encode(c.Text, addSpecialTokens: false);
+                Assert.That(tokenizer.Decode(ids), Is.EqualTo(c.Normalized), $"text {c}");
+            }
+        }
+    }
+}
