@@ -90,6 +90,7 @@ public static unsafe partial class Gemm
     /// <c>y[r] (+)= Σ_i w[r, i]·x[i]</c> for <c>r &lt; TRows</c>. Each row uses exactly the same operations whatever
     /// <typeparamref name="TRows"/> is, so grouping (and so the thread split) never changes a result.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void GemvKernel<TLoad, TRows>(byte* w, nint rowBytes, float* x, int n, float* y, bool accumulate)
         where TLoad : struct, IWeightLoad
         where TRows : struct, IRows
@@ -163,19 +164,19 @@ public static unsafe partial class Gemm
             {
                 Vector128<float> xa = Vector128.Load(x + i);
                 Vector128<float> xb = Vector128.Load(x + i + 4);
-                TLoad.Load8(w0, i, out lo, out hi); a0 = Vector128.FusedMultiplyAdd(lo, xa, a0); b0 = Vector128.FusedMultiplyAdd(hi, xb, b0);
-                if (TRows.Value > 1) { TLoad.Load8(w1, i, out lo, out hi); a1 = Vector128.FusedMultiplyAdd(lo, xa, a1); b1 = Vector128.FusedMultiplyAdd(hi, xb, b1); }
-                if (TRows.Value > 2) { TLoad.Load8(w2, i, out lo, out hi); a2 = Vector128.FusedMultiplyAdd(lo, xa, a2); b2 = Vector128.FusedMultiplyAdd(hi, xb, b2); }
-                if (TRows.Value > 3) { TLoad.Load8(w3, i, out lo, out hi); a3 = Vector128.FusedMultiplyAdd(lo, xa, a3); b3 = Vector128.FusedMultiplyAdd(hi, xb, b3); }
+                TLoad.Load8(w0, i, out lo, out hi); a0 = Fma128(lo, xa, a0); b0 = Fma128(hi, xb, b0);
+                if (TRows.Value > 1) { TLoad.Load8(w1, i, out lo, out hi); a1 = Fma128(lo, xa, a1); b1 = Fma128(hi, xb, b1); }
+                if (TRows.Value > 2) { TLoad.Load8(w2, i, out lo, out hi); a2 = Fma128(lo, xa, a2); b2 = Fma128(hi, xb, b2); }
+                if (TRows.Value > 3) { TLoad.Load8(w3, i, out lo, out hi); a3 = Fma128(lo, xa, a3); b3 = Fma128(hi, xb, b3); }
             }
 
             if (i <= n - 4)
             {
                 Vector128<float> xa = Vector128.Load(x + i);
-                a0 = Vector128.FusedMultiplyAdd(TLoad.Load4(w0, i), xa, a0);
-                if (TRows.Value > 1) { a1 = Vector128.FusedMultiplyAdd(TLoad.Load4(w1, i), xa, a1); }
-                if (TRows.Value > 2) { a2 = Vector128.FusedMultiplyAdd(TLoad.Load4(w2, i), xa, a2); }
-                if (TRows.Value > 3) { a3 = Vector128.FusedMultiplyAdd(TLoad.Load4(w3, i), xa, a3); }
+                a0 = Fma128(TLoad.Load4(w0, i), xa, a0);
+                if (TRows.Value > 1) { a1 = Fma128(TLoad.Load4(w1, i), xa, a1); }
+                if (TRows.Value > 2) { a2 = Fma128(TLoad.Load4(w2, i), xa, a2); }
+                if (TRows.Value > 3) { a3 = Fma128(TLoad.Load4(w3, i), xa, a3); }
                 i += 4;
             }
 

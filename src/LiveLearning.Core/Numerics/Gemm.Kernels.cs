@@ -16,6 +16,7 @@ public static unsafe partial class Gemm
     /// <c>c[r, 0..NR) = (load ? c : 0) + Σ_k a[r*aRowStride + k*aColStride]·panel[k, 0..NR)</c> for <c>r &lt; rows</c>,
     /// with <c>c</c> row stride <paramref name="ldc"/>. Every element is one FMA chain in k order.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel(int rows, float* a, nint aRowStride, nint aColStride, float* panel, int kc, float* c, nint ldc, bool load)
     {
         if (Vector512.IsHardwareAccelerated)
@@ -61,6 +62,7 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>MR = 8 rows x NR = 32 columns (two Vector512 per row): 16 accumulators of the 32 registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel512<TRows>(float* a, nint sm, nint sk, float* b, int kc, float* c, nint ldc, bool load)
         where TRows : struct, IRows
     {
@@ -109,6 +111,7 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>MR = 6 rows x NR = 16 columns (two Vector256 per row): 12 accumulators of the 16 registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel256<TRows>(float* a, nint sm, nint sk, float* b, int kc, float* c, nint ldc, bool load)
         where TRows : struct, IRows
     {
@@ -151,6 +154,7 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>MR = 4 rows x NR = 8 columns (two Vector128 per row).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel128<TRows>(float* a, nint sm, nint sk, float* b, int kc, float* c, nint ldc, bool load)
         where TRows : struct, IRows
     {
@@ -170,10 +174,10 @@ public static unsafe partial class Gemm
             Vector128<float> b1 = Vector128.Load(b + 4);
             b += 8;
             Vector128<float> av = Vector128.Create(a[0]);
-            c00 = Vector128.FusedMultiplyAdd(av, b0, c00); c01 = Vector128.FusedMultiplyAdd(av, b1, c01);
-            if (TRows.Value > 1) { av = Vector128.Create(a[sm]); c10 = Vector128.FusedMultiplyAdd(av, b0, c10); c11 = Vector128.FusedMultiplyAdd(av, b1, c11); }
-            if (TRows.Value > 2) { av = Vector128.Create(a[s2]); c20 = Vector128.FusedMultiplyAdd(av, b0, c20); c21 = Vector128.FusedMultiplyAdd(av, b1, c21); }
-            if (TRows.Value > 3) { av = Vector128.Create(a[s3]); c30 = Vector128.FusedMultiplyAdd(av, b0, c30); c31 = Vector128.FusedMultiplyAdd(av, b1, c31); }
+            c00 = Fma128(av, b0, c00); c01 = Fma128(av, b1, c01);
+            if (TRows.Value > 1) { av = Vector128.Create(a[sm]); c10 = Fma128(av, b0, c10); c11 = Fma128(av, b1, c11); }
+            if (TRows.Value > 2) { av = Vector128.Create(a[s2]); c20 = Fma128(av, b0, c20); c21 = Fma128(av, b1, c21); }
+            if (TRows.Value > 3) { av = Vector128.Create(a[s3]); c30 = Fma128(av, b0, c30); c31 = Fma128(av, b1, c31); }
             a += sk;
         }
 
@@ -184,6 +188,7 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>Scalar fallback: MR = 4 rows x NR = 8 columns.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void KernelScalar(int rows, float* a, nint sm, nint sk, float* b, int kc, float* c, nint ldc, bool load)
     {
         for (int r = 0; r < rows; r++)
@@ -201,6 +206,16 @@ public static unsafe partial class Gemm
             }
         }
     }
+
+    /// <summary>
+    /// <c>a*b + c</c>, fused where the hardware has FMA; without it (e.g. SSE-only x86) a separate multiply and add,
+    /// because the runtime would otherwise emulate the fused form one element at a time.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Fma128(Vector128<float> a, Vector128<float> b, Vector128<float> c)
+        => System.Runtime.Intrinsics.X86.Fma.IsSupported || System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported
+            ? Vector128.FusedMultiplyAdd(a, b, c)
+            : (a * b) + c;
 
     // ---------------------------------------------------------------- F16 widening
 
@@ -242,6 +257,7 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>Widens binary16 bit patterns into float32 (exact).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void WidenF16(ushort* source, float* destination, int count)
     {
         int i = 0;

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace LiveLearning.Numerics;
 
@@ -293,13 +294,37 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>Packs <c>x [tokens, k]</c> into panels of <paramref name="nr"/> tokens: <c>xt[p][k][j] = x[p*nr + j, k]</c>, zero-padded.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackTransposed(float* x, int tokens, int k, float* xt, int nr)
     {
         int panels = (tokens + nr - 1) / nr;
         for (int p = 0; p < panels; p++)
         {
             float* panel = xt + ((nint)p * nr * k);
-            for (int j = 0; j < nr; j++)
+            int j = 0;
+            if (Avx.IsSupported)
+            {
+                // Whole 8x8 blocks by register transposes, the k remainder of those 8 tokens one by one.
+                for (; j <= Math.Min(nr, tokens - (p * nr)) - 8; j += 8)
+                {
+                    float* src = x + ((nint)((p * nr) + j) * k);
+                    int i = 0;
+                    for (; i <= k - 8; i += 8)
+                    {
+                        Transpose8x8(src + i, k, panel + ((nint)i * nr) + j, nr, false);
+                    }
+
+                    for (; i < k; i++)
+                    {
+                        for (int q = 0; q < 8; q++)
+                        {
+                            panel[((nint)i * nr) + j + q] = src[((nint)q * k) + i];
+                        }
+                    }
+                }
+            }
+
+            for (; j < nr; j++)
             {
                 int t = (p * nr) + j;
                 float* dst = panel + j;
@@ -368,6 +393,7 @@ public static unsafe partial class Gemm
     /// One micro-tile: <c>C[rows, cols] (+)= A[rows, kc]·panel[kc, cols]</c>. Full tiles with unit column stride are
     /// written directly; edge tiles and transposed outputs go through <paramref name="tile"/>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MicroTile(float* a, nint aRowStride, nint aColStride, float* panel, int kc, int rows, int cols, float* c, nint cRowStride, nint cColStride, bool add, float* tile)
     {
         int nr = Nr;
@@ -380,7 +406,16 @@ public static unsafe partial class Gemm
         Kernel(rows, a, aRowStride, aColStride, panel, kc, tile, nr, false);
         if (cRowStride == 1)
         {
-            for (int j = 0; j < cols; j++)
+            int j = 0;
+            if (rows == 8 && Avx.IsSupported)
+            {
+                for (; j <= cols - 8; j += 8)
+                {
+                    Transpose8x8(tile + j, nr, c + ((nint)j * cColStride), cColStride, add);
+                }
+            }
+
+            for (; j < cols; j++)
             {
                 float* dst = c + ((nint)j * cColStride);
                 for (int r = 0; r < rows; r++)
@@ -403,6 +438,71 @@ public static unsafe partial class Gemm
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// <c>dst[q, r] (+)= src[r, q]</c> for an 8x8 block: the classic unpack / shuffle / lane-permute transpose.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(float* src, nint srcStride, float* dst, nint dstStride, bool add)
+    {
+        Vector256<float> r0 = Vector256.Load(src), r1 = Vector256.Load(src + srcStride);
+        Vector256<float> r2 = Vector256.Load(src + (2 * srcStride)), r3 = Vector256.Load(src + (3 * srcStride));
+        Vector256<float> r4 = Vector256.Load(src + (4 * srcStride)), r5 = Vector256.Load(src + (5 * srcStride));
+        Vector256<float> r6 = Vector256.Load(src + (6 * srcStride)), r7 = Vector256.Load(src + (7 * srcStride));
+        Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1), t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
+        Vector256<float> t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5), t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
+        Vector256<float> u0 = Avx.Shuffle(t0, t2, 0x44), u1 = Avx.Shuffle(t0, t2, 0xEE), u2 = Avx.Shuffle(t1, t3, 0x44), u3 = Avx.Shuffle(t1, t3, 0xEE);
+        Vector256<float> u4 = Avx.Shuffle(t4, t6, 0x44), u5 = Avx.Shuffle(t4, t6, 0xEE), u6 = Avx.Shuffle(t5, t7, 0x44), u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Store8(dst, Avx.Permute2x128(u0, u4, 0x20), add);
+        Store8(dst + dstStride, Avx.Permute2x128(u1, u5, 0x20), add);
+        Store8(dst + (2 * dstStride), Avx.Permute2x128(u2, u6, 0x20), add);
+        Store8(dst + (3 * dstStride), Avx.Permute2x128(u3, u7, 0x20), add);
+        Store8(dst + (4 * dstStride), Avx.Permute2x128(u0, u4, 0x31), add);
+        Store8(dst + (5 * dstStride), Avx.Permute2x128(u1, u5, 0x31), add);
+        Store8(dst + (6 * dstStride), Avx.Permute2x128(u2, u6, 0x31), add);
+        Store8(dst + (7 * dstStride), Avx.Permute2x128(u3, u7, 0x31), add);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store8(float* dst, Vector256<float> value, bool add)
+        => (add ? Vector256.Load(dst) + value : value).Store(dst);
+
+    /// <summary>Copies (widening) one full NR-wide panel row with vector loads; false if no vector path applies.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool PackFullRow(WeightType type, byte* src, float* dst)
+    {
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> lo, hi;
+            switch (type)
+            {
+                case WeightType.F32: LoadF32.Load32(src, 0, out lo, out hi); break;
+                case WeightType.BF16: LoadBF16.Load32(src, 0, out lo, out hi); break;
+                default: LoadF16.Load32(src, 0, out lo, out hi); break;
+            }
+
+            lo.Store(dst);
+            hi.Store(dst + 16);
+            return true;
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> lo, hi;
+            switch (type)
+            {
+                case WeightType.F32: LoadF32.Load16(src, 0, out lo, out hi); break;
+                case WeightType.BF16: LoadBF16.Load16(src, 0, out lo, out hi); break;
+                default: LoadF16.Load16(src, 0, out lo, out hi); break;
+            }
+
+            lo.Store(dst);
+            hi.Store(dst + 8);
+            return true;
+        }
+
+        return false;
     }
 
     /// <summary>Widens <paramref name="count"/> stored weights into float32.</summary>
@@ -460,6 +560,7 @@ public static unsafe partial class Gemm
             }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private readonly void Run(int first, int last, float* widened)
         {
             float* tileRaw = stackalloc float[(8 * 32) + 16];
@@ -535,6 +636,7 @@ public static unsafe partial class Gemm
             }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private readonly void Run(int first, int last, float* panel)
         {
             float* tileRaw = stackalloc float[(8 * 32) + 16];
@@ -552,7 +654,13 @@ public static unsafe partial class Gemm
                     for (int kk = 0; kk < kc; kk++)
                     {
                         float* dst = panel + ((nint)kk * nr);
-                        WidenRow(BType, B + ((((nint)(k0 + kk) * Ldb) + n0) * esize), dst, cols);
+                        byte* src = B + ((((nint)(k0 + kk) * Ldb) + n0) * esize);
+                        if (cols == nr && PackFullRow(BType, src, dst))
+                        {
+                            continue;
+                        }
+
+                        WidenRow(BType, src, dst, cols);
                         for (int j = cols; j < nr; j++)
                         {
                             dst[j] = 0f;
