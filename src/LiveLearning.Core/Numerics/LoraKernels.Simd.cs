@@ -102,6 +102,15 @@ public static unsafe partial class LoraKernels
             float* x2 = x1 + ldx;
             float* x3 = x2 + ldx;
             int r = 0;
+            if (TOps.Count == 16)
+            {
+                // 32 registers: 16 accumulators, so each loaded vector feeds four FMAs.
+                for (; r + 4 <= rank; r += 4)
+                {
+                    DotBlock4x4<TV, TOps>(dst + ((long)t * rank) + r, rank, x0, ldx, w + ((long)r * k), kv, k, s);
+                }
+            }
+
             for (; r + 2 <= rank; r += 2)
             {
                 float* w0 = w + ((long)r * k);
@@ -156,6 +165,69 @@ public static unsafe partial class LoraKernels
         }
     }
 
+    private static void DotBlock4x4<TV, TOps>(float* o, int rank, float* x0, int ldx, float* w0, int kv, int k, float s)
+        where TV : struct
+        where TOps : struct, IVecOps<TV>
+    {
+        float* x1 = x0 + ldx;
+        float* x2 = x1 + ldx;
+        float* x3 = x2 + ldx;
+        float* w1 = w0 + k;
+        float* w2 = w1 + k;
+        float* w3 = w2 + k;
+        TV c00 = TOps.Zero, c01 = TOps.Zero, c02 = TOps.Zero, c03 = TOps.Zero;
+        TV c10 = TOps.Zero, c11 = TOps.Zero, c12 = TOps.Zero, c13 = TOps.Zero;
+        TV c20 = TOps.Zero, c21 = TOps.Zero, c22 = TOps.Zero, c23 = TOps.Zero;
+        TV c30 = TOps.Zero, c31 = TOps.Zero, c32 = TOps.Zero, c33 = TOps.Zero;
+        for (int i = 0; i < kv; i += TOps.Count)
+        {
+            TV a0 = TOps.Load(w0 + i);
+            TV a1 = TOps.Load(w1 + i);
+            TV a2 = TOps.Load(w2 + i);
+            TV a3 = TOps.Load(w3 + i);
+            TV v = TOps.Load(x0 + i);
+            c00 = TOps.Fma(v, a0, c00);
+            c01 = TOps.Fma(v, a1, c01);
+            c02 = TOps.Fma(v, a2, c02);
+            c03 = TOps.Fma(v, a3, c03);
+            v = TOps.Load(x1 + i);
+            c10 = TOps.Fma(v, a0, c10);
+            c11 = TOps.Fma(v, a1, c11);
+            c12 = TOps.Fma(v, a2, c12);
+            c13 = TOps.Fma(v, a3, c13);
+            v = TOps.Load(x2 + i);
+            c20 = TOps.Fma(v, a0, c20);
+            c21 = TOps.Fma(v, a1, c21);
+            c22 = TOps.Fma(v, a2, c22);
+            c23 = TOps.Fma(v, a3, c23);
+            v = TOps.Load(x3 + i);
+            c30 = TOps.Fma(v, a0, c30);
+            c31 = TOps.Fma(v, a1, c31);
+            c32 = TOps.Fma(v, a2, c32);
+            c33 = TOps.Fma(v, a3, c33);
+        }
+
+        o[0] = FinishDot<TV, TOps>(c00, x0, w0, kv, k, s);
+        o[1] = FinishDot<TV, TOps>(c01, x0, w1, kv, k, s);
+        o[2] = FinishDot<TV, TOps>(c02, x0, w2, kv, k, s);
+        o[3] = FinishDot<TV, TOps>(c03, x0, w3, kv, k, s);
+        o += rank;
+        o[0] = FinishDot<TV, TOps>(c10, x1, w0, kv, k, s);
+        o[1] = FinishDot<TV, TOps>(c11, x1, w1, kv, k, s);
+        o[2] = FinishDot<TV, TOps>(c12, x1, w2, kv, k, s);
+        o[3] = FinishDot<TV, TOps>(c13, x1, w3, kv, k, s);
+        o += rank;
+        o[0] = FinishDot<TV, TOps>(c20, x2, w0, kv, k, s);
+        o[1] = FinishDot<TV, TOps>(c21, x2, w1, kv, k, s);
+        o[2] = FinishDot<TV, TOps>(c22, x2, w2, kv, k, s);
+        o[3] = FinishDot<TV, TOps>(c23, x2, w3, kv, k, s);
+        o += rank;
+        o[0] = FinishDot<TV, TOps>(c30, x3, w0, kv, k, s);
+        o[1] = FinishDot<TV, TOps>(c31, x3, w1, kv, k, s);
+        o[2] = FinishDot<TV, TOps>(c32, x3, w2, kv, k, s);
+        o[3] = FinishDot<TV, TOps>(c33, x3, w3, kv, k, s);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float DotOne<TV, TOps>(float* x, float* w, int kv, int k, float s)
         where TV : struct
@@ -202,6 +274,14 @@ public static unsafe partial class LoraKernels
             float* h2 = h1 + rank;
             float* h3 = h2 + rank;
             int j = 0;
+            if (TOps.Count == 16)
+            {
+                for (; j + (4 * width) <= n; j += 4 * width)
+                {
+                    AddBlock4x4<TV, TOps>(y0 + j, ldy, h0, w + j, rank, n, vs);
+                }
+            }
+
             for (; j + (2 * width) <= n; j += 2 * width)
             {
                 TV c00 = TOps.Zero, c01 = TOps.Zero, c10 = TOps.Zero, c11 = TOps.Zero;
@@ -281,6 +361,63 @@ public static unsafe partial class LoraKernels
         }
     }
 
+    private static void AddBlock4x4<TV, TOps>(float* y0, int ldy, float* h0, float* wr, int rank, int n, TV vs)
+        where TV : struct
+        where TOps : struct, IVecOps<TV>
+    {
+        int width = TOps.Count;
+        float* h1 = h0 + rank;
+        float* h2 = h1 + rank;
+        float* h3 = h2 + rank;
+        TV c00 = TOps.Zero, c01 = TOps.Zero, c02 = TOps.Zero, c03 = TOps.Zero;
+        TV c10 = TOps.Zero, c11 = TOps.Zero, c12 = TOps.Zero, c13 = TOps.Zero;
+        TV c20 = TOps.Zero, c21 = TOps.Zero, c22 = TOps.Zero, c23 = TOps.Zero;
+        TV c30 = TOps.Zero, c31 = TOps.Zero, c32 = TOps.Zero, c33 = TOps.Zero;
+        for (int r = 0; r < rank; r++, wr += n)
+        {
+            TV b0 = TOps.Load(wr);
+            TV b1 = TOps.Load(wr + width);
+            TV b2 = TOps.Load(wr + (2 * width));
+            TV b3 = TOps.Load(wr + (3 * width));
+            TV v = TOps.Splat(h0[r]);
+            c00 = TOps.Fma(v, b0, c00);
+            c01 = TOps.Fma(v, b1, c01);
+            c02 = TOps.Fma(v, b2, c02);
+            c03 = TOps.Fma(v, b3, c03);
+            v = TOps.Splat(h1[r]);
+            c10 = TOps.Fma(v, b0, c10);
+            c11 = TOps.Fma(v, b1, c11);
+            c12 = TOps.Fma(v, b2, c12);
+            c13 = TOps.Fma(v, b3, c13);
+            v = TOps.Splat(h2[r]);
+            c20 = TOps.Fma(v, b0, c20);
+            c21 = TOps.Fma(v, b1, c21);
+            c22 = TOps.Fma(v, b2, c22);
+            c23 = TOps.Fma(v, b3, c23);
+            v = TOps.Splat(h3[r]);
+            c30 = TOps.Fma(v, b0, c30);
+            c31 = TOps.Fma(v, b1, c31);
+            c32 = TOps.Fma(v, b2, c32);
+            c33 = TOps.Fma(v, b3, c33);
+        }
+
+        AddScaled4<TV, TOps>(y0, width, vs, c00, c01, c02, c03);
+        AddScaled4<TV, TOps>(y0 + ldy, width, vs, c10, c11, c12, c13);
+        AddScaled4<TV, TOps>(y0 + (2 * ldy), width, vs, c20, c21, c22, c23);
+        AddScaled4<TV, TOps>(y0 + (3 * ldy), width, vs, c30, c31, c32, c33);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddScaled4<TV, TOps>(float* y, int width, TV vs, TV c0, TV c1, TV c2, TV c3)
+        where TV : struct
+        where TOps : struct, IVecOps<TV>
+    {
+        TOps.Store(TOps.Fma(vs, c0, TOps.Load(y)), y);
+        TOps.Store(TOps.Fma(vs, c1, TOps.Load(y + width)), y + width);
+        TOps.Store(TOps.Fma(vs, c2, TOps.Load(y + (2 * width))), y + (2 * width));
+        TOps.Store(TOps.Fma(vs, c3, TOps.Load(y + (3 * width))), y + (3 * width));
+    }
+
     private static void AddRowTail(float* yt, float* ht, float* w, int rank, int j0, int n, float s)
     {
         for (int j = j0; j < n; j++)
@@ -306,6 +443,14 @@ public static unsafe partial class LoraKernels
         for (; r + 4 <= rank; r += 4)
         {
             int j = j0;
+            if (TOps.Count == 16)
+            {
+                for (; j + (4 * width) <= j1; j += 4 * width)
+                {
+                    ProductBlock4x4<TV, TOps>(d, ldd, transposed, p, q, ldq, tokens, rank, r, j, vs, lanes, s);
+                }
+            }
+
             for (; j + (2 * width) <= j1; j += 2 * width)
             {
                 TV c00 = TOps.Zero, c01 = TOps.Zero, c10 = TOps.Zero, c11 = TOps.Zero;
@@ -386,6 +531,63 @@ public static unsafe partial class LoraKernels
         }
     }
 
+    private static void ProductBlock4x4<TV, TOps>(float* d, int ldd, bool transposed, float* p, float* q, int ldq, int tokens, int rank, int r, int j, TV vs, float* lanes, float s)
+        where TV : struct
+        where TOps : struct, IVecOps<TV>
+    {
+        int width = TOps.Count;
+        TV c00 = TOps.Zero, c01 = TOps.Zero, c02 = TOps.Zero, c03 = TOps.Zero;
+        TV c10 = TOps.Zero, c11 = TOps.Zero, c12 = TOps.Zero, c13 = TOps.Zero;
+        TV c20 = TOps.Zero, c21 = TOps.Zero, c22 = TOps.Zero, c23 = TOps.Zero;
+        TV c30 = TOps.Zero, c31 = TOps.Zero, c32 = TOps.Zero, c33 = TOps.Zero;
+        float* pt = p + r;
+        float* qt = q + j;
+        for (int t = 0; t < tokens; t++, pt += rank, qt += ldq)
+        {
+            TV b0 = TOps.Load(qt);
+            TV b1 = TOps.Load(qt + width);
+            TV b2 = TOps.Load(qt + (2 * width));
+            TV b3 = TOps.Load(qt + (3 * width));
+            TV v = TOps.Splat(pt[0]);
+            c00 = TOps.Fma(v, b0, c00);
+            c01 = TOps.Fma(v, b1, c01);
+            c02 = TOps.Fma(v, b2, c02);
+            c03 = TOps.Fma(v, b3, c03);
+            v = TOps.Splat(pt[1]);
+            c10 = TOps.Fma(v, b0, c10);
+            c11 = TOps.Fma(v, b1, c11);
+            c12 = TOps.Fma(v, b2, c12);
+            c13 = TOps.Fma(v, b3, c13);
+            v = TOps.Splat(pt[2]);
+            c20 = TOps.Fma(v, b0, c20);
+            c21 = TOps.Fma(v, b1, c21);
+            c22 = TOps.Fma(v, b2, c22);
+            c23 = TOps.Fma(v, b3, c23);
+            v = TOps.Splat(pt[3]);
+            c30 = TOps.Fma(v, b0, c30);
+            c31 = TOps.Fma(v, b1, c31);
+            c32 = TOps.Fma(v, b2, c32);
+            c33 = TOps.Fma(v, b3, c33);
+        }
+
+        Emit<TV, TOps>(d, ldd, transposed, rank, r, j, c00, vs, lanes, s);
+        Emit<TV, TOps>(d, ldd, transposed, rank, r, j + width, c01, vs, lanes, s);
+        Emit<TV, TOps>(d, ldd, transposed, rank, r, j + (2 * width), c02, vs, lanes, s);
+        Emit<TV, TOps>(d, ldd, transposed, rank, r, j + (3 * width), c03, vs, lanes, s);
+        Emit<TV, TOps>(d, ldd, transposed, rank, r + 1, j, c10, vs, lanes, s);
+        Emit<TV, TOps>(d, ldd, transposed, rank, r + 1, j + width, c11, vs, lanes, s);
+        Emit<TV, TOps>(d, ldd, transposed, rank, r + 1, j + (2 * width), c12, vs, lanes, s);
+        Emit<TV, TOps>(d, ldd, transposed, rank, r + 1, j + (3 * width), c13, vs, lanes, s);
+        Emit<TV, TOps>(d, ldd, transposed, rank, r + 2, j, c20, vs, lanes, s);
+        Emit<TV, TOps>(d, ldd, transposed, rank, r + 2, j + width, c21, vs, lanes, s);
+        Emit<TV, TOps>(d, ldd, transposed, rank, r + 2, j + (2 * width), c22, vs, lanes, s);
+        Emit<TV, TOps>(d, ldd, transposed, rank, r + 2, j + (3 * width), c23, vs, lanes, s);
+        Emit<TV, TOps>(d, ldd, transposed, rank, r + 3, j, c30, vs, lanes, s);
+        Emit<TV, TOps>(d, ldd, transposed, rank, r + 3, j + width, c31, vs, lanes, s);
+        Emit<TV, TOps>(d, ldd, transposed, rank, r + 3, j + (2 * width), c32, vs, lanes, s);
+        Emit<TV, TOps>(d, ldd, transposed, rank, r + 3, j + (3 * width), c33, vs, lanes, s);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Emit<TV, TOps>(float* d, int ldd, bool transposed, int rank, int r, int j, TV c, TV vs, float* lanes, float s)
         where TV : struct
@@ -424,13 +626,30 @@ public static unsafe partial class LoraKernels
     /// <summary>bt[r, o] = b[o, r] for o in [o0, o1): LoRA B ([out, rank]) in the [rank, out] layout the passes stream over.</summary>
     private static void Transpose(float* bt, float* b, int outFeatures, int rank, int o0, int o1)
     {
-        for (int o = o0; o < o1; o++)
+        // Blocks of 16 outputs: each of the rank destination rows gets one whole cache line per block. Walking
+        // o one at a time instead would write rank streams a whole row apart, which alias in L1 for large out.
+        const int Block = 16;
+        int o = o0;
+        for (; o + Block <= o1; o += Block)
+        {
+            float* src = b + ((long)o * rank);
+            for (int r = 0; r < rank; r++)
+            {
+                float* dst = bt + ((long)r * outFeatures) + o;
+                float* col = src + r;
+                for (int j = 0; j < Block; j++)
+                {
+                    dst[j] = col[(long)j * rank];
+                }
+            }
+        }
+
+        for (; o < o1; o++)
         {
             float* row = b + ((long)o * rank);
-            float* col = bt + o;
-            for (int r = 0; r < rank; r++, col += outFeatures)
+            for (int r = 0; r < rank; r++)
             {
-                *col = row[r];
+                bt[((long)r * outFeatures) + o] = row[r];
             }
         }
     }
