@@ -1,6 +1,6 @@
-using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace LiveLearning.Numerics;
 
@@ -33,6 +33,7 @@ public static partial class Attention
         public int Tiles;
         public float Scale;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int index)
         {
             // Latest tiles (the most keys) first so dynamic claiming balances the causal triangle.
@@ -66,6 +67,7 @@ public static partial class Attention
     /// keys: scores, block max, rescale of the running sum and accumulator when the max grows, then
     /// <c>acc += p_j · v_j</c>. Writes <c>acc / l</c> and returns the log-sum-exp <c>m + log l</c>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe float ForwardRow(float* o, float* q, float* kBase, float* vBase, int kvStride, int n, int d, float scale, float* s, float* acc)
     {
         new Span<float>(acc, d).Clear();
@@ -76,10 +78,8 @@ public static partial class Attention
             int c = Math.Min(ScoreBlock, n - j0);
             float* k = kBase + ((long)j0 * kvStride);
             Scores(s, q, k, kvStride, c, d, scale);
-            var block = new Span<float>(s, c);
-
-            // MathF.Max propagates NaN, so a NaN score poisons the row instead of being skipped.
-            float mNew = MathF.Max(m, TensorPrimitives.Max((ReadOnlySpan<float>)block));
+            // A NaN score poisons the row through exp (NaN) whatever the max does with it.
+            float mNew = MathF.Max(m, MaxOf(s, c));
             if (j0 > 0 && mNew != m)
             {
                 float correction = MathF.Exp(m - mNew);
@@ -88,22 +88,8 @@ public static partial class Attention
             }
 
             m = mNew;
-            TensorPrimitives.Subtract(block, m, block);
-            TensorPrimitives.Exp(block, block);
-            l += TensorPrimitives.Sum((ReadOnlySpan<float>)block);
-            float* vr = vBase + ((long)j0 * kvStride);
-            int i = 0;
-            for (; i + 4 <= c; i += 4)
-            {
-                AddScaled4(acc, s[i], vr, s[i + 1], vr + kvStride, s[i + 2], vr + (2L * kvStride), s[i + 3], vr + (3L * kvStride), d);
-                vr += 4L * kvStride;
-            }
-
-            for (; i < c; i++)
-            {
-                AddScaled(acc, s[i], vr, d);
-                vr += kvStride;
-            }
+            l += ExpShifted(s, c, m);
+            AccumulateRows(acc, s, vBase + ((long)j0 * kvStride), kvStride, c, d);
         }
 
         ScaleTo(o, acc, 1f / l, d);
@@ -111,16 +97,13 @@ public static partial class Attention
     }
 
     /// <summary><c>s[i] = scale · (q · k_i)</c> for <c>c</c> key rows spaced <paramref name="stride"/> apart.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Scores(float* s, float* q, float* k, int stride, int c, int d, float scale)
     {
         int i = 0;
         for (; i + 4 <= c; i += 4)
         {
-            Dot4(q, k, k + stride, k + (2L * stride), k + (3L * stride), d, out float a0, out float a1, out float a2, out float a3);
-            s[i] = scale * a0;
-            s[i + 1] = scale * a1;
-            s[i + 2] = scale * a2;
-            s[i + 3] = scale * a3;
+            Dot4(q, k, k + stride, k + (2L * stride), k + (3L * stride), d, s + i, scale);
             k += 4L * stride;
         }
 
@@ -160,6 +143,7 @@ public static partial class Attention
         public BackwardArgs Args;
         public int KeyBlocks;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int index)
         {
             ref readonly BackwardArgs a = ref Args;
@@ -196,17 +180,14 @@ public static partial class Attention
                                 s[i] -= a.Lse[((long)(t0 + i) * a.Heads) + h];
                             }
 
-                            var block = new Span<float>(s, c);
-                            TensorPrimitives.Exp(block, block);
+                            ExpShifted(s, c, 0f);
                             for (int i = 0; i < c; i++)
                             {
-                                float* qt = q0 + ((long)i * qStride);
-                                float* dot = do0 + ((long)i * qStride);
-                                float p = s[i];
-                                float ds = p * (dps[i] - a.D[((long)(t0 + i) * a.Heads) + h]);
-                                AddScaled(dvAcc, p, dot, d);
-                                AddScaled(dkAcc, ds, qt, d);
+                                dps[i] = s[i] * (dps[i] - a.D[((long)(t0 + i) * a.Heads) + h]);
                             }
+
+                            AccumulateRows(dvAcc, s, do0, qStride, c, d);
+                            AccumulateRows(dkAcc, dps, q0, qStride, c, d);
                         }
                     }
 
@@ -224,6 +205,7 @@ public static partial class Attention
         public int TileRows;
         public int Tiles;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int index)
         {
             ref readonly BackwardArgs a = ref Args;
@@ -255,27 +237,13 @@ public static partial class Attention
                         float* k0 = kBase + ((long)j0 * kvStride);
                         Scores(s, qt, k0, kvStride, c, d, a.Scale);
                         Scores(dp, dot, vBase + ((long)j0 * kvStride), kvStride, c, d, 1f);
-                        var block = new Span<float>(s, c);
-                        TensorPrimitives.Subtract(block, lse, block);
-                        TensorPrimitives.Exp(block, block);
+                        ExpShifted(s, c, lse);
                         for (int i = 0; i < c; i++)
                         {
                             s[i] *= dp[i] - dRow;
                         }
 
-                        int ii = 0;
-                        float* kr = k0;
-                        for (; ii + 4 <= c; ii += 4)
-                        {
-                            AddScaled4(acc, s[ii], kr, s[ii + 1], kr + kvStride, s[ii + 2], kr + (2L * kvStride), s[ii + 3], kr + (3L * kvStride), d);
-                            kr += 4L * kvStride;
-                        }
-
-                        for (; ii < c; ii++)
-                        {
-                            AddScaled(acc, s[ii], kr, d);
-                            kr += kvStride;
-                        }
+                        AccumulateRows(acc, s, k0, kvStride, c, d);
                     }
 
                     AddScaled(a.Dq + (row * d), a.Scale, acc, d);
@@ -331,11 +299,12 @@ public static partial class Attention
         return sum;
     }
 
-    /// <summary>Four dot products sharing <paramref name="q"/>: <c>rX = q · kX</c>.</summary>
-    private static unsafe void Dot4(float* q, float* k0, float* k1, float* k2, float* k3, int n, out float r0, out float r1, out float r2, out float r3)
+    /// <summary>Four dot products sharing <paramref name="q"/>: <c>dst[X] = scale · (q · kX)</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Dot4(float* q, float* k0, float* k1, float* k2, float* k3, int n, float* dst, float scale)
     {
         int i = 0;
-        float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
+        Vector128<float> c0 = Vector128<float>.Zero, c1 = c0, c2 = c0, c3 = c0;
         if (Vector512.IsHardwareAccelerated && n >= Vector512<float>.Count)
         {
             Vector512<float> a0 = Vector512<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
@@ -348,10 +317,10 @@ public static partial class Attention
                 a3 = Vector512.MultiplyAddEstimate(x, Vector512.Load(k3 + i), a3);
             }
 
-            s0 = Vector512.Sum(a0);
-            s1 = Vector512.Sum(a1);
-            s2 = Vector512.Sum(a2);
-            s3 = Vector512.Sum(a3);
+            c0 = Fold(a0.GetLower() + a0.GetUpper());
+            c1 = Fold(a1.GetLower() + a1.GetUpper());
+            c2 = Fold(a2.GetLower() + a2.GetUpper());
+            c3 = Fold(a3.GetLower() + a3.GetUpper());
         }
 
         if (Vector256.IsHardwareAccelerated && i <= n - Vector256<float>.Count)
@@ -366,28 +335,40 @@ public static partial class Attention
                 a3 = Vector256.MultiplyAddEstimate(x, Vector256.Load(k3 + i), a3);
             }
 
-            s0 += Vector256.Sum(a0);
-            s1 += Vector256.Sum(a1);
-            s2 += Vector256.Sum(a2);
-            s3 += Vector256.Sum(a3);
+            c0 += Fold(a0);
+            c1 += Fold(a1);
+            c2 += Fold(a2);
+            c3 += Fold(a3);
         }
 
-        if (Vector128.IsHardwareAccelerated && i <= n - Vector128<float>.Count)
+        float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
+        if (Vector128.IsHardwareAccelerated)
         {
-            Vector128<float> a0 = Vector128<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
             for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
             {
                 Vector128<float> x = Vector128.Load(q + i);
-                a0 = Vector128.MultiplyAddEstimate(x, Vector128.Load(k0 + i), a0);
-                a1 = Vector128.MultiplyAddEstimate(x, Vector128.Load(k1 + i), a1);
-                a2 = Vector128.MultiplyAddEstimate(x, Vector128.Load(k2 + i), a2);
-                a3 = Vector128.MultiplyAddEstimate(x, Vector128.Load(k3 + i), a3);
+                c0 = Vector128.MultiplyAddEstimate(x, Vector128.Load(k0 + i), c0);
+                c1 = Vector128.MultiplyAddEstimate(x, Vector128.Load(k1 + i), c1);
+                c2 = Vector128.MultiplyAddEstimate(x, Vector128.Load(k2 + i), c2);
+                c3 = Vector128.MultiplyAddEstimate(x, Vector128.Load(k3 + i), c3);
             }
 
-            s0 += Vector128.Sum(a0);
-            s1 += Vector128.Sum(a1);
-            s2 += Vector128.Sum(a2);
-            s3 += Vector128.Sum(a3);
+            if (Sse3.IsSupported)
+            {
+                // Transpose-and-add: one vector holding the four horizontal sums.
+                Vector128<float> sums = Sse3.HorizontalAdd(Sse3.HorizontalAdd(c0, c1), Sse3.HorizontalAdd(c2, c3));
+                s0 = sums.GetElement(0);
+                s1 = sums.GetElement(1);
+                s2 = sums.GetElement(2);
+                s3 = sums.GetElement(3);
+            }
+            else
+            {
+                s0 = Vector128.Sum(c0);
+                s1 = Vector128.Sum(c1);
+                s2 = Vector128.Sum(c2);
+                s3 = Vector128.Sum(c3);
+            }
         }
 
         for (; i < n; i++)
@@ -399,10 +380,31 @@ public static partial class Attention
             s3 += x * k3[i];
         }
 
-        r0 = s0;
-        r1 = s1;
-        r2 = s2;
-        r3 = s3;
+        dst[0] = scale * s0;
+        dst[1] = scale * s1;
+        dst[2] = scale * s2;
+        dst[3] = scale * s3;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Fold(Vector256<float> v) => v.GetLower() + v.GetUpper();
+
+    /// <summary><c>acc += Σ_i coef[i] · x_i</c> over <paramref name="c"/> rows <c>x_i = x + i·stride</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void AccumulateRows(float* acc, float* coef, float* x, long stride, int c, int d)
+    {
+        int i = 0;
+        for (; i + 4 <= c; i += 4)
+        {
+            AddScaled4(acc, coef[i], x, coef[i + 1], x + stride, coef[i + 2], x + (2 * stride), coef[i + 3], x + (3 * stride), d);
+            x += 4 * stride;
+        }
+
+        for (; i < c; i++)
+        {
+            AddScaled(acc, coef[i], x, d);
+            x += stride;
+        }
     }
 
     /// <summary><c>y += alpha · x</c>.</summary>
@@ -444,6 +446,7 @@ public static partial class Attention
     }
 
     /// <summary><c>y += a0·x0 + a1·x1 + a2·x2 + a3·x3</c> (one load and store of <paramref name="y"/> per vector).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void AddScaled4(float* y, float a0, float* x0, float a1, float* x1, float a2, float* x2, float a3, float* x3, int n)
     {
         int i = 0;
@@ -490,13 +493,215 @@ public static partial class Attention
     }
 
     /// <summary><c>y *= alpha</c>.</summary>
-    private static unsafe void ScaleInPlace(float* y, float alpha, int n)
+    private static unsafe void ScaleInPlace(float* y, float alpha, int n) => ScaleTo(y, y, alpha, n);
+
+    /// <summary><c>y = alpha · x</c> (<paramref name="y"/> may equal <paramref name="x"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void ScaleTo(float* y, float* x, float alpha, int n)
     {
-        var span = new Span<float>(y, n);
-        TensorPrimitives.Multiply(span, alpha, span);
+        // Hand-written instead of TensorPrimitives: these spans are short and called per row, where the
+        // library's dispatch (and, before it tiers up, its unoptimised code) costs more than the arithmetic.
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var va = Vector512.Create(alpha);
+            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
+            {
+                (va * Vector512.Load(x + i)).Store(y + i);
+            }
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var va = Vector256.Create(alpha);
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                (va * Vector256.Load(x + i)).Store(y + i);
+            }
+        }
+
+        if (Vector128.IsHardwareAccelerated)
+        {
+            var va = Vector128.Create(alpha);
+            for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
+            {
+                (va * Vector128.Load(x + i)).Store(y + i);
+            }
+        }
+
+        for (; i < n; i++)
+        {
+            y[i] = alpha * x[i];
+        }
     }
 
-    /// <summary><c>y = alpha · x</c>.</summary>
-    private static unsafe void ScaleTo(float* y, float* x, float alpha, int n)
-        => TensorPrimitives.Multiply(new ReadOnlySpan<float>(x, n), alpha, new Span<float>(y, n));
+    /// <summary>Largest of <c>s[0..n)</c> (n ≥ 1). NaN handling is irrelevant to callers: exp of a NaN score poisons the row anyway.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe float MaxOf(float* s, int n)
+    {
+        int i = 0;
+        float max = float.NegativeInfinity;
+        if (Vector512.IsHardwareAccelerated && n >= Vector512<float>.Count)
+        {
+            Vector512<float> vm = Vector512.Load(s);
+            for (i = Vector512<float>.Count; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
+            {
+                vm = Vector512.Max(vm, Vector512.Load(s + i));
+            }
+
+            max = HorizontalMax(Vector256.Max(vm.GetLower(), vm.GetUpper()));
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= Vector256<float>.Count)
+        {
+            Vector256<float> vm = Vector256.Load(s);
+            for (i = Vector256<float>.Count; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                vm = Vector256.Max(vm, Vector256.Load(s + i));
+            }
+
+            max = HorizontalMax(vm);
+        }
+
+        for (; i < n; i++)
+        {
+            max = MathF.Max(max, s[i]);
+        }
+
+        return max;
+    }
+
+    private static float HorizontalMax(Vector256<float> v)
+    {
+        Vector128<float> m = Vector128.Max(v.GetLower(), v.GetUpper());
+        float r = MathF.Max(m.GetElement(0), m.GetElement(1));
+        return MathF.Max(r, MathF.Max(m.GetElement(2), m.GetElement(3)));
+    }
+
+    /// <summary>
+    /// <c>s[i] = exp(s[i] − shift)</c> for <c>i &lt; n</c>; returns the sum. Arguments are expected ≤ ~0 (scores
+    /// minus their max, or minus the row log-sum-exp); results below float range flush to 0 and NaN stays NaN.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe float ExpShifted(float* s, int n, float shift)
+    {
+        int i = 0;
+        float sum = 0f;
+        if (Vector512.IsHardwareAccelerated && n >= Vector512<float>.Count)
+        {
+            Vector512<float> acc = Vector512<float>.Zero;
+            var vs = Vector512.Create(shift);
+            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
+            {
+                Vector512<float> e = Exp512(Vector512.Load(s + i) - vs);
+                e.Store(s + i);
+                acc += e;
+            }
+
+            sum = Vector512.Sum(acc);
+        }
+
+        if (Vector256.IsHardwareAccelerated && i <= n - Vector256<float>.Count)
+        {
+            Vector256<float> acc = Vector256<float>.Zero;
+            var vs = Vector256.Create(shift);
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                Vector256<float> e = Exp256(Vector256.Load(s + i) - vs);
+                e.Store(s + i);
+                acc += e;
+            }
+
+            sum += Vector256.Sum(acc);
+        }
+
+        if (Vector128.IsHardwareAccelerated && i <= n - Vector128<float>.Count)
+        {
+            Vector128<float> acc = Vector128<float>.Zero;
+            var vs = Vector128.Create(shift);
+            for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
+            {
+                Vector128<float> e = Exp128(Vector128.Load(s + i) - vs);
+                e.Store(s + i);
+                acc += e;
+            }
+
+            sum += Vector128.Sum(acc);
+        }
+
+        for (; i < n; i++)
+        {
+            float e = ExpScalar(s[i] - shift);
+            s[i] = e;
+            sum += e;
+        }
+
+        return sum;
+    }
+
+    // exp(x) = 2^n · e^r with n = round(x·log2 e), r = x − n·ln 2 (two-part ln 2), e^r by its degree-6 Taylor
+    // polynomial (|r| ≤ ln2/2, relative error ~1e-7). Below −87.3 the result flushes to 0; NaN is kept.
+    private const float ExpLowerBound = -87.3f;
+    private const float Log2E = 1.44269504f;
+    private const float Ln2Hi = 0.693359375f;
+    private const float Ln2Lo = -2.12194440e-4f;
+    private const float C2 = 1f / 2, C3 = 1f / 6, C4 = 1f / 24, C5 = 1f / 120, C6 = 1f / 720;
+
+    private static float ExpScalar(float x) => x < ExpLowerBound ? 0f : MathF.Exp(x);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Exp512(Vector512<float> x)
+    {
+        Vector512<float> xc = Vector512.Min(Vector512.Max(x, Vector512.Create(ExpLowerBound)), Vector512.Create(88f));
+        Vector512<float> n = Vector512.Round(xc * Vector512.Create(Log2E));
+        Vector512<float> r = Vector512.MultiplyAddEstimate(n, Vector512.Create(-Ln2Hi), xc);
+        r = Vector512.MultiplyAddEstimate(n, Vector512.Create(-Ln2Lo), r);
+        Vector512<float> p = Vector512.MultiplyAddEstimate(Vector512.Create(C6), r, Vector512.Create(C5));
+        p = Vector512.MultiplyAddEstimate(p, r, Vector512.Create(C4));
+        p = Vector512.MultiplyAddEstimate(p, r, Vector512.Create(C3));
+        p = Vector512.MultiplyAddEstimate(p, r, Vector512.Create(C2));
+        p = Vector512.MultiplyAddEstimate(p, r, Vector512<float>.One);
+        p = Vector512.MultiplyAddEstimate(p, r, Vector512<float>.One);
+        Vector512<int> bits = (Vector512.ConvertToInt32(n) + Vector512.Create(127)) << 23;
+        Vector512<float> result = p * bits.AsSingle();
+        result = Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(ExpLowerBound)), Vector512<float>.Zero, result);
+        return Vector512.ConditionalSelect(Vector512.Equals(x, x), result, x);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Exp256(Vector256<float> x)
+    {
+        Vector256<float> xc = Vector256.Min(Vector256.Max(x, Vector256.Create(ExpLowerBound)), Vector256.Create(88f));
+        Vector256<float> n = Vector256.Round(xc * Vector256.Create(Log2E));
+        Vector256<float> r = Vector256.MultiplyAddEstimate(n, Vector256.Create(-Ln2Hi), xc);
+        r = Vector256.MultiplyAddEstimate(n, Vector256.Create(-Ln2Lo), r);
+        Vector256<float> p = Vector256.MultiplyAddEstimate(Vector256.Create(C6), r, Vector256.Create(C5));
+        p = Vector256.MultiplyAddEstimate(p, r, Vector256.Create(C4));
+        p = Vector256.MultiplyAddEstimate(p, r, Vector256.Create(C3));
+        p = Vector256.MultiplyAddEstimate(p, r, Vector256.Create(C2));
+        p = Vector256.MultiplyAddEstimate(p, r, Vector256<float>.One);
+        p = Vector256.MultiplyAddEstimate(p, r, Vector256<float>.One);
+        Vector256<int> bits = (Vector256.ConvertToInt32(n) + Vector256.Create(127)) << 23;
+        Vector256<float> result = p * bits.AsSingle();
+        result = Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256.Create(ExpLowerBound)), Vector256<float>.Zero, result);
+        return Vector256.ConditionalSelect(Vector256.Equals(x, x), result, x);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Exp128(Vector128<float> x)
+    {
+        Vector128<float> xc = Vector128.Min(Vector128.Max(x, Vector128.Create(ExpLowerBound)), Vector128.Create(88f));
+        Vector128<float> n = Vector128.Round(xc * Vector128.Create(Log2E));
+        Vector128<float> r = Vector128.MultiplyAddEstimate(n, Vector128.Create(-Ln2Hi), xc);
+        r = Vector128.MultiplyAddEstimate(n, Vector128.Create(-Ln2Lo), r);
+        Vector128<float> p = Vector128.MultiplyAddEstimate(Vector128.Create(C6), r, Vector128.Create(C5));
+        p = Vector128.MultiplyAddEstimate(p, r, Vector128.Create(C4));
+        p = Vector128.MultiplyAddEstimate(p, r, Vector128.Create(C3));
+        p = Vector128.MultiplyAddEstimate(p, r, Vector128.Create(C2));
+        p = Vector128.MultiplyAddEstimate(p, r, Vector128<float>.One);
+        p = Vector128.MultiplyAddEstimate(p, r, Vector128<float>.One);
+        Vector128<int> bits = (Vector128.ConvertToInt32(n) + Vector128.Create(127)) << 23;
+        Vector128<float> result = p * bits.AsSingle();
+        result = Vector128.ConditionalSelect(Vector128.LessThan(x, Vector128.Create(ExpLowerBound)), Vector128<float>.Zero, result);
+        return Vector128.ConditionalSelect(Vector128.Equals(x, x), result, x);
+    }
 }

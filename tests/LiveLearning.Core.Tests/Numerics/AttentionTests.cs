@@ -334,6 +334,65 @@ public sealed class AttentionTests
     }
 
     [Test]
+    public unsafe void VectorisedExpMatchesMathExpAcrossTheSoftmaxRangeAndKeepsSpecialValues()
+    {
+        // The kernel's exp sees scores minus their max (≤ 0) or minus the log-sum-exp (≤ ~0). Every length
+        // covers every vector remainder; relative tolerance 3e-7 (a couple of ulp).
+        foreach (int n in TestData.KernelLengths)
+        {
+            float[] x = TestData.Uniform(n, n + 7, 50f);
+            for (int i = 0; i < n; i++)
+            {
+                x[i] -= 48f;
+            }
+
+            if (n > 3)
+            {
+                x[0] = float.NaN;
+                x[1] = float.NegativeInfinity;
+                x[2] = -100f;
+                x[3] = 0f;
+            }
+
+            float[] e = (float[])x.Clone();
+            float sum;
+            fixed (float* p = e)
+            {
+                sum = Attention.ExpShifted(p, n, 0f);
+            }
+
+            double expectedSum = 0;
+            for (int i = 0; i < n; i++)
+            {
+                double expected = Math.Exp(x[i]);
+                if (float.IsNaN(x[i]))
+                {
+                    Assert.That(e[i], Is.NaN);
+                    continue;
+                }
+
+                if (x[i] < -87.3f)
+                {
+                    Assert.That(e[i], Is.Zero, $"exp({x[i]}) flushes to zero");
+                    continue;
+                }
+
+                expectedSum += expected;
+                Assert.That(e[i], Is.EqualTo(expected).Within(3e-7 * expected), $"exp({x[i]}), n={n}");
+            }
+
+            if (n > 3)
+            {
+                Assert.That(sum, Is.NaN, "the sum carries the NaN");
+            }
+            else
+            {
+                Assert.That(sum, Is.EqualTo(expectedSum).Within(1e-6 * (1 + expectedSum)));
+            }
+        }
+    }
+
+    [Test]
     public void ZeroTokensWritesNothing()
     {
         var k = new float[12];
