@@ -218,6 +218,11 @@ public sealed partial class ModelConfig
             return null;
         }
 
+        if (offset > 0 && utf8[offset - 1] == (byte)'-')
+        {
+            offset--; // the reader stops after the sign of "-Infinity"
+        }
+
         ReadOnlySpan<byte> rest = utf8.AsSpan((int)offset);
         if (!rest.StartsWith("NaN"u8) && !rest.StartsWith("Infinity"u8) && !rest.StartsWith("-Infinity"u8))
         {
@@ -410,13 +415,6 @@ public sealed partial class ModelConfig
             NumLayers = Positive(k, "num_hidden_layers", k.RequiredInt("num_hidden_layers"));
             NumHeads = Positive(k, "num_attention_heads", k.RequiredInt("num_attention_heads"));
             VocabSize = Positive(k, "vocab_size", k.RequiredInt("vocab_size"));
-            int kvDefault = isMistral ? 8 : isQwen2 ? 32 : NumHeads;
-            NumKvHeads = Positive(k, "num_key_value_heads", k.IsPresent("num_key_value_heads") ? k.Int("num_key_value_heads", NumHeads) : kvDefault);
-            if (NumHeads % NumKvHeads != 0)
-            {
-                throw k.Error("num_key_value_heads", $"= {NumKvHeads} must divide num_attention_heads = {NumHeads}");
-            }
-
             if (k.Has("head_dim"))
             {
                 HeadDim = Positive(k, "head_dim", k.RequiredInt("head_dim"));
@@ -439,6 +437,13 @@ public sealed partial class ModelConfig
             if ((long)NumHeads * HeadDim > int.MaxValue / 4)
             {
                 throw k.Error("head_dim", $"= {HeadDim} with {NumHeads} heads is too large");
+            }
+
+            int kvDefault = isMistral ? 8 : isQwen2 ? 32 : NumHeads;
+            NumKvHeads = Positive(k, "num_key_value_heads", k.IsPresent("num_key_value_heads") ? k.Int("num_key_value_heads", NumHeads) : kvDefault);
+            if (NumHeads % NumKvHeads != 0)
+            {
+                throw k.Error("num_key_value_heads", $"= {NumKvHeads} must divide num_attention_heads = {NumHeads}");
             }
 
             HiddenAct = k.String("hidden_act") ?? "silu";

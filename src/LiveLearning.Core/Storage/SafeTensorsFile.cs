@@ -111,6 +111,34 @@ public sealed class SafeTensorsFile : IDisposable
         return new SafeTensorsFile(sourceName, tensors, metadata, 8 + headerLength, bytes, null);
     }
 
+    /// <summary>Reads a whole stream (for small files or non-file sources) and validates it like <see cref="Load(ReadOnlyMemory{byte}, string)"/>.</summary>
+    /// <param name="stream">The stream, read to its end.</param>
+    /// <param name="sourceName">A name for error messages.</param>
+    /// <param name="maxBytes">Largest accepted stream (at most <see cref="Array.MaxLength"/>); longer streams are refused before buffering them.</param>
+    /// <returns>The file.</returns>
+    /// <exception cref="SafeTensorsFormatException">The bytes are malformed or exceed <paramref name="maxBytes"/>.</exception>
+    public static SafeTensorsFile Load(Stream stream, string sourceName, long maxBytes = 1L << 30)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(sourceName);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxBytes);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(maxBytes, Array.MaxLength);
+        using var buffer = new MemoryStream();
+        var chunk = new byte[81920];
+        int read;
+        while ((read = stream.Read(chunk)) > 0)
+        {
+            if (buffer.Length + read > maxBytes)
+            {
+                throw new SafeTensorsFormatException(sourceName, "file length", $"exceeds the {maxBytes}-byte limit for in-memory loading");
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        return Load(buffer.GetBuffer().AsMemory(0, (int)buffer.Length), sourceName);
+    }
+
     /// <summary>Whether the file holds a tensor of this name.</summary>
     /// <param name="name">Tensor name.</param>
     /// <returns>True if present.</returns>

@@ -142,6 +142,32 @@ public sealed class SafeTensorsFileTests
     }
 
     [Test]
+    public void TensorsAfterOddSizedOnesAreReadCorrectlyAtUnalignedOffsets()
+    {
+        float[] values = [1.5f, -2.25f, 3e-8f];
+        string path = Path.Combine(_dir, "unaligned.safetensors");
+        SafeTensorsWriter.Write(path, [SafeTensorsEntry.ToFloat16("a", [1f, 2f, 3f], 3), SafeTensorsEntry.FromFloat32("b", values, 1, 3)]);
+        using SafeTensorsFile file = SafeTensorsFile.Open(path);
+        Assert.That(file.GetInfo("b").ByteOffset, Is.EqualTo(6), "F32 data starts at a 2-byte aligned offset");
+        Assert.That(file.ReadAsFloat32("b"), Is.EqualTo(values));
+        Assert.That(file.GetMatrix("b").AsF32().ToArray(), Is.EqualTo(values));
+        Assert.That(file.ReadAsFloat32("a"), Is.EqualTo(new[] { 1f, 2f, 3f }));
+    }
+
+    [Test]
+    public void StreamLoadMatchesMemoryLoadAndRefusesOversizedStreams()
+    {
+        byte[] bytes = SafeTensorsWriter.Serialize([SafeTensorsEntry.FromFloat32("a", [1f, 2f], 2)]);
+        using (SafeTensorsFile file = SafeTensorsFile.Load(new MemoryStream(bytes), Source))
+        {
+            Assert.That(file.ReadAsFloat32("a"), Is.EqualTo(new[] { 1f, 2f }));
+        }
+
+        var e = Assert.Throws<SafeTensorsFormatException>(() => SafeTensorsFile.Load(new MemoryStream(bytes), Source, maxBytes: bytes.Length - 1));
+        Assert.That(e!.Field, Is.EqualTo("file length"));
+    }
+
+    [Test]
     public void MissingTensorThrowsKeyNotFoundNamingFileAndTensor()
     {
         using SafeTensorsFile file = SafeTensorsFile.Load(SafeTensorsWriter.Serialize([SafeTensorsEntry.FromFloat32("a", [1f], 1)]), Source);
