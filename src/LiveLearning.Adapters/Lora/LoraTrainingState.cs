@@ -108,7 +108,7 @@ public sealed class LoraTrainingState
     /// <exception cref="InvalidOperationException">A gradient is not finite (nothing is changed).</exception>
     public void ApplyAdamW(float learningRate, float weightDecay = 0f, float beta1 = 0.9f, float beta2 = 0.999f, float epsilon = 1e-8f)
     {
-        if (!float.IsFinite(System.Numerics.Tensors.TensorPrimitives.Sum(_gradients)))
+        if (_gradients.Length > 0 && !float.IsFinite(System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(_gradients)))
         {
             throw new InvalidOperationException("The gradients contain NaN or infinity; the step was refused and no parameter changed.");
         }

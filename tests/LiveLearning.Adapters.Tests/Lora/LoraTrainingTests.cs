@@ -172,3 +172,41 @@ public sealed class LoraTrainingTests
 
     private static float MaxStep(ReadOnlySpan<float> after, ReadOnlySpan<float> before) => LoraTestKit.MaxAbsDiff(after, before);
 }
+
+/// <summary>Refusals of the training state and of layer construction.</summary>
+[TestFixture]
+public sealed class LoraRefusalTests
+{
+    [Test]
+    public void ANonFiniteGradientIsRefusedAndNoParameterChanges()
+    {
+        using var model = LoraTestKit.LoadModel();
+        var config = new LoraConfig { Rank = 2, Seed = 1 };
+        LoraAdapter fresh = LoraAdapter.CreateFresh(config, model);
+        LoraLayer q = fresh.GetLayer(0, Projection.QProj)!;
+        float[] b = new float[q.B.Length];
+        b[0] = float.NaN;
+        var layers = fresh.Entries().ToDictionary(e => (e.Layer, e.Projection), e => e.Lora);
+        layers[(0, Projection.QProj)] = new LoraLayer(q.A, b, q.InFeatures, q.OutFeatures, q.Rank, q.Alpha, q.UseRsLora);
+        var state = new LoraTrainingState(new LoraAdapter(fresh.NumLayers, layers, config));
+        float[] before = state.Parameters.ToArray();
+        var batch = new[] { TrainingSequence.AllTokens(LoraTestKit.Ids(1, 6, model.Config.VocabSize)) };
+        Assert.That(() => state.TrainStep(model, batch, 1e-3f), Throws.InvalidOperationException.With.Message.Contains("NaN"));
+        Assert.That(state.Parameters.ToArray(), Is.EqualTo(before));
+        Assert.That(state.Step, Is.EqualTo(0));
+    }
+
+    [Test]
+    public void BadLayerArgumentsNameTheParameter()
+    {
+        Assert.That(() => new LoraLayer(new float[3], new float[4], 2, 2, 2, 1f), Throws.ArgumentException.With.Property("ParamName").EqualTo("a").And.Message.Contains("3 values"));
+        Assert.That(() => new LoraLayer(new float[4], new float[3], 2, 2, 2, 1f), Throws.ArgumentException.With.Property("ParamName").EqualTo("b"));
+        Assert.That(() => new LoraLayer(new float[0], new float[0], 2, 2, 0, 1f), Throws.InstanceOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("rank"));
+        Assert.That(() => new LoraLayer(new float[4], new float[4], 2, 2, 2, 1f * float.PositiveInfinity), Throws.InstanceOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("scale"));
+        Assert.That(() => new LoraLayer(new float[4], new float[4], 2, 2, 2, alpha: double.NaN, useRsLora: false), Throws.InstanceOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("alpha"));
+        Assert.That(() => new LoraLayer(new float[4], new float[4], 2, 2, 2, alpha: 1, useRsLora: false, dropout: 1f), Throws.InstanceOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("dropout"));
+        var ok = new LoraLayer(new float[4], new float[4], 2, 2, 2, 1f);
+        Assert.That(() => ok.WithMultiplier(float.NaN), Throws.InstanceOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("multiplier"));
+        Assert.That(() => ok.Backward(new float[2], new float[3], new float[2], new float[2], new float[2], 1, null), Throws.ArgumentException.With.Property("ParamName").EqualTo("gradients"));
+    }
+}
