@@ -145,26 +145,20 @@ public sealed class LoraLayer : IAdapterSlot
         Span<float> h = saved[..(tokens * Rank)];
         if (Dropout > 0)
         {
-            // Training: the dropped input goes to the saved state (the backward pass needs it). Inference: nothing dropped,
-            // the slot behaves as if dropout were 0 (the extra saved space is left unused).
-            if (x.Length != tokens * InFeatures)
-            {
-                throw new ArgumentException($"x has {x.Length} values but tokens*inFeatures = {tokens * InFeatures}.", nameof(x));
-            }
-
-            Span<float> dropped = saved.Slice(tokens * Rank, tokens * InFeatures);
+            // Training: the dropped input goes to the saved state (the backward pass needs it). Inference: nothing is
+            // dropped and the extra saved space is unused (a backward pass needs a training forward).
             if (training)
             {
+                if (x.Length != tokens * InFeatures)
+                {
+                    throw new ArgumentException($"x has {x.Length} values but tokens*inFeatures = {tokens * InFeatures}.", nameof(x));
+                }
+
+                Span<float> dropped = saved.Slice(tokens * Rank, tokens * InFeatures);
                 ApplyDropout(dropped, x, tokens);
                 LoraKernels.Forward(y, h, dropped, A, B, tokens, InFeatures, OutFeatures, Rank, Scale, pool);
+                return;
             }
-            else
-            {
-                x.CopyTo(dropped);
-                LoraKernels.Forward(y, h, x, A, B, tokens, InFeatures, OutFeatures, Rank, Scale, pool);
-            }
-
-            return;
         }
 
         LoraKernels.Forward(y, h, x, A, B, tokens, InFeatures, OutFeatures, Rank, Scale, pool);

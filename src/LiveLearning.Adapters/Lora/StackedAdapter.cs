@@ -89,7 +89,9 @@ public sealed class StackedAdapter : IModelAdapter
             int offset = 0;
             foreach (IAdapterSlot s in _frozen)
             {
-                s.Forward(y, saved.Slice(offset, tokens * s.SavedFloatsPerToken), x, tokens, training: false, pool);
+                // Frozen slots see the same training flag (PEFT's train mode drops on every active adapter), so their
+                // backward pass, which only feeds dx, matches their forward.
+                s.Forward(y, saved.Slice(offset, tokens * s.SavedFloatsPerToken), x, tokens, training, pool);
                 offset += tokens * s.SavedFloatsPerToken;
             }
 

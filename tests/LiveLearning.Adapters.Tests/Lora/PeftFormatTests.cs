@@ -88,6 +88,26 @@ public sealed class PeftFormatTests
     }
 
     [Test]
+    public void ACombinedAdapterWithMixedRanksExportsAndLoadsBack()
+    {
+        // Combine gives per-module ranks and alphas (and layers on only some projections): the derived config must
+        // describe them with rank_pattern / alpha_pattern so the file loads back to the same deltas.
+        using var model = LoraTestKit.LoadModel();
+        LoraAdapter x = LoraTestKit.RandomAdapter(model, new LoraConfig { Rank = 4, TargetModules = ["q_proj", "v_proj"] }, seed: 1);
+        LoraAdapter y = LoraTestKit.RandomAdapter(model, new LoraConfig { Rank = 2, TargetModulesRegex = @"model\.layers\.1\.mlp\.down_proj|.*q_proj" }, seed: 2);
+        LoraAdapter combined = LoraAdapter.Combine([(x, 0.5f), (y, 2f)]);
+        combined.SavePeft(_temp);
+        LoraAdapter back = LoraAdapter.LoadPeft(_temp, model);
+        Assert.That(back.LayerCount, Is.EqualTo(combined.LayerCount));
+        foreach ((int l, Projection p, LoraLayer a) in combined.Entries())
+        {
+            LoraLayer b = back.GetLayer(l, p)!;
+            Assert.That((b.Rank, b.Scale), Is.EqualTo((a.Rank, a.Scale)), ProjectionNames.ModulePath(l, p));
+            Assert.That(LoraMerge.Delta(b), Is.EqualTo(LoraMerge.Delta(a)));
+        }
+    }
+
+    [Test]
     public void ExportedFilesFollowThePeftLayout()
     {
         using var model = LoraTestKit.LoadModel();
