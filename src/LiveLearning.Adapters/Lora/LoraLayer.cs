@@ -222,6 +222,43 @@ public sealed class LoraLayer : IAdapterSlot
         }
     }
 
+    /// <summary>
+    /// Input gradient only (a frozen layer in a stack): <c>dx += mask ⊙ (scale·dy·B)·A</c>, without the parameter
+    /// gradients (two small GEMMs instead of the full LoRA backward).
+    /// </summary>
+    internal void BackwardInputOnly(Span<float> dx, ReadOnlySpan<float> dy, int tokens, ComputePool? pool)
+    {
+        if (dx.IsEmpty || tokens == 0)
+        {
+            return;
+        }
+
+        float[] dh = ArrayPool<float>.Shared.Rent(tokens * Rank);
+        float[] dd = ArrayPool<float>.Shared.Rent(Dropout > 0 ? tokens * InFeatures : 1);
+        try
+        {
+            Span<float> dH = dh.AsSpan(0, tokens * Rank);
+
+            // dH = dy·B ([tokens, out]·[out, rank]), then scaled; d(input) = dH·A ([tokens, rank]·[rank, in]).
+            Gemm.LinearBackwardInput(dH, dy, B, tokens, OutFeatures, Rank, accumulate: false, pool);
+            System.Numerics.Tensors.TensorPrimitives.Multiply(dH, Scale, dH);
+            if (Dropout <= 0)
+            {
+                Gemm.LinearBackwardInput(dx, dH, A, tokens, Rank, InFeatures, accumulate: true, pool);
+                return;
+            }
+
+            Span<float> dDropped = dd.AsSpan(0, tokens * InFeatures);
+            Gemm.LinearBackwardInput(dDropped, dH, A, tokens, Rank, InFeatures, accumulate: false, pool);
+            AccumulateMasked(dx, dDropped, tokens);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(dh);
+            ArrayPool<float>.Shared.Return(dd);
+        }
+    }
+
     /// <summary>Whether input feature <paramref name="feature"/> of token <paramref name="token"/> is kept by the dropout mask.</summary>
     /// <param name="token">Token row.</param>
     /// <param name="feature">Input feature.</param>

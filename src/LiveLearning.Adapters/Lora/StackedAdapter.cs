@@ -110,7 +110,11 @@ public sealed class StackedAdapter : IModelAdapter
             {
                 // Frozen: only the input gradient matters; parameter gradients go to a discarded scratch buffer.
                 int width = tokens * s.SavedFloatsPerToken;
-                if (!dx.IsEmpty)
+                if (s is LoraLayer lora)
+                {
+                    lora.BackwardInputOnly(dx, dy, tokens, pool);
+                }
+                else if (!dx.IsEmpty)
                 {
                     float[] scratch = ArrayPool<float>.Shared.Rent(Math.Max(1, s.ParameterCount));
                     try

@@ -155,6 +155,23 @@ public sealed class LoraAdapterTests
     }
 
     [Test]
+    public void GradientsThroughAFrozenDropoutAdapterPassAFiniteDifferenceCheck()
+    {
+        using var model = LoraTestKit.LoadModel(threads: 1);
+        LoraAdapter orgPlain = LoraTestKit.RandomAdapter(model, AllLinear with { Dropout = 0.2 }, seed: 13, bScale: 0.1f);
+        var org = new LoraAdapter(orgPlain.NumLayers, orgPlain.Entries().ToDictionary(e => (e.Layer, e.Projection), e => e.Lora.WithDropout(0.2f, 1000 + (ulong)e.Layer)), orgPlain.Config);
+        LoraAdapter user = LoraTestKit.RandomAdapter(model, new LoraConfig { Rank = 2, TargetModules = ["q_proj", "up_proj"] }, seed: 14);
+        var stack = new StackedAdapter(model.Config.NumLayers, [org], user);
+        var batch = new[] { TrainingSequence.AllTokens(LoraTestKit.Ids(23, 9, model.Config.VocabSize)) };
+        var gradients = new AdapterGradients(stack, model.Config.NumLayers);
+        model.ComputeGradients(batch, stack, gradients);
+        foreach (Projection p in new[] { Projection.QProj, Projection.UpProj })
+        {
+            GradientChecks.CheckSlot(model, batch, user, 0, p, gradients.Get(0, p).ToArray(), u => new StackedAdapter(model.Config.NumLayers, [org], u));
+        }
+    }
+
+    [Test]
     public void DropoutAppliesOnlyWhileLearningAndIsReproducible()
     {
         using var model = LoraTestKit.LoadModel();
