@@ -19,6 +19,8 @@ internal sealed class GemmPerf : IPerfProbe
         Linear(perf, pool, 1, 576, 576, WeightType.F32, "gemm_1x576x576_gflops");
         Linear(perf, pool, 64, 576, 1536, WeightType.BF16, "gemm_64x576x1536_bf16_gflops");
         Linear(perf, null, 64, 576, 1536, WeightType.F32, "gemm_64x576x1536_1thread_gflops");
+        Linear(perf, pool, 4, 4096, 4096, WeightType.F32, "gemm_4x4096x4096_gflops");
+        Linear(perf, pool, 8, 576, 1536, WeightType.F32, "gemm_8x576x1536_gflops");
         Gemv(perf, pool, 4096, 4096, WeightType.F32, "gemv_4096x4096_gbps");
         Gemv(perf, pool, 4096, 4096, WeightType.BF16, "gemv_4096x4096_bf16_gbps");
         Backward(perf, pool, 64, 576, 1536);
@@ -99,7 +101,12 @@ internal sealed class GemmPerf : IPerfProbe
         float[] w = Data(outF * inF, 8);
         float[] x = Data(tokens * inF, 9);
         var y = new float[tokens * outF];
-        double seconds = Time(() => DotLinear.Run(y, x, w, tokens, outF, inF, pool), tokens * inF * (double)outF);
+        // TensorPrimitives ships precompiled; until tiering has re-jitted it (after enough calls), each call
+        // goes through call counting, and two threads calling it at once run >10x slower. So: the
+        // single-thread run first (it warms the method up), then the 2-thread one.
+        double seconds = PerfContext.MedianSeconds(() => DotLinear.Run(y, x, w, tokens, outF, inF, null), samples: 5, minSampleSeconds: 0.02, warmupSeconds: 0.5);
+        perf.Report($"gemm_baseline_tp_dot_{tokens}x{inF}x{outF}_1thread_gflops", 2.0 * tokens * inF * outF / seconds / 1e9);
+        seconds = PerfContext.MedianSeconds(() => DotLinear.Run(y, x, w, tokens, outF, inF, pool), samples: 7, minSampleSeconds: 0.02, warmupSeconds: 0.3);
         perf.Report($"gemm_baseline_tp_dot_{tokens}x{inF}x{outF}_gflops", 2.0 * tokens * inF * outF / seconds / 1e9);
     }
 
@@ -119,8 +126,9 @@ internal static class DotLinear
         fixed (float* px = x)
         fixed (float* pw = w)
         {
-            var job = new Job { Y = py, X = px, W = pw, OutF = outF, InF = inF };
-            ComputePool.Run(pool, tokens, ref job);
+            int items = Math.Min(tokens, pool?.ThreadCount ?? 1);
+            var job = new Job { Y = py, X = px, W = pw, OutF = outF, InF = inF, Tokens = tokens, Items = items };
+            ComputePool.Run(pool, items, ref job);
         }
     }
 
@@ -131,13 +139,18 @@ internal static class DotLinear
         public float* W;
         public int OutF;
         public int InF;
+        public int Tokens;
+        public int Items;
 
         public readonly void Execute(int index)
         {
-            var x = new ReadOnlySpan<float>(X + ((nint)index * InF), InF);
-            for (int o = 0; o < OutF; o++)
+            for (int t = Tokens * index / Items; t < Tokens * (index + 1) / Items; t++)
             {
-                Y[((nint)index * OutF) + o] = TensorPrimitives.Dot(x, new ReadOnlySpan<float>(W + ((nint)o * InF), InF));
+                var x = new ReadOnlySpan<float>(X + ((nint)t * InF), InF);
+                for (int o = 0; o < OutF; o++)
+                {
+                    Y[((nint)t * OutF) + o] = TensorPrimitives.Dot(x, new ReadOnlySpan<float>(W + ((nint)o * InF), InF));
+                }
             }
         }
     }

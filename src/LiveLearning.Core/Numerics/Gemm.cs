@@ -24,6 +24,12 @@ public static unsafe partial class Gemm
     /// <summary>K-block of the kernels that pack a <c>[K, N]</c> operand (backward passes).</summary>
     private const int KBlock = 384;
 
+    /// <summary>Up to this many tokens the forward product runs as one GEMV per token.</summary>
+    private const int GemvMaxTokens = 2;
+
+    /// <summary>Largest K-chunk of the forward product (see <see cref="LinearKChunk"/>).</summary>
+    private const int LinearKBlock = 1024;
+
     /// <summary>Below this many multiply-adds a product runs on the calling thread (dispatch would cost more).</summary>
     private const long ParallelMinWork = 1L << 16;
 
@@ -31,7 +37,7 @@ public static unsafe partial class Gemm
     private const int ItemsPerThread = 4;
 
     /// <summary>
-    /// <c>Y = X·Wᵀ</c>: <c>y[t,o] = (accumulate ? y[t,o] : 0) + Σ_i x[t,i]·w[o,i]</c>. One token runs the GEMV path.
+    /// <c>Y = X·Wᵀ</c>: <c>y[t,o] = (accumulate ? y[t,o] : 0) + Σ_i x[t,i]·w[o,i]</c>. One or two tokens run the GEMV path.
     /// </summary>
     /// <param name="y">Output <c>[tokens, w.Rows]</c>; must not overlap <paramref name="x"/> or the weights.</param>
     /// <param name="x">Input <c>[tokens, w.Cols]</c>.</param>
@@ -254,9 +260,21 @@ public static unsafe partial class Gemm
             return;
         }
 
-        if (tokens == 1)
+        if (UseFewTokens(tokens))
         {
-            GemvCore(y, x, w, type, outF, inF, accumulate, pool);
+            FewTokensCore(y, x, w, type, tokens, outF, inF, accumulate, pool);
+            return;
+        }
+
+        if (tokens <= GemvMaxTokens)
+        {
+            // The register tile is NR tokens wide, so a couple of tokens would waste most of it; a GEMV per
+            // token streams the weight once per token instead, which is cheaper up to two tokens.
+            for (int t = 0; t < tokens; t++)
+            {
+                GemvCore(y + ((nint)t * outF), x + ((nint)t * inF), w, type, outF, inF, accumulate, pool);
+            }
+
             return;
         }
 
@@ -291,6 +309,16 @@ public static unsafe partial class Gemm
         {
             ArrayPool<float>.Shared.Return(rented);
         }
+    }
+
+    /// <summary>
+    /// K-chunk of the forward product: K is cut into equal chunks of at most <see cref="LinearKBlock"/> so the
+    /// token panels' slice stays in L2 while the weight streams past. Depends on K only (determinism).
+    /// </summary>
+    private static int LinearKChunk(int k)
+    {
+        int chunks = Math.Max(1, (k + LinearKBlock - 1) / LinearKBlock);
+        return (k + chunks - 1) / chunks;
     }
 
     /// <summary>Packs <c>x [tokens, k]</c> into panels of <paramref name="nr"/> tokens: <c>xt[p][k][j] = x[p*nr + j, k]</c>, zero-padded.</summary>
@@ -506,6 +534,7 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>Widens <paramref name="count"/> stored weights into float32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void WidenRow(WeightType type, byte* source, float* destination, int count)
     {
         switch (type)
@@ -514,7 +543,7 @@ public static unsafe partial class Gemm
                 Buffer.MemoryCopy(source, destination, (long)count * 4, (long)count * 4);
                 break;
             case WeightType.BF16:
-                Precision.WidenBF16(new ReadOnlySpan<ushort>(source, count), new Span<float>(destination, count));
+                WidenBF16((ushort*)source, destination, count);
                 break;
             default:
                 WidenF16((ushort*)source, destination, count);
@@ -546,7 +575,7 @@ public static unsafe partial class Gemm
                 return;
             }
 
-            float[] rented = ArrayPool<float>.Shared.Rent((Mr * InF) + 16);
+            float[] rented = ArrayPool<float>.Shared.Rent((Mr * LinearKChunk(InF)) + 16);
             try
             {
                 fixed (float* raw = rented)
@@ -569,32 +598,42 @@ public static unsafe partial class Gemm
             int nr = Nr;
             int esize = WeightMatrix.ElementSize(Type);
             int panels = (Tokens + nr - 1) / nr;
-            for (int block = first; block < last; block++)
+            int chunk = LinearKChunk(InF);
+            for (int k0 = 0; k0 < InF; k0 += chunk)
             {
-                int o0 = block * mr;
-                int rows = Math.Min(mr, OutF - o0);
-                float* a;
-                if (widened is null)
+                int kc = Math.Min(chunk, InF - k0);
+                bool add = Accumulate || k0 > 0;
+                for (int block = first; block < last; block++)
                 {
-                    a = (float*)W + ((nint)o0 * InF);
-                }
-                else
-                {
-                    for (int r = 0; r < rows; r++)
+                    int o0 = block * mr;
+                    int rows = Math.Min(mr, OutF - o0);
+                    float* a;
+                    nint aRowStride;
+                    if (widened is null)
                     {
-                        WidenRow(Type, W + ((nint)(o0 + r) * InF * esize), widened + ((nint)r * InF), InF);
+                        a = (float*)W + ((nint)o0 * InF) + k0;
+                        aRowStride = InF;
+                    }
+                    else
+                    {
+                        for (int r = 0; r < rows; r++)
+                        {
+                            WidenRow(Type, W + ((((nint)(o0 + r) * InF) + k0) * esize), widened + ((nint)r * kc), kc);
+                        }
+
+                        a = widened;
+                        aRowStride = kc;
                     }
 
-                    a = widened;
-                }
+                    for (int p = 0; p < panels; p++)
+                    {
+                        int t0 = p * nr;
+                        int cols = Math.Min(nr, Tokens - t0);
 
-                for (int p = 0; p < panels; p++)
-                {
-                    int t0 = p * nr;
-                    int cols = Math.Min(nr, Tokens - t0);
-
-                    // yᵀ tile: rows are output features (unit stride in y), columns are tokens (stride OutF).
-                    MicroTile(a, InF, 1, XT + ((nint)p * nr * InF), InF, rows, cols, Y + ((nint)t0 * OutF) + o0, 1, OutF, Accumulate, tile);
+                        // yᵀ tile: rows are output features (unit stride in y), columns are tokens (stride OutF).
+                        float* panel = XT + ((nint)p * nr * InF) + ((nint)k0 * nr);
+                        MicroTile(a, aRowStride, 1, panel, kc, rows, cols, Y + ((nint)t0 * OutF) + o0, 1, OutF, add, tile);
+                    }
                 }
             }
         }
