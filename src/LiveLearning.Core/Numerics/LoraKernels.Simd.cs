@@ -22,24 +22,24 @@ public static unsafe partial class LoraKernels
         : Vector128.IsHardwareAccelerated ? Vector128<float>.Count
         : 1;
 
-    /// <summary>dst[t, r] = s · Σ_k x[t, k] · w[r, k] for t in [0, rows), r in [0, rank).</summary>
-    private static void DotRows(float* dst, float* x, int ldx, int rows, float* w, int rank, int k, float s)
+    /// <summary>dst[t, r] = s · Σ_k x[t, k] · w[r, k] (or += when <paramref name="accumulate"/>) for t in [0, rows), r in [0, rank).</summary>
+    private static void DotRows(float* dst, float* x, int ldx, int rows, float* w, int rank, int k, float s, bool accumulate = false)
     {
         if (Vector512.IsHardwareAccelerated)
         {
-            DotRows<Vector512<float>, V512>(dst, x, ldx, rows, w, rank, k, s);
+            DotRows<Vector512<float>, V512>(dst, x, ldx, rows, w, rank, k, s, accumulate);
         }
         else if (Vector256.IsHardwareAccelerated)
         {
-            DotRows<Vector256<float>, V256>(dst, x, ldx, rows, w, rank, k, s);
+            DotRows<Vector256<float>, V256>(dst, x, ldx, rows, w, rank, k, s, accumulate);
         }
         else if (Vector128.IsHardwareAccelerated)
         {
-            DotRows<Vector128<float>, V128>(dst, x, ldx, rows, w, rank, k, s);
+            DotRows<Vector128<float>, V128>(dst, x, ldx, rows, w, rank, k, s, accumulate);
         }
         else
         {
-            DotRows<float, Scalar>(dst, x, ldx, rows, w, rank, k, s);
+            DotRows<float, Scalar>(dst, x, ldx, rows, w, rank, k, s, accumulate);
         }
     }
 
@@ -88,7 +88,7 @@ public static unsafe partial class LoraKernels
         }
     }
 
-    private static void DotRows<TV, TOps>(float* dst, float* x, int ldx, int rows, float* w, int rank, int k, float s)
+    private static void DotRows<TV, TOps>(float* dst, float* x, int ldx, int rows, float* w, int rank, int k, float s, bool accumulate)
         where TV : struct
         where TOps : struct, IVecOps<TV>
     {
@@ -107,7 +107,7 @@ public static unsafe partial class LoraKernels
                 // 32 registers: 16 accumulators, so each loaded vector feeds four FMAs.
                 for (; r + 4 <= rank; r += 4)
                 {
-                    DotBlock4x4<TV, TOps>(dst + ((long)t * rank) + r, rank, x0, ldx, w + ((long)r * k), kv, k, s);
+                    DotBlock4x4<TV, TOps>(dst + ((long)t * rank) + r, rank, x0, ldx, w + ((long)r * k), kv, k, s, accumulate);
                 }
             }
 
@@ -136,21 +136,21 @@ public static unsafe partial class LoraKernels
                 }
 
                 float* o = dst + ((long)t * rank) + r;
-                o[0] = FinishDot<TV, TOps>(c00, x0, w0, kv, k, s);
-                o[1] = FinishDot<TV, TOps>(c01, x0, w1, kv, k, s);
-                o[rank] = FinishDot<TV, TOps>(c10, x1, w0, kv, k, s);
-                o[rank + 1] = FinishDot<TV, TOps>(c11, x1, w1, kv, k, s);
-                o[2 * rank] = FinishDot<TV, TOps>(c20, x2, w0, kv, k, s);
-                o[(2 * rank) + 1] = FinishDot<TV, TOps>(c21, x2, w1, kv, k, s);
-                o[3 * rank] = FinishDot<TV, TOps>(c30, x3, w0, kv, k, s);
-                o[(3 * rank) + 1] = FinishDot<TV, TOps>(c31, x3, w1, kv, k, s);
+                Put(&o[0], FinishDot<TV, TOps>(c00, x0, w0, kv, k, s), accumulate);
+                Put(&o[1], FinishDot<TV, TOps>(c01, x0, w1, kv, k, s), accumulate);
+                Put(&o[rank], FinishDot<TV, TOps>(c10, x1, w0, kv, k, s), accumulate);
+                Put(&o[rank + 1], FinishDot<TV, TOps>(c11, x1, w1, kv, k, s), accumulate);
+                Put(&o[2 * rank], FinishDot<TV, TOps>(c20, x2, w0, kv, k, s), accumulate);
+                Put(&o[(2 * rank) + 1], FinishDot<TV, TOps>(c21, x2, w1, kv, k, s), accumulate);
+                Put(&o[3 * rank], FinishDot<TV, TOps>(c30, x3, w0, kv, k, s), accumulate);
+                Put(&o[(3 * rank) + 1], FinishDot<TV, TOps>(c31, x3, w1, kv, k, s), accumulate);
             }
 
             for (; r < rank; r++)
             {
                 for (int tt = t; tt < t + 4; tt++)
                 {
-                    dst[((long)tt * rank) + r] = DotOne<TV, TOps>(x + ((long)tt * ldx), w + ((long)r * k), kv, k, s);
+                    Put(&dst[((long)tt * rank) + r], DotOne<TV, TOps>(x + ((long)tt * ldx), w + ((long)r * k), kv, k, s), accumulate);
                 }
             }
         }
@@ -160,12 +160,12 @@ public static unsafe partial class LoraKernels
             float* xt = x + ((long)t * ldx);
             for (int r = 0; r < rank; r++)
             {
-                dst[((long)t * rank) + r] = DotOne<TV, TOps>(xt, w + ((long)r * k), kv, k, s);
+                Put(&dst[((long)t * rank) + r], DotOne<TV, TOps>(xt, w + ((long)r * k), kv, k, s), accumulate);
             }
         }
     }
 
-    private static void DotBlock4x4<TV, TOps>(float* o, int rank, float* x0, int ldx, float* w0, int kv, int k, float s)
+    private static void DotBlock4x4<TV, TOps>(float* o, int rank, float* x0, int ldx, float* w0, int kv, int k, float s, bool accumulate)
         where TV : struct
         where TOps : struct, IVecOps<TV>
     {
@@ -207,26 +207,30 @@ public static unsafe partial class LoraKernels
             c33 = TOps.Fma(v, a3, c33);
         }
 
-        o[0] = FinishDot<TV, TOps>(c00, x0, w0, kv, k, s);
-        o[1] = FinishDot<TV, TOps>(c01, x0, w1, kv, k, s);
-        o[2] = FinishDot<TV, TOps>(c02, x0, w2, kv, k, s);
-        o[3] = FinishDot<TV, TOps>(c03, x0, w3, kv, k, s);
+        Put(&o[0], FinishDot<TV, TOps>(c00, x0, w0, kv, k, s), accumulate);
+        Put(&o[1], FinishDot<TV, TOps>(c01, x0, w1, kv, k, s), accumulate);
+        Put(&o[2], FinishDot<TV, TOps>(c02, x0, w2, kv, k, s), accumulate);
+        Put(&o[3], FinishDot<TV, TOps>(c03, x0, w3, kv, k, s), accumulate);
         o += rank;
-        o[0] = FinishDot<TV, TOps>(c10, x1, w0, kv, k, s);
-        o[1] = FinishDot<TV, TOps>(c11, x1, w1, kv, k, s);
-        o[2] = FinishDot<TV, TOps>(c12, x1, w2, kv, k, s);
-        o[3] = FinishDot<TV, TOps>(c13, x1, w3, kv, k, s);
+        Put(&o[0], FinishDot<TV, TOps>(c10, x1, w0, kv, k, s), accumulate);
+        Put(&o[1], FinishDot<TV, TOps>(c11, x1, w1, kv, k, s), accumulate);
+        Put(&o[2], FinishDot<TV, TOps>(c12, x1, w2, kv, k, s), accumulate);
+        Put(&o[3], FinishDot<TV, TOps>(c13, x1, w3, kv, k, s), accumulate);
         o += rank;
-        o[0] = FinishDot<TV, TOps>(c20, x2, w0, kv, k, s);
-        o[1] = FinishDot<TV, TOps>(c21, x2, w1, kv, k, s);
-        o[2] = FinishDot<TV, TOps>(c22, x2, w2, kv, k, s);
-        o[3] = FinishDot<TV, TOps>(c23, x2, w3, kv, k, s);
+        Put(&o[0], FinishDot<TV, TOps>(c20, x2, w0, kv, k, s), accumulate);
+        Put(&o[1], FinishDot<TV, TOps>(c21, x2, w1, kv, k, s), accumulate);
+        Put(&o[2], FinishDot<TV, TOps>(c22, x2, w2, kv, k, s), accumulate);
+        Put(&o[3], FinishDot<TV, TOps>(c23, x2, w3, kv, k, s), accumulate);
         o += rank;
-        o[0] = FinishDot<TV, TOps>(c30, x3, w0, kv, k, s);
-        o[1] = FinishDot<TV, TOps>(c31, x3, w1, kv, k, s);
-        o[2] = FinishDot<TV, TOps>(c32, x3, w2, kv, k, s);
-        o[3] = FinishDot<TV, TOps>(c33, x3, w3, kv, k, s);
+        Put(&o[0], FinishDot<TV, TOps>(c30, x3, w0, kv, k, s), accumulate);
+        Put(&o[1], FinishDot<TV, TOps>(c31, x3, w1, kv, k, s), accumulate);
+        Put(&o[2], FinishDot<TV, TOps>(c32, x3, w2, kv, k, s), accumulate);
+        Put(&o[3], FinishDot<TV, TOps>(c33, x3, w3, kv, k, s), accumulate);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put(float* destination, float value, bool accumulate) =>
+        *destination = accumulate ? *destination + value : value;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float DotOne<TV, TOps>(float* x, float* w, int kv, int k, float s)

@@ -10,8 +10,8 @@ namespace LiveLearning.Numerics;
 /// <remarks>
 /// <para>The forward computes a token tile of <c>h = x·Aᵀ</c> and immediately applies B to that tile while it is hot, so
 /// x is read once and y is read and written once. The backward computes <c>dH</c> for a token tile and folds it into
-/// <c>dx</c> straight away; <c>dB</c> (a reduction over tokens) is split over the output features in the same pass, and
-/// <c>dA</c> over the input features in a second pass, once every <c>dH</c> row exists.</para>
+/// <c>dx</c> straight away; <c>dB</c> (a reduction over tokens) is split over the output features, and <c>dA</c> over the
+/// input features once every <c>dH</c> row exists, all in one dispatch.</para>
 /// <para>Work is split over tokens for per-token results and over feature columns for the reductions, and every
 /// element is computed by the same operations wherever the split falls, so results are bitwise identical between
 /// runs and for any thread count (including no pool).</para>
@@ -20,6 +20,9 @@ public static unsafe partial class LoraKernels
 {
     /// <summary>The largest rank the kernels accept.</summary>
     public const int MaxRank = 128;
+
+    // Below this many tokens the forward applies B without transposing it (the copy would cost more than it saves).
+    private const int DotFormTokens = 4;
 
     // Below this many elements of B the [rank, out] copy is made on the calling thread rather than on the pool.
     private const int ParallelTransposeElements = 32 * 1024;
@@ -45,6 +48,19 @@ public static unsafe partial class LoraKernels
         ValidateForward(y, h, x, a, b, tokens, inFeatures, outFeatures, rank);
         if (tokens == 0)
         {
+            return;
+        }
+
+        if (tokens < DotFormTokens && (tokens == 1 || rank >= VectorFloats))
+        {
+            // Decoding: too few tokens to pay for the [rank, out] copy of B; apply B as one short dot per output
+            // (for a few tokens only when the rank fills a vector, else the dots run scalar and the copy wins).
+            fixed (float* py = y, ph = h, px = x, pa = a, pb = b)
+            {
+                DotRows(ph, px, inFeatures, tokens, pa, rank, inFeatures, 1f);
+                DotRows(py, ph, rank, tokens, pb, outFeatures, rank, scale, accumulate: true);
+            }
+
             return;
         }
 
@@ -118,12 +134,16 @@ public static unsafe partial class LoraKernels
                 TransposeB(pbt, pb, outFeatures, rank, threads, pool);
                 int tile = TokenTile(tokens, threads);
                 int oChunk = ColumnChunk(outFeatures, threads);
-                var first = new BackwardTokensJob
+                int iChunk = ColumnChunk(inFeatures, threads);
+                int tilesDone = 0;
+                var job = new BackwardJob
                 {
+                    DA = pdA,
                     DB = pdB,
                     Dx = dx.IsEmpty ? null : pdx,
                     Dh = pdh,
                     Dy = pdy,
+                    X = px,
                     H = ph,
                     A = pa,
                     Bt = pbt,
@@ -135,23 +155,14 @@ public static unsafe partial class LoraKernels
                     Tile = tile,
                     TileCount = CeilDiv(tokens, tile),
                     OutChunk = oChunk,
-                };
-                ComputePool.Run(pool, first.TileCount + CeilDiv(outFeatures, oChunk), ref first);
-
-                int iChunk = ColumnChunk(inFeatures, threads);
-                var second = new GradAJob
-                {
-                    DA = pdA,
-                    Dh = pdh,
-                    X = px,
-                    Tokens = tokens,
-                    InFeatures = inFeatures,
-                    Rank = rank,
+                    OutChunkCount = CeilDiv(outFeatures, oChunk),
                     InChunk = iChunk,
+                    TilesDone = &tilesDone,
                 };
-                ComputePool.Run(pool, CeilDiv(inFeatures, iChunk), ref second);
+                ComputePool.Run(pool, job.TileCount + job.OutChunkCount + CeilDiv(inFeatures, iChunk), ref job);
             }
         }
+
         finally
         {
             ArrayPool<float>.Shared.Return(scratch);
@@ -248,10 +259,10 @@ public static unsafe partial class LoraKernels
 
     private static int CeilDiv(int value, int divisor) => (value + divisor - 1) / divisor;
 
-    /// <summary>Tokens per work item: a multiple of 4 (the register block), about two items per thread, at most 64.</summary>
+    /// <summary>Tokens per work item: a multiple of 4 (the register block), about four items per thread, at most 64.</summary>
     private static int TokenTile(int tokens, int threads)
     {
-        int tile = CeilDiv(tokens, 2 * threads);
+        int tile = CeilDiv(tokens, 4 * threads);
         tile = (tile + 3) & ~3;
         return Math.Clamp(tile, 4, 64);
     }
@@ -260,7 +271,7 @@ public static unsafe partial class LoraKernels
     /// vector-or-tail treatment whatever the split.</summary>
     private static int ColumnChunk(int columns, int threads)
     {
-        int chunk = CeilDiv(columns, 2 * threads);
+        int chunk = CeilDiv(columns, 4 * threads);
         chunk = (chunk + 63) & ~63;
         return Math.Max(chunk, 64);
     }
@@ -317,12 +328,20 @@ public static unsafe partial class LoraKernels
         }
     }
 
-    private struct BackwardTokensJob : IParallelJob
+    /// <summary>
+    /// One dispatch for the whole backward. Items in index order: token tiles (dH, then dx from the hot dH tile),
+    /// dB column chunks, dA column chunks. dA items wait for every tile to finish. This cannot deadlock as long as
+    /// each thread runs the items it takes in increasing index order (the pool claims them from a shared counter,
+    /// and runs them inline in order without a pool): a waiting thread never holds an unstarted tile.
+    /// </summary>
+    private struct BackwardJob : IParallelJob
     {
+        public float* DA;
         public float* DB;
         public float* Dx;
         public float* Dh;
         public float* Dy;
+        public float* X;
         public float* H;
         public float* A;
         public float* Bt;
@@ -334,47 +353,52 @@ public static unsafe partial class LoraKernels
         public int Tile;
         public int TileCount;
         public int OutChunk;
+        public int OutChunkCount;
+        public int InChunk;
+        public int* TilesDone;
 
         public readonly void Execute(int index)
         {
             if (index < TileCount)
             {
-                // dH for a token tile, folded into dx while it is hot.
-                int t0 = index * Tile;
-                int rows = Math.Min(Tile, Tokens - t0);
-                float* dh = Dh + ((long)t0 * Rank);
-                DotRows(dh, Dy + ((long)t0 * OutFeatures), OutFeatures, rows, Bt, Rank, OutFeatures, Scale);
-                if (Dx is not null)
+                try
                 {
-                    AddRowsTimesMatrix(Dx + ((long)t0 * InFeatures), InFeatures, dh, rows, A, Rank, InFeatures, 1f);
+                    int t0 = index * Tile;
+                    int rows = Math.Min(Tile, Tokens - t0);
+                    float* dh = Dh + ((long)t0 * Rank);
+                    DotRows(dh, Dy + ((long)t0 * OutFeatures), OutFeatures, rows, Bt, Rank, OutFeatures, Scale);
+                    if (Dx is not null)
+                    {
+                        AddRowsTimesMatrix(Dx + ((long)t0 * InFeatures), InFeatures, dh, rows, A, Rank, InFeatures, 1f);
+                    }
                 }
+                finally
+                {
+                    // Counted even on failure so dA items never wait forever; the pool rethrows the exception.
+                    Interlocked.Increment(ref *TilesDone);
+                }
+
+                return;
             }
-            else
+
+            index -= TileCount;
+            if (index < OutChunkCount)
             {
                 // dB[o, r] += scale · Σ_t dy[t, o]·h[t, r] for a chunk of output features.
-                int o0 = (index - TileCount) * OutChunk;
-                int o1 = Math.Min(OutFeatures, o0 + OutChunk);
-                AccumulateProduct(DB, 0, transposed: true, H, Dy, OutFeatures, Tokens, Rank, o0, o1, Scale);
+                int o0 = index * OutChunk;
+                AccumulateProduct(DB, 0, transposed: true, H, Dy, OutFeatures, Tokens, Rank, o0, Math.Min(OutFeatures, o0 + OutChunk), Scale);
+                return;
             }
-        }
-    }
 
-    private struct GradAJob : IParallelJob
-    {
-        public float* DA;
-        public float* Dh;
-        public float* X;
-        public int Tokens;
-        public int InFeatures;
-        public int Rank;
-        public int InChunk;
+            // dA[r, i] += Σ_t dH[t, r]·x[t, i] for a chunk of input features, once every dH row exists.
+            var spin = default(SpinWait);
+            while (Volatile.Read(ref *TilesDone) < TileCount)
+            {
+                spin.SpinOnce(sleep1Threshold: -1);
+            }
 
-        public readonly void Execute(int index)
-        {
-            // dA[r, i] += Σ_t dH[t, r]·x[t, i] for a chunk of input features.
-            int i0 = index * InChunk;
-            int i1 = Math.Min(InFeatures, i0 + InChunk);
-            AccumulateProduct(DA, InFeatures, transposed: false, Dh, X, InFeatures, Tokens, Rank, i0, i1, 1f);
+            int i0 = (index - OutChunkCount) * InChunk;
+            AccumulateProduct(DA, InFeatures, transposed: false, Dh, X, InFeatures, Tokens, Rank, i0, Math.Min(InFeatures, i0 + InChunk), 1f);
         }
     }
 }
