@@ -68,14 +68,22 @@ public static class Optimizers
         int i = 0;
         if (Vector512.IsHardwareAccelerated)
         {
+            var beta1V = Vector512.Create(k.Beta1);
+            var oneMinusBeta1V = Vector512.Create(k.OneMinusBeta1);
+            var beta2V = Vector512.Create(k.Beta2);
+            var oneMinusBeta2V = Vector512.Create(k.OneMinusBeta2);
+            var invSqrtBc2V = Vector512.Create(k.InvSqrtBc2);
+            var epsilonV = Vector512.Create(k.Epsilon);
+            var decayV = Vector512.Create(k.Decay);
+            var stepSizeV = Vector512.Create(k.StepSize);
             for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
             {
                 var g = Vector512.LoadUnsafe(ref pg, (nuint)i);
-                var mm = (Vector512.Create(k.Beta1) * Vector512.LoadUnsafe(ref pm, (nuint)i)) + (Vector512.Create(k.OneMinusBeta1) * g);
-                var vv = (Vector512.Create(k.Beta2) * Vector512.LoadUnsafe(ref pv, (nuint)i)) + (Vector512.Create(k.OneMinusBeta2) * g * g);
-                var denom = (Vector512.Sqrt(vv) * Vector512.Create(k.InvSqrtBc2)) + Vector512.Create(k.Epsilon);
-                var p = Vector512.LoadUnsafe(ref pp, (nuint)i) * Vector512.Create(k.Decay);
-                p -= Vector512.Create(k.StepSize) * (mm / denom);
+                var mm = (beta1V * Vector512.LoadUnsafe(ref pm, (nuint)i)) + (oneMinusBeta1V * g);
+                var vv = (beta2V * Vector512.LoadUnsafe(ref pv, (nuint)i)) + (oneMinusBeta2V * g * g);
+                var denom = (Vector512.Sqrt(vv) * invSqrtBc2V) + epsilonV;
+                var p = Vector512.LoadUnsafe(ref pp, (nuint)i) * decayV;
+                p -= stepSizeV * (mm / denom);
                 mm.StoreUnsafe(ref pm, (nuint)i);
                 vv.StoreUnsafe(ref pv, (nuint)i);
                 p.StoreUnsafe(ref pp, (nuint)i);
@@ -84,14 +92,22 @@ public static class Optimizers
 
         if (Vector256.IsHardwareAccelerated)
         {
+            var beta1V = Vector256.Create(k.Beta1);
+            var oneMinusBeta1V = Vector256.Create(k.OneMinusBeta1);
+            var beta2V = Vector256.Create(k.Beta2);
+            var oneMinusBeta2V = Vector256.Create(k.OneMinusBeta2);
+            var invSqrtBc2V = Vector256.Create(k.InvSqrtBc2);
+            var epsilonV = Vector256.Create(k.Epsilon);
+            var decayV = Vector256.Create(k.Decay);
+            var stepSizeV = Vector256.Create(k.StepSize);
             for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
             {
                 var g = Vector256.LoadUnsafe(ref pg, (nuint)i);
-                var mm = (Vector256.Create(k.Beta1) * Vector256.LoadUnsafe(ref pm, (nuint)i)) + (Vector256.Create(k.OneMinusBeta1) * g);
-                var vv = (Vector256.Create(k.Beta2) * Vector256.LoadUnsafe(ref pv, (nuint)i)) + (Vector256.Create(k.OneMinusBeta2) * g * g);
-                var denom = (Vector256.Sqrt(vv) * Vector256.Create(k.InvSqrtBc2)) + Vector256.Create(k.Epsilon);
-                var p = Vector256.LoadUnsafe(ref pp, (nuint)i) * Vector256.Create(k.Decay);
-                p -= Vector256.Create(k.StepSize) * (mm / denom);
+                var mm = (beta1V * Vector256.LoadUnsafe(ref pm, (nuint)i)) + (oneMinusBeta1V * g);
+                var vv = (beta2V * Vector256.LoadUnsafe(ref pv, (nuint)i)) + (oneMinusBeta2V * g * g);
+                var denom = (Vector256.Sqrt(vv) * invSqrtBc2V) + epsilonV;
+                var p = Vector256.LoadUnsafe(ref pp, (nuint)i) * decayV;
+                p -= stepSizeV * (mm / denom);
                 mm.StoreUnsafe(ref pm, (nuint)i);
                 vv.StoreUnsafe(ref pv, (nuint)i);
                 p.StoreUnsafe(ref pp, (nuint)i);
@@ -100,14 +116,22 @@ public static class Optimizers
 
         if (Vector128.IsHardwareAccelerated)
         {
+            var beta1V = Vector128.Create(k.Beta1);
+            var oneMinusBeta1V = Vector128.Create(k.OneMinusBeta1);
+            var beta2V = Vector128.Create(k.Beta2);
+            var oneMinusBeta2V = Vector128.Create(k.OneMinusBeta2);
+            var invSqrtBc2V = Vector128.Create(k.InvSqrtBc2);
+            var epsilonV = Vector128.Create(k.Epsilon);
+            var decayV = Vector128.Create(k.Decay);
+            var stepSizeV = Vector128.Create(k.StepSize);
             for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
             {
                 var g = Vector128.LoadUnsafe(ref pg, (nuint)i);
-                var mm = (Vector128.Create(k.Beta1) * Vector128.LoadUnsafe(ref pm, (nuint)i)) + (Vector128.Create(k.OneMinusBeta1) * g);
-                var vv = (Vector128.Create(k.Beta2) * Vector128.LoadUnsafe(ref pv, (nuint)i)) + (Vector128.Create(k.OneMinusBeta2) * g * g);
-                var denom = (Vector128.Sqrt(vv) * Vector128.Create(k.InvSqrtBc2)) + Vector128.Create(k.Epsilon);
-                var p = Vector128.LoadUnsafe(ref pp, (nuint)i) * Vector128.Create(k.Decay);
-                p -= Vector128.Create(k.StepSize) * (mm / denom);
+                var mm = (beta1V * Vector128.LoadUnsafe(ref pm, (nuint)i)) + (oneMinusBeta1V * g);
+                var vv = (beta2V * Vector128.LoadUnsafe(ref pv, (nuint)i)) + (oneMinusBeta2V * g * g);
+                var denom = (Vector128.Sqrt(vv) * invSqrtBc2V) + epsilonV;
+                var p = Vector128.LoadUnsafe(ref pp, (nuint)i) * decayV;
+                p -= stepSizeV * (mm / denom);
                 mm.StoreUnsafe(ref pm, (nuint)i);
                 vv.StoreUnsafe(ref pv, (nuint)i);
                 p.StoreUnsafe(ref pp, (nuint)i);

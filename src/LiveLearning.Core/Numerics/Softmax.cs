@@ -52,21 +52,22 @@ public static class Softmax
     internal static double ExpShiftedSum(Span<float> e, ReadOnlySpan<float> x, float shift)
     {
         const int Block = 1024;
+        Span<float> scratch = e.IsEmpty ? stackalloc float[Block] : default;
         double total = 0;
         for (int start = 0; start < x.Length; start += Block)
         {
             int len = Math.Min(Block, x.Length - start);
-            total += ExpShiftedSumBlock(e.IsEmpty ? default : e.Slice(start, len), x.Slice(start, len), shift);
+            total += ExpShiftedSumBlock(e.IsEmpty ? scratch[..len] : e.Slice(start, len), x.Slice(start, len), shift);
         }
 
         return total;
     }
 
+    /// <summary>e = exp(x − shift) element-wise; returns Σ e (float lanes, one block).</summary>
     private static float ExpShiftedSumBlock(Span<float> e, ReadOnlySpan<float> x, float shift)
     {
         ref float pe = ref MemoryMarshal.GetReference(e);
         ref float px = ref MemoryMarshal.GetReference(x);
-        bool store = !e.IsEmpty;
         int n = x.Length;
         int i = 0;
         float sum = 0f;
@@ -78,10 +79,7 @@ public static class Softmax
             {
                 var v = Vector512.Exp(Vector512.LoadUnsafe(ref px, (nuint)i) - vs);
                 acc += v;
-                if (store)
-                {
-                    v.StoreUnsafe(ref pe, (nuint)i);
-                }
+                v.StoreUnsafe(ref pe, (nuint)i);
             }
 
             sum += Vector512.Sum(acc);
@@ -95,10 +93,7 @@ public static class Softmax
             {
                 var v = Vector256.Exp(Vector256.LoadUnsafe(ref px, (nuint)i) - vs);
                 acc += v;
-                if (store)
-                {
-                    v.StoreUnsafe(ref pe, (nuint)i);
-                }
+                v.StoreUnsafe(ref pe, (nuint)i);
             }
 
             sum += Vector256.Sum(acc);
@@ -112,10 +107,7 @@ public static class Softmax
             {
                 var v = Vector128.Exp(Vector128.LoadUnsafe(ref px, (nuint)i) - vs);
                 acc += v;
-                if (store)
-                {
-                    v.StoreUnsafe(ref pe, (nuint)i);
-                }
+                v.StoreUnsafe(ref pe, (nuint)i);
             }
 
             sum += Vector128.Sum(acc);
@@ -125,10 +117,7 @@ public static class Softmax
         {
             float v = MathF.Exp(Unsafe.Add(ref px, i) - shift);
             sum += v;
-            if (store)
-            {
-                Unsafe.Add(ref pe, i) = v;
-            }
+            Unsafe.Add(ref pe, i) = v;
         }
 
         return sum;

@@ -1,3 +1,5 @@
+using FsCheck;
+using FsCheck.Fluent;
 using LiveLearning.Numerics;
 using NUnit.Framework;
 using static LiveLearning.Tests.Numerics.NnTestHelpers;
@@ -102,6 +104,24 @@ public sealed class RopeTests
                 AssertClose(after, before, 1e-6, 1e-7, $"pair {j} of head at {b}");
             }
         }
+    }
+
+    [Test]
+    public void Forward_PreservesTheHeadNorm_ForAnyPositionAndInput()
+    {
+        const int headDim = 40;
+        var table = new RopeTable(RopeTable.DefaultInverseFrequencies(headDim, 10000), 8192);
+        Prop.ForAll(
+            Gen.Choose(0, 8191).ToArbitrary(),
+            Gen.ArrayOf(Gen.Choose(-100_000, 100_000).Select(i => i / 1000f), headDim).ToArbitrary(),
+            (int position, float[] x) =>
+            {
+                float[] y = (float[])x.Clone();
+                Rope.Forward(y, [position], 1, headDim, table);
+                double before = Math.Sqrt(x.Sum(v => (double)v * v));
+                double after = Math.Sqrt(y.Sum(v => (double)v * v));
+                return Math.Abs(after - before) <= (1e-6 * before) + 1e-6;
+            }).QuickCheckThrowOnFailure();
     }
 
     [Test]
