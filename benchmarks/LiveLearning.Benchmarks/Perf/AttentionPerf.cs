@@ -13,7 +13,15 @@ internal sealed class AttentionPerf : IPerfProbe
 
     public void Run(PerfContext perf)
     {
-        using var pool = new ComputePool(Environment.GetEnvironmentVariable("ATTN_THREADS") is { } s ? int.Parse(s) : 2);
+        using var pool = new ComputePool(2);
+        Measure(perf, pool, string.Empty);
+
+        // The same on the calling thread alone: less sensitive to a busy machine than the 2-thread figures.
+        Measure(perf, null, "_1t");
+    }
+
+    private static void Measure(PerfContext perf, ComputePool? pool, string suffix)
+    {
         float scale = 1f / MathF.Sqrt(HeadDim);
 
         // Prefill: 64 tokens from position 0, forward only (inference) and forward + backward (training).
@@ -27,9 +35,9 @@ internal sealed class AttentionPerf : IPerfProbe
         var dq = new float[q.Length];
         var dk = new float[k.Length];
         var dv = new float[v.Length];
-        perf.Report("attn_prefill64_us", 1e6 * PerfContext.MedianSeconds(
+        perf.Report($"attn_prefill64{suffix}_us", 1e6 * PerfContext.MedianSeconds(
             () => Attention.Forward(o, default, q, k, v, tokens, 0, tokens, Heads, KvHeads, HeadDim, scale, pool)));
-        perf.Report("attn_fwd_bwd64_us", 1e6 * PerfContext.MedianSeconds(() =>
+        perf.Report($"attn_fwd_bwd64{suffix}_us", 1e6 * PerfContext.MedianSeconds(() =>
         {
             Attention.Forward(o, lse, q, k, v, tokens, 0, tokens, Heads, KvHeads, HeadDim, scale, pool);
             Attention.Backward(dq, dk, dv, g, o, lse, q, k, v, tokens, 0, tokens, Heads, KvHeads, HeadDim, scale, pool);
@@ -41,7 +49,7 @@ internal sealed class AttentionPerf : IPerfProbe
         float[] kc = Random(kvLength * KvHeads * HeadDim, 6);
         float[] vc = Random(kvLength * KvHeads * HeadDim, 7);
         var o1 = new float[q1.Length];
-        perf.Report("attn_decode_kv512_us", 1e6 * PerfContext.MedianSeconds(
+        perf.Report($"attn_decode_kv512{suffix}_us", 1e6 * PerfContext.MedianSeconds(
             () => Attention.Forward(o1, default, q1, kc, vc, 1, kvLength - 1, kvLength, Heads, KvHeads, HeadDim, scale, pool)));
     }
 

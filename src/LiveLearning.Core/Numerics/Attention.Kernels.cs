@@ -7,11 +7,20 @@ namespace LiveLearning.Numerics;
 /// <summary>Work items and SIMD helpers of <see cref="Attention"/>.</summary>
 public static partial class Attention
 {
-    /// <summary>Keys scored at once in the online softmax (scores live on the stack).</summary>
+    /// <summary>Queries or keys scored at once in the backward (scores live on the stack).</summary>
     private const int ScoreBlock = 256;
+
+    /// <summary>Keys per forward softmax block (the unit of the split decode path too).</summary>
+    private const int KeyBlock = 64;
 
     /// <summary>Key rows per backward (kv head, key-block) work item.</summary>
     private const int BackwardKeyBlock = 16;
+
+    /// <summary>
+    /// Largest <c>heads · tokens · (startPosition + tokens)</c> for which the backward keeps dS from its key pass
+    /// (4 Mi floats = 16 MiB) instead of recomputing scores in its query pass.
+    /// </summary>
+    internal const int MaxStoredScores = 1 << 22;
 
     /// <summary>Head dimensions up to this use stack scratch; larger ones a heap array.</summary>
     private const int MaxStackHeadDim = 1024;
@@ -45,14 +54,14 @@ public static partial class Attention
             float* vBase = V + ((long)(h / Group) * d);
             int t0 = tile * TileRows;
             int t1 = Math.Min(Tokens, t0 + TileRows);
-            float* scores = stackalloc float[ScoreBlock];
-            Span<float> accSpan = d <= MaxStackHeadDim ? stackalloc float[d] : new float[d];
-            fixed (float* acc = accSpan)
+            float* scores = stackalloc float[KeyBlock];
+            Span<float> scratch = d <= MaxStackHeadDim ? stackalloc float[2 * d] : new float[2 * d];
+            fixed (float* run = scratch)
             {
                 for (int t = t0; t < t1; t++)
                 {
                     long row = ((long)t * Heads) + h;
-                    float lse = ForwardRow(Output + (row * d), Q + (row * d), kBase, vBase, kvStride, StartPosition + t + 1, d, Scale, scores, acc);
+                    float lse = ForwardRow(Output + (row * d), Q + (row * d), kBase, vBase, kvStride, StartPosition + t + 1, d, Scale, scores, run, run + d);
                     if (Lse != null)
                     {
                         Lse[row] = lse;
@@ -63,37 +72,136 @@ public static partial class Attention
     }
 
     /// <summary>
-    /// One query row against keys <c>0 … n−1</c> with an online softmax over blocks of <see cref="ScoreBlock"/>
-    /// keys: scores, block max, rescale of the running sum and accumulator when the max grows, then
-    /// <c>acc += p_j · v_j</c>. Writes <c>acc / l</c> and returns the log-sum-exp <c>m + log l</c>.
+    /// One query row against keys <c>0 … n−1</c>: each block of <see cref="KeyBlock"/> keys yields a partial
+    /// (block max, Σ exp, Σ exp·v) that is merged into the running (max, sum, accumulator) in key order.
+    /// The split decode path (<see cref="DecodePartialJob"/>) computes the same partials on other threads and
+    /// merges them in the same order, so both paths give identical bits. Writes <c>acc / l</c> and returns
+    /// the log-sum-exp <c>m + log l</c>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe float ForwardRow(float* o, float* q, float* kBase, float* vBase, int kvStride, int n, int d, float scale, float* s, float* acc)
+    private static unsafe float ForwardRow(float* o, float* q, float* kBase, float* vBase, int kvStride, int n, int d, float scale, float* s, float* run, float* part)
     {
-        new Span<float>(acc, d).Clear();
-        float m = float.NegativeInfinity;
-        float l = 0f;
-        for (int j0 = 0; j0 < n; j0 += ScoreBlock)
+        float m = BlockPartial(run, q, kBase, vBase, kvStride, Math.Min(KeyBlock, n), d, scale, s, out float l);
+        for (int j0 = KeyBlock; j0 < n; j0 += KeyBlock)
         {
-            int c = Math.Min(ScoreBlock, n - j0);
-            float* k = kBase + ((long)j0 * kvStride);
-            Scores(s, q, k, kvStride, c, d, scale);
-            // A NaN score poisons the row through exp (NaN) whatever the max does with it.
-            float mNew = MathF.Max(m, MaxOf(s, c));
-            if (j0 > 0 && mNew != m)
-            {
-                float correction = MathF.Exp(m - mNew);
-                l *= correction;
-                ScaleInPlace(acc, correction, d);
-            }
-
-            m = mNew;
-            l += ExpShifted(s, c, m);
-            AccumulateRows(acc, s, vBase + ((long)j0 * kvStride), kvStride, c, d);
+            long offset = (long)j0 * kvStride;
+            float bm = BlockPartial(part, q, kBase + offset, vBase + offset, kvStride, Math.Min(KeyBlock, n - j0), d, scale, s, out float bl);
+            Merge(ref m, ref l, run, bm, bl, part, d);
         }
 
-        ScaleTo(o, acc, 1f / l, d);
+        return Finish(o, run, m, l, d);
+    }
+
+    /// <summary>Partial softmax of one query row over <paramref name="c"/> keys: returns the block max, sets
+    /// <paramref name="sum"/> = Σ exp(s − max) and <paramref name="acc"/> = Σ exp(s − max)·v.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe float BlockPartial(float* acc, float* q, float* k, float* v, int kvStride, int c, int d, float scale, float* s, out float sum)
+    {
+        Scores(s, q, k, kvStride, c, d, scale);
+
+        // A NaN score poisons the row through exp (NaN) whatever the max does with it.
+        float m = MaxOf(s, c);
+        sum = ExpShifted(s, c, m);
+        new Span<float>(acc, d).Clear();
+        AccumulateRows(acc, s, v, kvStride, c, d);
+        return m;
+    }
+
+    /// <summary>Merges a block partial into the running state: rescales both to the larger max and adds.</summary>
+    private static unsafe void Merge(ref float m, ref float l, float* run, float bm, float bl, float* part, int d)
+    {
+        float mNew = MathF.Max(m, bm);
+        float a = MathF.Exp(m - mNew);
+        float b = MathF.Exp(bm - mNew);
+        l = (l * a) + (bl * b);
+        ScaleInPlace(run, a, d);
+        AddScaled(run, b, part, d);
+        m = mNew;
+    }
+
+    private static unsafe float Finish(float* o, float* run, float m, float l, int d)
+    {
+        ScaleTo(o, run, 1f / l, d);
         return m + MathF.Log(l);
+    }
+
+    /// <summary>
+    /// Split-key forward for few query rows (decode): item (kv head g, key block b) computes the block partial
+    /// of every query row of the group's heads that sees block b, reusing the block's keys and values from
+    /// cache across those heads. Partials go to <c>Partials[(row · Blocks + b) · (headDim + 2)]</c> as
+    /// (max, sum, acc[headDim]).
+    /// </summary>
+    private unsafe struct DecodePartialJob : IParallelJob
+    {
+        public float* Partials;
+        public float* Q;
+        public float* K;
+        public float* V;
+        public int Tokens;
+        public int StartPosition;
+        public int Heads;
+        public int KvHeads;
+        public int HeadDim;
+        public int Group;
+        public int Blocks;
+        public float Scale;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Execute(int index)
+        {
+            int g = index % KvHeads;
+            int b = index / KvHeads;
+            int d = HeadDim;
+            int kvStride = KvHeads * d;
+            int j0 = b * KeyBlock;
+            long offset = ((long)j0 * kvStride) + ((long)g * d);
+            float* s = stackalloc float[KeyBlock];
+            for (int t = 0; t < Tokens; t++)
+            {
+                int n = StartPosition + t + 1;
+                if (j0 >= n)
+                {
+                    continue;
+                }
+
+                int c = Math.Min(KeyBlock, n - j0);
+                for (int h = g * Group; h < (g + 1) * Group; h++)
+                {
+                    long row = ((long)t * Heads) + h;
+                    float* p = Partials + (((row * Blocks) + b) * (d + 2));
+                    p[0] = BlockPartial(p + 2, Q + (row * d), K + offset, V + offset, kvStride, c, d, Scale, s, out float sum);
+                    p[1] = sum;
+                }
+            }
+        }
+    }
+
+    /// <summary>Merges the split-key partials of each query row in key order (same arithmetic as <see cref="ForwardRow"/>).</summary>
+    private static unsafe void MergePartials(float* output, float* lse, float* partials, int tokens, int startPosition, int heads, int d, int blocks)
+    {
+        for (int t = 0; t < tokens; t++)
+        {
+            int rowBlocks = (startPosition + t + KeyBlock) / KeyBlock;
+            for (int h = 0; h < heads; h++)
+            {
+                long row = ((long)t * heads) + h;
+                float* p = partials + (row * blocks * (d + 2));
+                float* run = p + 2;
+                float m = p[0];
+                float l = p[1];
+                for (int b = 1; b < rowBlocks; b++)
+                {
+                    float* pb = p + ((long)b * (d + 2));
+                    Merge(ref m, ref l, run, pb[0], pb[1], pb + 2, d);
+                }
+
+                float r = Finish(output + (row * d), run, m, l, d);
+                if (lse != null)
+                {
+                    lse[row] = r;
+                }
+            }
+        }
     }
 
     /// <summary><c>s[i] = scale · (q · k_i)</c> for <c>c</c> key rows spaced <paramref name="stride"/> apart.</summary>
@@ -122,6 +230,8 @@ public static partial class Attention
         public float* DOut;
         public float* Lse;
         public float* D;
+        public float* DsStore;
+        public int Keys;
         public float* Q;
         public float* K;
         public float* V;
@@ -141,7 +251,6 @@ public static partial class Attention
     private unsafe struct BackwardKvJob : IParallelJob
     {
         public BackwardArgs Args;
-        public int KeyBlocks;
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int index)
@@ -184,6 +293,15 @@ public static partial class Attention
                             for (int i = 0; i < c; i++)
                             {
                                 dps[i] = s[i] * (dps[i] - a.D[((long)(t0 + i) * a.Heads) + h]);
+                            }
+
+                            if (a.DsStore != null)
+                            {
+                                float* store = a.DsStore + ((((long)h * a.Tokens) + t0) * a.Keys) + j;
+                                for (int i = 0; i < c; i++)
+                                {
+                                    store[(long)i * a.Keys] = dps[i];
+                                }
                             }
 
                             AccumulateRows(dvAcc, s, do0, qStride, c, d);
@@ -231,6 +349,14 @@ public static partial class Attention
                     float dRow = a.D[row];
                     int n = a.StartPosition + t + 1;
                     new Span<float>(acc, d).Clear();
+                    if (a.DsStore != null)
+                    {
+                        // dS was stored by the key pass: dq_t = scale · Σ_j dS_tj · k_j.
+                        AccumulateRows(acc, a.DsStore + ((((long)h * a.Tokens) + t) * a.Keys), kBase, kvStride, n, d);
+                        AddScaled(a.Dq + (row * d), a.Scale, acc, d);
+                        continue;
+                    }
+
                     for (int j0 = 0; j0 < n; j0 += ScoreBlock)
                     {
                         int c = Math.Min(ScoreBlock, n - j0);
@@ -357,6 +483,12 @@ public static partial class Attention
             {
                 // Transpose-and-add: one vector holding the four horizontal sums.
                 Vector128<float> sums = Sse3.HorizontalAdd(Sse3.HorizontalAdd(c0, c1), Sse3.HorizontalAdd(c2, c3));
+                if (i == n)
+                {
+                    (sums * Vector128.Create(scale)).Store(dst);
+                    return;
+                }
+
                 s0 = sums.GetElement(0);
                 s1 = sums.GetElement(1);
                 s2 = sums.GetElement(2);

@@ -17,8 +17,11 @@ namespace LiveLearning.Numerics;
 /// query), so <c>k</c> and <c>v</c> may be a cache with spare capacity.</para>
 /// <para>With a <see cref="ComputePool"/> the forward runs (head, query-tile) items in parallel; the backward runs
 /// (kv head, key-block) items that own their <c>dk</c>/<c>dv</c> rows and then (head, query-tile) items that own
-/// their <c>dq</c> rows. Every value is computed by one item in a fixed order, so results do not depend on the
-/// number of threads.</para>
+/// their <c>dq</c> rows (reusing the dS the first pass stored when <c>heads · tokens · (startPosition + tokens)</c>
+/// is at most 4 Mi floats, else recomputing it). Every value is computed by one item in a fixed order, so results
+/// do not depend on the number of threads. With few query rows (decode) the forward instead runs
+/// (kv head, 64-key block) items and merges their partial softmaxes per row in key order, bit-identical to the
+/// row-parallel path.</para>
 /// </remarks>
 public static partial class Attention
 {
@@ -73,6 +76,12 @@ public static partial class Attention
             return;
         }
 
+        if (pool is not null && pool.ThreadCount > 1 && shape.RowCount < 8 * pool.ThreadCount && startPosition + tokens > KeyBlock)
+        {
+            ForwardSplitKeys(output, logSumExp, q, k, v, tokens, startPosition, heads, kvHeads, headDim, scale, pool);
+            return;
+        }
+
         fixed (float* pOut = output)
         fixed (float* pLse = logSumExp)
         fixed (float* pQ = q)
@@ -99,6 +108,49 @@ public static partial class Attention
                 Scale = scale,
             };
             ComputePool.Run(pool, heads * tiles, ref job);
+        }
+    }
+
+    /// <summary>
+    /// Forward for too few query rows to occupy the pool (decode): parallel over (kv head, key block), then a
+    /// merge per row. Gives the same bits as the row-parallel path.
+    /// </summary>
+    private static unsafe void ForwardSplitKeys(Span<float> output, Span<float> logSumExp, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int tokens, int startPosition, int heads, int kvHeads, int headDim, float scale, ComputePool pool)
+    {
+        int blocks = (startPosition + tokens + KeyBlock - 1) / KeyBlock;
+        int partialCount = checked(tokens * heads * blocks * (headDim + 2));
+        float[] rented = ArrayPool<float>.Shared.Rent(partialCount);
+        try
+        {
+            fixed (float* pOut = output)
+            fixed (float* pLse = logSumExp)
+            fixed (float* pQ = q)
+            fixed (float* pK = k)
+            fixed (float* pV = v)
+            fixed (float* pPartials = rented)
+            {
+                var job = new DecodePartialJob
+                {
+                    Partials = pPartials,
+                    Q = pQ,
+                    K = pK,
+                    V = pV,
+                    Tokens = tokens,
+                    StartPosition = startPosition,
+                    Heads = heads,
+                    KvHeads = kvHeads,
+                    HeadDim = headDim,
+                    Group = heads / kvHeads,
+                    Blocks = blocks,
+                    Scale = scale,
+                };
+                pool.For(kvHeads * blocks, ref job);
+                MergePartials(pOut, logSumExp.IsEmpty ? null : pLse, pPartials, tokens, startPosition, heads, headDim, blocks);
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(rented);
         }
     }
 
@@ -145,6 +197,29 @@ public static partial class Attention
         int headDim,
         float scale,
         ComputePool? pool = null)
+        => Backward(dq, dk, dv, dOutput, output, logSumExp, q, k, v, tokens, startPosition, kvLength, heads, kvHeads, headDim, scale, pool, MaxStoredScores);
+
+    /// <summary><see cref="Backward(Span{float}, Span{float}, Span{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, int, int, int, int, float, ComputePool?)"/>
+    /// with the dS-storage limit as a parameter, so tests can force the recomputing path.</summary>
+    internal static unsafe void Backward(
+        Span<float> dq,
+        Span<float> dk,
+        Span<float> dv,
+        ReadOnlySpan<float> dOutput,
+        ReadOnlySpan<float> output,
+        ReadOnlySpan<float> logSumExp,
+        ReadOnlySpan<float> q,
+        ReadOnlySpan<float> k,
+        ReadOnlySpan<float> v,
+        int tokens,
+        int startPosition,
+        int kvLength,
+        int heads,
+        int kvHeads,
+        int headDim,
+        float scale,
+        ComputePool? pool,
+        int maxStoredScores)
     {
         Shape shape = ValidateShape(tokens, startPosition, kvLength, heads, kvHeads, headDim);
         CheckExact(dq, shape.QueryCount, nameof(dq), "tokens*heads*headDim");
@@ -164,7 +239,10 @@ public static partial class Attention
             return;
         }
 
+        int keys = startPosition + tokens;
+        long storedScores = (long)heads * tokens * keys;
         float[] rented = ArrayPool<float>.Shared.Rent(shape.RowCount);
+        float[]? dsStore = storedScores <= maxStoredScores ? ArrayPool<float>.Shared.Rent((int)storedScores) : null;
         try
         {
             fixed (float* pDq = dq)
@@ -177,6 +255,7 @@ public static partial class Attention
             fixed (float* pK = k)
             fixed (float* pV = v)
             fixed (float* pD = rented)
+            fixed (float* pDs = dsStore)
             {
                 // D[t, h] = dOutput[t, h] · output[t, h] (equals Σ_j P_j dP_j).
                 for (int r = 0; r < shape.RowCount; r++)
@@ -192,6 +271,8 @@ public static partial class Attention
                     DOut = pDo,
                     Lse = pLse,
                     D = pD,
+                    DsStore = pDs,
+                    Keys = keys,
                     Q = pQ,
                     K = pK,
                     V = pV,
@@ -204,9 +285,8 @@ public static partial class Attention
                     Scale = scale,
                 };
 
-                int keys = startPosition + tokens;
                 int keyBlocks = (keys + BackwardKeyBlock - 1) / BackwardKeyBlock;
-                var kvJob = new BackwardKvJob { Args = common, KeyBlocks = keyBlocks };
+                var kvJob = new BackwardKvJob { Args = common };
                 ComputePool.Run(pool, kvHeads * keyBlocks, ref kvJob);
 
                 int tileRows = ForwardTileRows(tokens, heads, pool);
@@ -218,6 +298,10 @@ public static partial class Attention
         finally
         {
             ArrayPool<float>.Shared.Return(rented);
+            if (dsStore is not null)
+            {
+                ArrayPool<float>.Shared.Return(dsStore);
+            }
         }
     }
 

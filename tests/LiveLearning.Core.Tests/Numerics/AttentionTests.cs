@@ -93,24 +93,27 @@ public sealed class AttentionTests
         c.AssertBackwardMatchesReference(null);
     }
 
-    [Test]
-    public void PrefillThenIncrementalDecodeEqualsFullComputation()
+    [TestCase(false)]
+    [TestCase(true)]
+    public void PrefillThenIncrementalDecodeEqualsFullComputation(bool twoThreads)
     {
-        const int heads = 9, kvHeads = 3, d = 64, total = 40;
+        // With two threads the one-token steps past the first key block take the split-key decode path.
+        using var pool = twoThreads ? new ComputePool(2) : null;
+        const int heads = 9, kvHeads = 3, d = 64, total = 150;
         var full = new Case(heads, kvHeads, d, total, 0, total, seed: 3);
         (float[] expected, float[] expectedLse) = full.Forward(null);
         var output = new float[expected.Length];
         var lse = new float[expectedLse.Length];
         int rowSize = heads * d;
 
-        // Prefill 7 tokens, then decode one token at a time up to 30, then a chunk of 10: the cache grows each call.
+        // Prefill 7 tokens, then decode one token at a time up to 140, then a chunk of 10: the cache grows each call.
         var chunks = new List<(int Start, int Tokens)> { (0, 7) };
-        for (int p = 7; p < 30; p++)
+        for (int p = 7; p < 140; p++)
         {
             chunks.Add((p, 1));
         }
 
-        chunks.Add((30, 10));
+        chunks.Add((140, 10));
         foreach ((int start, int tokens) in chunks)
         {
             int kvLength = start + tokens;
@@ -126,7 +129,8 @@ public sealed class AttentionTests
                 heads,
                 kvHeads,
                 d,
-                full.Scale);
+                full.Scale,
+                pool);
         }
 
         // Each row is computed by the same code over the same keys, so the results are identical, not just close.
@@ -159,6 +163,41 @@ public sealed class AttentionTests
         Assert.That(dk2, Is.EqualTo(dk0));
         Assert.That(dv1, Is.EqualTo(dv0));
         Assert.That(dv2, Is.EqualTo(dv0));
+    }
+
+    [TestCase(9, 3, 64, 17, 31)]
+    [TestCase(4, 2, 65, 5, 300)]
+    [TestCase(8, 1, 3, 64, 0)]
+    public void BackwardThatRecomputesScoresInsteadOfStoringThemMatchesReferenceAtAnyThreadCount(int heads, int kvHeads, int headDim, int tokens, int start)
+    {
+        // Long sequences (heads·tokens·keys above Attention.MaxStoredScores) recompute P and dP in the query pass.
+        var c = new Case(heads, kvHeads, headDim, tokens, start, start + tokens, seed: 31);
+        (float[] o, float[] l) = c.Forward(null);
+        var rq = new float[c.Q.Length];
+        var rk = new float[c.K.Length];
+        var rv = new float[c.V.Length];
+        AttentionReference.Backward(rq, rk, rv, c.G, o, l, c.Q, c.K, c.V, tokens, start, c.KvLength, heads, kvHeads, headDim, c.Scale);
+        using var two = new ComputePool(2);
+        float[]? first = null;
+        foreach (ComputePool? pool in new[] { null, two })
+        {
+            var dq = new float[c.Q.Length];
+            var dk = new float[c.K.Length];
+            var dv = new float[c.V.Length];
+            Attention.Backward(dq, dk, dv, c.G, o, l, c.Q, c.K, c.V, tokens, start, c.KvLength, heads, kvHeads, headDim, c.Scale, pool, maxStoredScores: 0);
+            AssertGradientClose(dq, rq, $"dq, {c}");
+            AssertGradientClose(dk, rk, $"dk, {c}");
+            AssertGradientClose(dv, rv, $"dv, {c}");
+            float[] all = [.. dq, .. dk, .. dv];
+            if (first is null)
+            {
+                first = all;
+            }
+            else
+            {
+                Assert.That(all, Is.EqualTo(first), "2 threads vs 1");
+            }
+        }
     }
 
     [TestCase(4, 2, 5, 3, 2)]
@@ -291,11 +330,14 @@ public sealed class AttentionTests
         Assert.That(float.IsNaN(dv[((0 * 2) + 1) * 8]), Is.False, "dv of the other kv head");
     }
 
-    [TestCase(1, 5)]
-    [TestCase(7, 0)]
-    [TestCase(3, 300)]
-    public void NeverReadsFutureOrBeyondKvLengthAndWritesOnlyItsRows(int tokens, int start)
+    [TestCase(1, 5, false)]
+    [TestCase(7, 0, false)]
+    [TestCase(3, 300, false)]
+    [TestCase(1, 200, true)]
+    [TestCase(2, 64, true)]
+    public void NeverReadsFutureOrBeyondKvLengthAndWritesOnlyItsRows(int tokens, int start, bool twoThreads)
     {
+        using var pool = twoThreads ? new ComputePool(2) : null;
         // k/v buffers hold 3 rows past startPosition + tokens that are masked (inside kvLength) and 5 more past
         // kvLength (a cache with spare capacity): all NaN, so a single read of them would poison the output.
         const int heads = 4, kvHeads = 2, d = 17;
@@ -311,7 +353,7 @@ public sealed class AttentionTests
 
         var output = TestData.Guarded(c.Q.Length);
         var lse = TestData.Guarded(tokens * heads);
-        Attention.Forward(output.Span, lse.Span, c.Q, k.Span, v.Span, tokens, start, kvLength, heads, kvHeads, d, c.Scale);
+        Attention.Forward(output.Span, lse.Span, c.Q, k.Span, v.Span, tokens, start, kvLength, heads, kvHeads, d, c.Scale, pool);
         output.AssertGuardsIntact();
         lse.AssertGuardsIntact();
         Assert.That(output.ToArray(), Is.All.Not.NaN);
@@ -322,10 +364,12 @@ public sealed class AttentionTests
         var dk = TestData.Guarded(capacity * kvRow, 0.5f);
         var dv = TestData.Guarded(capacity * kvRow, 0.5f);
         float[] g = TestData.Uniform(c.Q.Length, 4);
-        Attention.Backward(dq.Span, dk.Span, dv.Span, g, output.Span, lse.Span, c.Q, k.Span, v.Span, tokens, start, kvLength, heads, kvHeads, d, c.Scale);
+        Attention.Backward(dq.Span, dk.Span, dv.Span, g, output.Span, lse.Span, c.Q, k.Span, v.Span, tokens, start, kvLength, heads, kvHeads, d, c.Scale, pool);
         dq.AssertGuardsIntact();
         dk.AssertGuardsIntact();
         dv.AssertGuardsIntact();
+        k.AssertGuardsIntact();
+        v.AssertGuardsIntact();
         Assert.That(dq.ToArray(), Is.All.Not.NaN);
         Assert.That(dk.Span[..seen].ToArray(), Is.All.Not.NaN);
         Assert.That(dv.Span[..seen].ToArray(), Is.All.Not.NaN);
