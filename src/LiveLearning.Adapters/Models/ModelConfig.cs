@@ -24,7 +24,7 @@ public sealed partial class ModelConfig
     {
         SourceName = b.Source;
         ModelType = b.ModelType;
-        Architectures = b.Architectures;
+        Architectures = Array.AsReadOnly(b.Architectures);
         HiddenSize = b.HiddenSize;
         IntermediateSize = b.IntermediateSize;
         NumLayers = b.NumLayers;
@@ -41,7 +41,7 @@ public sealed partial class ModelConfig
         OutputProjectionBias = b.OutputProjectionBias;
         MlpBias = b.MlpBias;
         BosTokenId = b.BosTokenId;
-        EosTokenIds = b.EosTokenIds;
+        EosTokenIds = Array.AsReadOnly(b.EosTokenIds);
         PadTokenId = b.PadTokenId;
         TorchDtype = b.TorchDtype;
         HiddenAct = b.HiddenAct;
@@ -166,6 +166,11 @@ public sealed partial class ModelConfig
     private static ModelConfig Parse(byte[] utf8, string sourceName)
     {
         ArgumentNullException.ThrowIfNull(sourceName);
+        if (utf8.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]))
+        {
+            utf8 = utf8[3..]; // a UTF-8 byte order mark some editors write
+        }
+
         JsonDocument document;
         try
         {
@@ -503,7 +508,7 @@ public sealed partial class ModelConfig
 
         public string ModelType { get; }
 
-        public IReadOnlyList<string> Architectures { get; }
+        public string[] Architectures { get; }
 
         public int HiddenSize { get; }
 
@@ -537,7 +542,7 @@ public sealed partial class ModelConfig
 
         public int? BosTokenId { get; }
 
-        public IReadOnlyList<int> EosTokenIds { get; }
+        public int[] EosTokenIds { get; }
 
         public int? PadTokenId { get; }
 

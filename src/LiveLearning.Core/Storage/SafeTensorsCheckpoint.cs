@@ -27,7 +27,6 @@ public sealed class SafeTensorsCheckpoint : IDisposable
 
     private readonly SafeTensorsFile[] _files;
     private readonly Dictionary<string, SafeTensorsFile> _owner;
-    private readonly string[] _names;
 
     private SafeTensorsCheckpoint(string directory, string? indexPath, SafeTensorsFile[] files, Dictionary<string, SafeTensorsFile> owner)
     {
@@ -35,7 +34,8 @@ public sealed class SafeTensorsCheckpoint : IDisposable
         IndexPath = indexPath;
         _files = files;
         _owner = owner;
-        _names = [.. owner.Keys.Order(StringComparer.Ordinal)];
+        Names = Array.AsReadOnly(owner.Keys.Order(StringComparer.Ordinal).ToArray());
+        Files = Array.AsReadOnly(files);
     }
 
     /// <summary>The model directory.</summary>
@@ -45,10 +45,10 @@ public sealed class SafeTensorsCheckpoint : IDisposable
     public string? IndexPath { get; }
 
     /// <summary>The open files (one, or one per shard).</summary>
-    public IReadOnlyList<SafeTensorsFile> Files => _files;
+    public IReadOnlyList<SafeTensorsFile> Files { get; }
 
     /// <summary>All tensor names across the files, in ordinal order.</summary>
-    public IReadOnlyList<string> Names => _names;
+    public IReadOnlyList<string> Names { get; }
 
     /// <summary>
     /// Opens <c>model.safetensors</c> in <paramref name="directory"/> if it exists, else the shards named by
@@ -304,7 +304,8 @@ public sealed class SafeTensorsCheckpoint : IDisposable
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 16, AllowDuplicateProperties = false });
+            ReadOnlyMemory<byte> json = bytes.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]) ? bytes.AsMemory(3) : bytes;
+            document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 16, AllowDuplicateProperties = false });
         }
         catch (JsonException e)
         {

@@ -6,8 +6,6 @@ namespace LiveLearning.Storage;
 /// <summary>One tensor to write: name, dtype, shape and its raw little-endian row-major bytes.</summary>
 public sealed class SafeTensorsEntry
 {
-    private readonly long[] _shape;
-
     /// <summary>Creates an entry over existing bytes (not copied).</summary>
     /// <param name="name">Tensor name (non-empty, not <c>__metadata__</c>).</param>
     /// <param name="dtype">Element type.</param>
@@ -43,7 +41,7 @@ public sealed class SafeTensorsEntry
 
         Name = name;
         DType = dtype;
-        _shape = shape.ToArray();
+        Shape = Array.AsReadOnly(shape.ToArray());
         Data = data;
     }
 
@@ -54,7 +52,7 @@ public sealed class SafeTensorsEntry
     public SafeTensorsDType DType { get; }
 
     /// <summary>Shape.</summary>
-    public IReadOnlyList<long> Shape => _shape;
+    public IReadOnlyList<long> Shape { get; }
 
     /// <summary>Raw little-endian bytes.</summary>
     public ReadOnlyMemory<byte> Data { get; }

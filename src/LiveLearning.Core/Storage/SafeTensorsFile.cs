@@ -36,6 +36,7 @@ public sealed class SafeTensorsFile : IDisposable
         }
 
         _names = [.. tensors.Select(static t => t.Name).Order(StringComparer.Ordinal)];
+        Names = Array.AsReadOnly(_names);
         Metadata = metadata;
         _dataStart = dataStart;
         _buffer = buffer;
@@ -57,7 +58,7 @@ public sealed class SafeTensorsFile : IDisposable
     public string SourceName { get; }
 
     /// <summary>Tensor names in ordinal order.</summary>
-    public IReadOnlyList<string> Names => _names;
+    public IReadOnlyList<string> Names { get; }
 
     /// <summary>The optional <c>__metadata__</c> map (empty when absent).</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }

@@ -10,6 +10,7 @@ public sealed class TensorInfo
         Name = name;
         DType = dtype;
         _shape = shape;
+        Shape = Array.AsReadOnly(shape);
         ElementCount = elementCount;
         ByteOffset = byteOffset;
         ByteLength = byteLength;
@@ -22,7 +23,7 @@ public sealed class TensorInfo
     public SafeTensorsDType DType { get; }
 
     /// <summary>Shape, outermost dimension first; empty for a scalar.</summary>
-    public IReadOnlyList<long> Shape => _shape;
+    public IReadOnlyList<long> Shape { get; }
 
     /// <summary>Number of dimensions.</summary>
     public int Rank => _shape.Length;

@@ -371,6 +371,8 @@ public sealed class ModelConfigTests
             string path = Path.Combine(dir, "config.json");
             File.WriteAllText(path, Qwen25);
             Assert.That(ModelConfig.Load(path).SourceName, Is.EqualTo(path));
+            File.WriteAllText(path, Qwen25, new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: true));
+            Assert.That(ModelConfig.Load(path).HiddenSize, Is.EqualTo(896), "a UTF-8 byte order mark is tolerated");
             File.WriteAllText(path, Qwen25.Replace("\"silu\"", "\"relu\"", StringComparison.Ordinal));
             var e = Assert.Throws<ModelConfigException>(() => ModelConfig.Load(path));
             Assert.That((e!.SourceName, e.Key), Is.EqualTo((path, "hidden_act")));
