@@ -10,12 +10,13 @@ namespace LiveLearning.Tokenization;
 internal sealed class BpeModel
 {
     /// <summary>Words longer than this (in UTF-16 units) are not cached.</summary>
-    private const int MaxCachedWordLength = 256;
+    private const int MaxCachedWordLength = 128;
 
     /// <summary>At most this many words are cached; later words are computed each time.</summary>
-    private const int CacheCapacity = 50_000;
+    private const int CacheCapacity = 20_000;
 
     private readonly Dictionary<string, int> _vocab;
+    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _vocabBySpan;
     private readonly Dictionary<long, (int Rank, int NewId)> _merges;
     private readonly int? _unkId;
     private readonly bool _byteFallback;
@@ -37,7 +38,8 @@ internal sealed class BpeModel
         string? continuingSubwordPrefix,
         string? endOfWordSuffix)
     {
-        _vocab = vocab;
+        _vocab = vocab.Comparer == StringComparer.Ordinal ? vocab : new Dictionary<string, int>(vocab, StringComparer.Ordinal);
+        _vocabBySpan = _vocab.GetAlternateLookup<ReadOnlySpan<char>>();
         _merges = merges;
         _unkId = unkId;
         _byteFallback = byteFallback;
@@ -98,12 +100,17 @@ internal sealed class BpeModel
             int charLength = char.IsHighSurrogate(word[index]) && index + 1 < word.Length && char.IsLowSurrogate(word[index + 1]) ? 2 : 1;
             bool isFirst = index == 0;
             bool isLast = index + charLength == word.Length;
-            string piece = word.Substring(index, charLength);
-            if (_continuingSubwordPrefix is not null && !isFirst) piece = _continuingSubwordPrefix + piece;
-            if (_endOfWordSuffix is not null && isLast) piece += _endOfWordSuffix;
+            ReadOnlySpan<char> piece = word.AsSpan(index, charLength);
+            if ((_continuingSubwordPrefix is not null && !isFirst) || (_endOfWordSuffix is not null && isLast))
+            {
+                string decorated = piece.ToString();
+                if (_continuingSubwordPrefix is not null && !isFirst) decorated = _continuingSubwordPrefix + decorated;
+                if (_endOfWordSuffix is not null && isLast) decorated += _endOfWordSuffix;
+                piece = decorated;
+            }
             index += charLength;
 
-            if (_vocab.TryGetValue(piece, out int id))
+            if (_vocabBySpan.TryGetValue(piece, out int id))
             {
                 if (pendingUnk >= 0) { symbols.Add(pendingUnk); pendingUnk = -1; }
                 symbols.Add(id);
@@ -125,7 +132,7 @@ internal sealed class BpeModel
         output.AddRange(symbols);
     }
 
-    private bool TryAddByteFallback(string piece, List<int> symbols, ref int pendingUnk)
+    private bool TryAddByteFallback(ReadOnlySpan<char> piece, List<int> symbols, ref int pendingUnk)
     {
         Span<byte> bytes = stackalloc byte[Encoding.UTF8.GetMaxByteCount(piece.Length)];
         int n = Encoding.UTF8.GetBytes(piece, bytes);
@@ -159,14 +166,16 @@ internal sealed class BpeModel
         }
 
         // Priority: rank in the high 32 bits, position in the low 32 bits (both non-negative).
-        var queue = new PriorityQueue<(int Pos, int NewId), long>();
+        var initial = new List<((int Pos, int NewId) Element, long Priority)>(n);
         for (int i = 0; i + 1 < n; i++)
         {
             if (_merges.TryGetValue(PairKey(ids[i], ids[i + 1]), out var m))
             {
-                queue.Enqueue((i, m.NewId), Priority(m.Rank, i));
+                initial.Add(((i, m.NewId), Priority(m.Rank, i)));
             }
         }
+        var queue = new PriorityQueue<(int Pos, int NewId), long>(initial.Count);
+        queue.EnqueueRange(initial); // O(n) heapify
 
         while (queue.TryDequeue(out var top, out _))
         {

@@ -37,6 +37,13 @@ internal static class ByteLevelMap
     public static string Encode(string text)
     {
         if (text.Length == 0) return string.Empty;
+        if (System.Text.Ascii.IsValid(text))
+        {
+            return string.Create(text.Length, text, static (dest, src) =>
+            {
+                for (int i = 0; i < src.Length; i++) dest[i] = ByteToChar[src[i]];
+            });
+        }
         byte[] bytes = System.Text.Encoding.UTF8.GetBytes(text);
         return string.Create(bytes.Length, bytes, static (dest, src) =>
         {

@@ -235,7 +235,7 @@ public sealed partial class ChatTemplate
                 {
                     string system = messages[0].Role == ChatRole.System ? messages[0].Content.Trim() : (DefaultSystemPrompt ?? "");
                     if (messages[0].Role == ChatRole.System) first = 1;
-                    string today = (date ?? null)?.ToString("dd MMM yyyy", CultureInfo.InvariantCulture) ?? DefaultDate;
+                    string today = date?.ToString("dd MMM yyyy", CultureInfo.InvariantCulture) ?? DefaultDate;
                     Template("<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: " + today + "\n\n");
                     Content(system);
                     Template("<|eot_id|>");

@@ -172,6 +172,21 @@ internal static class RegexScanners
     /// <summary>Classifies a code point for the split regexes.</summary>
     public static byte Classify(int cp)
     {
+        if (cp < AsciiClass.Length) return AsciiClass[cp];
+        return ClassifySlow(cp);
+    }
+
+    private static readonly byte[] AsciiClass = BuildAsciiClass();
+
+    private static byte[] BuildAsciiClass()
+    {
+        var table = new byte[128];
+        for (int c = 0; c < table.Length; c++) table[c] = ClassifySlow(c);
+        return table;
+    }
+
+    private static byte ClassifySlow(int cp)
+    {
         if (cp == '\r' || cp == '\n') return Newline;
         if (IsWhiteSpace(cp)) return Space;
         switch (CharUnicodeInfo.GetUnicodeCategory(cp))
@@ -339,16 +354,80 @@ internal sealed class SplitPattern
             case RegexScanners.Qwen2Pattern: return new(t => RegexScanners.ScanCl100k(t, 1));
         }
         var regex = new Regex(pattern, RegexOptions.CultureInvariant, timeout);
+        bool patternHasAstral = pattern.Any(char.IsSurrogate);
         return new(text =>
         {
             var result = new List<(int, int)>();
-            foreach (Match m in regex.Matches(text))
+            if (patternHasAstral || !text.Any(char.IsSurrogate))
             {
-                if (m.Length > 0) result.Add((m.Index, m.Length));
+                foreach (Match m in regex.Matches(text))
+                {
+                    if (m.Length > 0) result.Add((m.Index, m.Length));
+                }
+                return result;
+            }
+            // .NET matches UTF-16 units; run on a copy where each character outside the BMP is one BMP stand-in of
+            // the same general category, so \p{L}, \d, \w… classify it as a code-point engine does.
+            var (mapped, toOriginal) = AstralStandIns.Map(text);
+            foreach (Match m in regex.Matches(mapped))
+            {
+                if (m.Length == 0) continue;
+                int start = toOriginal[m.Index];
+                result.Add((start, toOriginal[m.Index + m.Length] - start));
             }
             return result;
         });
     }
+}
+
+/// <summary>Replaces characters outside the BMP by BMP characters of the same Unicode general category.</summary>
+internal static class AstralStandIns
+{
+    /// <summary>The mapped text and, per mapped index (plus the end), the index in the original text.</summary>
+    public static (string Mapped, int[] ToOriginal) Map(string text)
+    {
+        var sb = new System.Text.StringBuilder(text.Length);
+        var toOriginal = new List<int>(text.Length + 1);
+        for (int i = 0; i < text.Length; i++)
+        {
+            toOriginal.Add(i);
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                sb.Append(StandIn(CharUnicodeInfo.GetUnicodeCategory(char.ConvertToUtf32(text[i], text[i + 1]))));
+                i++;
+            }
+            else
+            {
+                sb.Append(text[i]);
+            }
+        }
+        toOriginal.Add(text.Length);
+        return (sb.ToString(), toOriginal.ToArray());
+    }
+
+    /// <summary>Rarely used BMP characters, one per general category.</summary>
+    internal static char StandIn(UnicodeCategory category) => category switch
+    {
+        UnicodeCategory.UppercaseLetter => '\uA640',      // CYRILLIC CAPITAL LETTER ZEMLYA
+        UnicodeCategory.LowercaseLetter => '\uA641',      // CYRILLIC SMALL LETTER ZEMLYA
+        UnicodeCategory.TitlecaseLetter => '\u01C5',      // LATIN CAPITAL LETTER D WITH SMALL LETTER Z WITH CARON
+        UnicodeCategory.ModifierLetter => '\uA717',       // MODIFIER LETTER DOT VERTICAL BAR
+        UnicodeCategory.OtherLetter => '\uA000',          // YI SYLLABLE IT
+        UnicodeCategory.DecimalDigitNumber => '\uA620',   // VAI DIGIT ZERO
+        UnicodeCategory.LetterNumber => '\u2185',         // ROMAN NUMERAL SIX LATE FORM
+        UnicodeCategory.OtherNumber => '\u2469',          // CIRCLED NUMBER TEN
+        UnicodeCategory.NonSpacingMark => '\u1DC0',       // COMBINING DOTTED GRAVE ACCENT
+        UnicodeCategory.SpacingCombiningMark => '\u0903', // DEVANAGARI SIGN VISARGA
+        UnicodeCategory.EnclosingMark => '\u20DD',        // COMBINING ENCLOSING CIRCLE
+        UnicodeCategory.MathSymbol => '\u2A00',           // N-ARY CIRCLED DOT OPERATOR
+        UnicodeCategory.CurrencySymbol => '\u20B0',       // GERMAN PENNY SIGN
+        UnicodeCategory.ModifierSymbol => '\uA720',       // MODIFIER LETTER STRESS AND HIGH TONE
+        UnicodeCategory.OtherSymbol => '\u4DC0',          // HEXAGRAM FOR THE CREATIVE HEAVEN
+        UnicodeCategory.Format => '\u2064',               // INVISIBLE PLUS
+        UnicodeCategory.PrivateUse => '\uE000',
+        UnicodeCategory.OtherNotAssigned => '\uFDD0',
+        _ => '\uA60D',                                    // VAI COMMA (punctuation)
+    };
 }
 
 /// <summary><c>Split</c>: splits on a pattern with a delimiter behaviour.</summary>
@@ -445,9 +524,33 @@ internal abstract class Normalizer
 }
 
 /// <summary>Unicode normalization (NFC, NFD, NFKC, NFKD).</summary>
-internal sealed class UnicodeNormalizer(NormalizationForm form) : Normalizer
+internal sealed class UnicodeNormalizer : Normalizer
 {
-    public override string Normalize(string text) => text.Length == 0 ? text : text.Normalize(form);
+    private readonly NormalizationForm _form;
+
+    private UnicodeNormalizer(NormalizationForm form) => _form = form;
+
+    /// <summary>
+    /// Creates the normalizer after checking that this process can normalize: with globalization-invariant mode
+    /// (<c>InvariantGlobalization</c>) .NET leaves non-ASCII text unchanged, which would silently give different ids.
+    /// </summary>
+    /// <exception cref="PlatformNotSupportedException">Unicode normalization is not available in this process.</exception>
+    public static UnicodeNormalizer Create(NormalizationForm form, string sourceName, string field)
+    {
+        bool composes = form is NormalizationForm.FormC or NormalizationForm.FormKC;
+        string probe = composes ? "e\u0301" : "\u00E9";
+        string expected = composes ? "\u00E9" : "e\u0301";
+        if (!string.Equals(probe.Normalize(form), expected, StringComparison.Ordinal))
+        {
+            throw new PlatformNotSupportedException(
+                $"{sourceName}: {field}: the {form} normalizer needs Unicode normalization, which this process does not provide " +
+                "(globalization-invariant mode leaves non-ASCII text unnormalized, so token ids would differ from the model's). " +
+                "Disable InvariantGlobalization to load this tokenizer.");
+        }
+        return new UnicodeNormalizer(form);
+    }
+
+    public override string Normalize(string text) => text.Length == 0 ? text : text.Normalize(_form);
 }
 
 /// <summary><c>Prepend</c>: prepends a string to non-empty text.</summary>

@@ -89,6 +89,7 @@ public sealed class Tokenizer
     /// <param name="tokenizerJsonPath">Path of tokenizer.json.</param>
     /// <param name="tokenizerConfigPath">Optional path of tokenizer_config.json; its <c>bos_token</c>/<c>eos_token</c> win.</param>
     /// <exception cref="TokenizerFormatException">The file is malformed or uses an unsupported component.</exception>
+    /// <exception cref="PlatformNotSupportedException">The file needs Unicode normalization (NFC…) and the process runs in globalization-invariant mode.</exception>
     public static Tokenizer Load(string tokenizerJsonPath, string? tokenizerConfigPath = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(tokenizerJsonPath);
@@ -103,6 +104,7 @@ public sealed class Tokenizer
     /// <param name="tokenizerConfigJson">Optional tokenizer_config.json text; its <c>bos_token</c>/<c>eos_token</c> win.</param>
     /// <param name="tokenizerConfigSourceName">A name for errors in the config (default "tokenizer_config.json").</param>
     /// <exception cref="TokenizerFormatException">The JSON is malformed or uses an unsupported component.</exception>
+    /// <exception cref="PlatformNotSupportedException">The file needs Unicode normalization (NFC…) and the process runs in globalization-invariant mode.</exception>
     public static Tokenizer FromJson(string json, string sourceName, string? tokenizerConfigJson = null, string? tokenizerConfigSourceName = null)
     {
         ArgumentNullException.ThrowIfNull(json);
@@ -151,6 +153,9 @@ public sealed class Tokenizer
     /// Match special added tokens written in the text (Hugging Face default, needed for chat prompts). False treats
     /// them as plain text, which is what untrusted user text should get.
     /// </param>
+    /// <exception cref="System.Text.RegularExpressions.RegexMatchTimeoutException">
+    /// A custom split/replace regex from the file (not one of the built-in GPT-2/Llama-3/Qwen2 patterns) took longer than 5 s.
+    /// </exception>
     public IReadOnlyList<int> Encode(string text, bool addSpecialTokens = true, bool allowSpecialTokens = true)
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -203,6 +208,9 @@ public sealed class Tokenizer
         if (_preTokenizer is null) return [normalizedText];
         return _preTokenizer.Apply([new PreToken(normalizedText, true)]).Select(w => w.Text).ToList();
     }
+
+    /// <summary>Internal: BPE of one word exactly as given (for tests).</summary>
+    internal void EncodeWordForTests(string word, List<int> ids) => _model.EncodeWord(word, ids);
 
     /// <summary>Internal: the normalizer's output (for tests).</summary>
     internal string Normalize(string text) => _normalizer?.Normalize(text) ?? text;

@@ -56,7 +56,7 @@ internal static class TokenizerJsonReader
         var preTokenizer = JsonFields.Optional(root, "pre_tokenizer") is JsonElement p ? ReadPreTokenizer(f, p, "pre_tokenizer") : null;
         var post = new List<(int[] Prefix, int[] Suffix)>();
         int? bos = null;
-        if (JsonFields.Optional(root, "post_processor") is JsonElement pp) ReadPostProcessor(f, pp, "post_processor", size, post, ref bos);
+        if (JsonFields.Optional(root, "post_processor") is JsonElement pp) ReadPostProcessor(f, pp, "post_processor", idToToken, post, ref bos);
         var decoder = JsonFields.Optional(root, "decoder") is JsonElement d ? ReadDecoder(f, d, "decoder") : null;
 
         return Tokenizer.Create(sourceName, model, normalizer, preTokenizer, post, decoder, idToToken, isSpecial, addedTokens, bos);
@@ -142,10 +142,10 @@ internal static class TokenizerJsonReader
         string type = f.Type(e, path);
         switch (type)
         {
-            case "NFC": return new UnicodeNormalizer(NormalizationForm.FormC);
-            case "NFD": return new UnicodeNormalizer(NormalizationForm.FormD);
-            case "NFKC": return new UnicodeNormalizer(NormalizationForm.FormKC);
-            case "NFKD": return new UnicodeNormalizer(NormalizationForm.FormKD);
+            case "NFC": return UnicodeNormalizer.Create(NormalizationForm.FormC, f.SourceName, path);
+            case "NFD": return UnicodeNormalizer.Create(NormalizationForm.FormD, f.SourceName, path);
+            case "NFKC": return UnicodeNormalizer.Create(NormalizationForm.FormKC, f.SourceName, path);
+            case "NFKD": return UnicodeNormalizer.Create(NormalizationForm.FormKD, f.SourceName, path);
             case "Lowercase": return new LowercaseNormalizer();
             case "Prepend": return new PrependNormalizer(f.String(e, "prepend", path));
             case "Strip": return new StripNormalizer(f.Bool(e, "strip_left", path, true), f.Bool(e, "strip_right", path, true));
@@ -248,7 +248,7 @@ internal static class TokenizerJsonReader
         return s[0];
     }
 
-    private static void ReadPostProcessor(JsonFields f, JsonElement e, string path, int vocabSize, List<(int[] Prefix, int[] Suffix)> steps, ref int? bos)
+    private static void ReadPostProcessor(JsonFields f, JsonElement e, string path, string?[] idToToken, List<(int[] Prefix, int[] Suffix)> steps, ref int? bos)
     {
         string type = f.Type(e, path);
         switch (type)
@@ -258,14 +258,14 @@ internal static class TokenizerJsonReader
             case "Sequence":
             {
                 int i = 0;
-                foreach (var s in f.Array(e, "processors", path).EnumerateArray()) ReadPostProcessor(f, s, $"{path}.processors[{i++}]", vocabSize, steps, ref bos);
+                foreach (var s in f.Array(e, "processors", path).EnumerateArray()) ReadPostProcessor(f, s, $"{path}.processors[{i++}]", idToToken, steps, ref bos);
                 return;
             }
             case "RobertaProcessing":
             case "BertProcessing":
             {
-                int cls = ReadTokenPair(f, e, "cls", path, vocabSize);
-                int sep = ReadTokenPair(f, e, "sep", path, vocabSize);
+                int cls = ReadTokenPair(f, e, "cls", path, idToToken);
+                int sep = ReadTokenPair(f, e, "sep", path, idToToken);
                 steps.Add(([cls], [sep]));
                 bos ??= cls;
                 return;
@@ -280,7 +280,7 @@ internal static class TokenizerJsonReader
                     {
                         string field = $"{path}.special_tokens.{prop.Name}";
                         var ids = f.Array(prop.Value, "ids", field);
-                        specials[prop.Name] = ids.EnumerateArray().Select((v, k) => f.Int(v, $"{field}.ids[{k}]", 0, vocabSize - 1)).ToArray();
+                        specials[prop.Name] = ids.EnumerateArray().Select((v, k) => TokenId(f, v, $"{field}.ids[{k}]", idToToken)).ToArray();
                     }
                 }
                 var prefix = new List<int>();
@@ -317,11 +317,19 @@ internal static class TokenizerJsonReader
         }
     }
 
-    private static int ReadTokenPair(JsonFields f, JsonElement e, string name, string path, int vocabSize)
+    private static int ReadTokenPair(JsonFields f, JsonElement e, string name, string path, string?[] idToToken)
     {
         var pair = f.Array(e, name, path);
         if (pair.GetArrayLength() != 2) throw f.Error(JsonFields.Join(path, name), "must be [token, id]");
-        return f.Int(pair[1], JsonFields.Join(path, name) + "[1]", 0, vocabSize - 1);
+        return TokenId(f, pair[1], JsonFields.Join(path, name) + "[1]", idToToken);
+    }
+
+    /// <summary>An id that names a token of the vocabulary or the added tokens.</summary>
+    private static int TokenId(JsonFields f, JsonElement value, string field, string?[] idToToken)
+    {
+        int id = f.Int(value, field, 0, Math.Max(0, idToToken.Length - 1));
+        if (idToToken.Length == 0 || idToToken[id] is null) throw f.Error(field, $"id {id} is not a token");
+        return id;
     }
 
     private static TokenDecoder ReadDecoder(JsonFields f, JsonElement e, string path)

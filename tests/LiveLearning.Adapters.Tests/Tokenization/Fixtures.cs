@@ -8,7 +8,8 @@ namespace LiveLearning.Tests.Tokenization;
 internal static class Fixtures
 {
     public static readonly string[] TokenizerNames =
-        ["gpt2", "gpt2-prefix", "smollm2", "qwen2", "llama3", "llama2-legacy", "tinyllama", "llama2-unk"];
+        ["gpt2", "gpt2-prefix", "smollm2", "qwen2", "llama3", "llama2-legacy", "tinyllama", "llama2-unk", "addedflags",
+         "split-removed", "split-merged-previous", "split-merged-next", "split-contiguous", "split-invert", "digits-runs", "metaspace-split"];
 
     /// <summary>Byte-level fixtures: Decode(Encode(x)) must give back x (after the normalizer).</summary>
     public static readonly string[] ByteLevelNames = ["gpt2", "smollm2", "qwen2", "llama3"];

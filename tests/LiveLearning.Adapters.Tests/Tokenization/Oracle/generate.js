@@ -117,7 +117,7 @@ function byteLevelTokenizer({ normalizer, preTokenizer, postProcessor, specials,
   return base;
 }
 
-function sentencePieceTokenizer({ legacy, byteFallback, numMerges }) {
+function sentencePieceTokenizer({ legacy, byteFallback, numMerges, metaspace }) {
   const vocab = { '<unk>': 0, '<s>': 1, '</s>': 2 };
   let next = 3;
   if (byteFallback) for (let b = 0; b < 256; b++) vocab['<0x' + b.toString(16).toUpperCase().padStart(2, '0') + '>'] = next++;
@@ -145,7 +145,7 @@ function sentencePieceTokenizer({ legacy, byteFallback, numMerges }) {
   return {
     version: '1.0', truncation: null, padding: null, added_tokens,
     normalizer: legacy ? { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '\u2581' }, { type: 'Replace', pattern: { String: ' ' }, content: '\u2581' }] } : null,
-    pre_tokenizer: legacy ? null : { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'first', split: false },
+    pre_tokenizer: legacy ? null : (metaspace || { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'first', split: false }),
     post_processor: templ,
     decoder: legacy ? legacyDecoder : { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'first', split: false },
     model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null,
@@ -181,6 +181,43 @@ const fixtures = {
   'tinyllama': sentencePieceTokenizer({ legacy: false, byteFallback: true, numMerges: 150 }),
   'llama2-unk': sentencePieceTokenizer({ legacy: true, byteFallback: false, numMerges: 80 }),
 };
+// Added-token flags: lstrip, rstrip, single_word, normalized (matched after a Lowercase normalizer), non-special.
+{
+  const t = byteLevelTokenizer({ normalizer: { type: 'Lowercase' }, preTokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    postProcessor: byteLevelPost, specials: [], pairMerges: false, numMerges: 100 });
+  let next = Math.max(...Object.values(t.model.vocab)) + 1;
+  const add = (content, flags) => {
+    const tok = Object.assign(addedToken(next++, content), flags);
+    t.added_tokens.push(tok);
+    t.model.vocab[content] = tok.id;
+  };
+  add('<mask>', { lstrip: true });
+  add('[R]', { rstrip: true });
+  add('foo', { single_word: true, special: false });
+  add('bar', { normalized: true, special: false });
+  add('<|x|>', {});
+  add('<|x|>y', {});
+  fixtures['addedflags'] = t;
+}
+// Pre-tokenizer variants: every Split behaviour, invert, literal and custom regex patterns, digit runs,
+// Metaspace with split and prepend_scheme always.
+{
+  const byteLevelTail = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false };
+  const variants = {
+    'split-removed': { type: 'Split', pattern: { String: ' ' }, behavior: 'Removed', invert: false },
+    'split-merged-previous': { type: 'Split', pattern: { Regex: '\\d+' }, behavior: 'MergedWithPrevious', invert: false },
+    'split-merged-next': { type: 'Split', pattern: { String: '-' }, behavior: 'MergedWithNext', invert: false },
+    'split-contiguous': { type: 'Split', pattern: { Regex: '[aeiou]' }, behavior: 'Contiguous', invert: false },
+    'split-invert': { type: 'Split', pattern: { Regex: '\\p{L}+' }, behavior: 'Removed', invert: true },
+    'digits-runs': { type: 'Digits', individual_digits: false },
+  };
+  for (const [name, pre] of Object.entries(variants)) {
+    fixtures[name] = byteLevelTokenizer({ normalizer: null, preTokenizer: { type: 'Sequence', pretokenizers: [pre, byteLevelTail] },
+      postProcessor: null, specials: ['<|endoftext|>'], pairMerges: false, numMerges: 60 });
+  }
+  fixtures['metaspace-split'] = sentencePieceTokenizer({ legacy: false, byteFallback: true, numMerges: 60,
+    metaspace: { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'always', split: true } });
+}
 // Fix the BOS id of the Llama-3 template now that ids are known.
 {
   const l3 = fixtures['llama3'];
@@ -192,6 +229,15 @@ const specialsIn = {
   'gpt2': ['<|endoftext|>'], 'gpt2-prefix': ['<|endoftext|>'], 'smollm2': ['<|im_start|>', '<|im_end|>'],
   'qwen2': ['<|im_start|>', '<|im_end|>'], 'llama3': ['<|eot_id|>', '<|begin_of_text|>'],
   'llama2-legacy': ['</s>', '<s>'], 'tinyllama': ['</s>', '<s>'], 'llama2-unk': ['</s>', '<s>'],
+  'addedflags': ['<|x|>', '<mask>', '[R]'],
+  'split-removed': ['<|endoftext|>'], 'split-merged-previous': ['<|endoftext|>'], 'split-merged-next': ['<|endoftext|>'],
+  'split-contiguous': ['<|endoftext|>'], 'split-invert': ['<|endoftext|>'], 'digits-runs': ['<|endoftext|>'], 'metaspace-split': ['</s>'],
+};
+const extraTexts = {
+  'addedflags': ['a <mask> b', 'a   <mask>b', '<mask> start', 'x[R]   y', 'x [R]\n\n', 'foo food afoo foo. _foo (foo)', 'BAR bar Bar xbarx',
+    'hi<|x|>there', '<|x|>y <|x|>z', 'Hello <MASK> World'],
+  'split-merged-next': ['a-b--c-', '-lead', 'x - y'], 'split-merged-previous': ['ab12cd345', '12ab', 'x 9 9'],
+  'split-contiguous': ['queueing aeiou', 'rhythm'], 'split-removed': ['a  b', '  '],
 };
 
 const commonTexts = [
@@ -200,7 +246,7 @@ const commonTexts = [
   '𝔘𝔫𝔦𝔠𝔬𝔡𝔢', '𠀀𠀁 abc𝟘𝟙𝟚 x', 'line1\r\nline2\n\n\nend', 'x   \n  y', '\tx', '\n\nx', 'a\u00a0b\u3000c\u2003d',
   'x\u0085y', '٣٤٥ arabic ²³ ½', 'Ω≈ç√∫ ¡™£¢∞§¶•ªº–≠', 'ﬁ ﬀ', '...!!! ?? hello.', ' xyzzy plugh xyzzy', '   ',
   'The quick brown fox jumps over the lazy dog.', 'online learning\n\n', 'wörds Straße ÅNGSTRÖM',
-  'tab\tsep\t\tend', 'mixed123abc456', 'a' + 'b'.repeat(40), '\u0301start with combining',
+  'tab\tsep\t\tend', 'mixed123abc456', '😀Zabc x😀y 😀1', 'a' + 'b'.repeat(40), '\u0301start with combining',
 ];
 
 function seededRandom(seed) {
@@ -213,7 +259,7 @@ function seededRandom(seed) {
     const jsonText = JSON.stringify(json, null, 1);
     fs.writeFileSync(path.join(outDir, name + '.tokenizer.json'), jsonText + '\n');
     const tok = Tokenizer.fromString(jsonText);
-    const texts = commonTexts.slice();
+    const texts = commonTexts.slice().concat(extraTexts[name] || []);
     for (const s of specialsIn[name]) {
       texts.push('hi' + s + 'there', s + 'start', 'end ' + s, s + s + ' x ' + s + '\n');
     }
