@@ -16,7 +16,12 @@ public sealed partial class LlamaModel
     /// <param name="adapter">Adapter to apply, or <see langword="null"/> for the base model.</param>
     /// <param name="cancellationToken">Stops generation between tokens.</param>
     /// <returns>The generated ids.</returns>
-    public async IAsyncEnumerable<int> GenerateTokensAsync(IReadOnlyList<int> promptIds, GenerationOptions? options = null, IModelAdapter? adapter = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    public IAsyncEnumerable<int> GenerateTokensAsync(IReadOnlyList<int> promptIds, GenerationOptions? options = null, IModelAdapter? adapter = null, CancellationToken cancellationToken = default) =>
+        GenerateCoreAsync(promptIds, options, adapter, _vocab, cancellationToken);
+
+    /// <summary>The decode loop. Ids at or above <paramref name="allowedIds"/> are never chosen (a model's embedding may
+    /// have padding rows beyond its tokenizer's vocabulary).</summary>
+    private async IAsyncEnumerable<int> GenerateCoreAsync(IReadOnlyList<int> promptIds, GenerationOptions? options, IModelAdapter? adapter, int allowedIds, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(promptIds);
         options ??= new GenerationOptions();
@@ -35,6 +40,11 @@ public sealed partial class LlamaModel
             cancellationToken.ThrowIfCancellationRequested();
             int[] input = next;
             float[] logits = await Task.Run(() => Forward(input, cache, allPositions: false, adapter), cancellationToken).ConfigureAwait(false);
+            if (allowedIds < logits.Length)
+            {
+                logits.AsSpan(allowedIds).Fill(float.NegativeInfinity);
+            }
+
             int token = sampler.Sample(logits);
             if (stops.Contains(token))
             {
@@ -64,7 +74,7 @@ public sealed partial class LlamaModel
         TokenStreamDecoder decoder = tokenizer.CreateStreamDecoder(skipSpecialTokens: true);
         var pending = new StringBuilder();
         int holdBack = options.StopStrings.Count == 0 ? 0 : options.StopStrings.Max(s => s.Length) - 1;
-        await foreach (int token in GenerateTokensAsync(ids, options, adapter, cancellationToken).ConfigureAwait(false))
+        await foreach (int token in GenerateCoreAsync(ids, options, adapter, Math.Min(_vocab, tokenizer.VocabSize), cancellationToken).ConfigureAwait(false))
         {
             pending.Append(decoder.Append(token));
             string text = pending.ToString();

@@ -126,8 +126,8 @@ public sealed partial class LlamaModel : IDisposable
             string tokenizerPath = Path.Combine(directory, "tokenizer.json");
             if (options.LoadTokenizer && File.Exists(tokenizerPath))
             {
-                tokenizer = Tokenizer.Load(tokenizerPath);
                 string tokenizerConfig = Path.Combine(directory, "tokenizer_config.json");
+                tokenizer = Tokenizer.Load(tokenizerPath, File.Exists(tokenizerConfig) ? tokenizerConfig : null);
                 if (File.Exists(tokenizerConfig))
                 {
                     template = TryLoadChatTemplate(tokenizerConfig);
