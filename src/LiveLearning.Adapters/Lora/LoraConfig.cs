@@ -17,6 +17,7 @@ namespace LiveLearning.Lora;
 /// (ordinal order, the order PEFT reads from its sorted JSON) whose regular expression matches the whole path or a
 /// suffix after a <c>.</c> applies.</para>
 /// <para>Call <see cref="Validate"/> (every factory does) to get an <see cref="ArgumentException"/> naming the bad field.</para>
+/// <para>Record equality compares the collections by reference; compare <see cref="LoraAdapter.ConfigJson"/> texts for value equality.</para>
 /// </remarks>
 public sealed record LoraConfig
 {

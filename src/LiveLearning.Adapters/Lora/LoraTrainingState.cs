@@ -15,6 +15,7 @@ public sealed class LoraTrainingState
     private readonly float[] _gradients;
     private readonly float[] _m;
     private readonly float[] _v;
+    private AdapterGradients? _adapterGradients;
 
     /// <summary>Starts training from <paramref name="initial"/> (its parameters are copied; its config is kept).</summary>
     /// <param name="initial">The starting version (e.g. <see cref="LoraAdapter.CreateFresh(LoraConfig, LlamaModel)"/> or a loaded one).</param>
@@ -59,6 +60,12 @@ public sealed class LoraTrainingState
     /// <summary>The gradients of the last <see cref="ComputeGradients"/> (same layout).</summary>
     public ReadOnlySpan<float> Gradients => _gradients;
 
+    /// <summary>AdamW first moments (same layout as <see cref="Parameters"/>), for snapshots.</summary>
+    public ReadOnlySpan<float> FirstMoment => _m;
+
+    /// <summary>AdamW second moments (same layout as <see cref="Parameters"/>), for snapshots.</summary>
+    public ReadOnlySpan<float> SecondMoment => _v;
+
     /// <summary>Bytes of training state (parameters, gradients, two moments).</summary>
     public long StateBytes => 4L * sizeof(float) * _parameters.Length;
 
@@ -80,7 +87,11 @@ public sealed class LoraTrainingState
 
         LoraAdapter view = TrainingView();
         IModelAdapter adapter = frozenBelow is { Count: > 0 } ? new StackedAdapter(NumLayers, frozenBelow, view) : view;
-        var gradients = new AdapterGradients(adapter, NumLayers);
+
+        // One gradient buffer set for every step: a stack's slots carry exactly the trainable slot's parameters, and
+        // frozen-only slots have none (an empty buffer), so the view's layout serves stacked passes too.
+        AdapterGradients gradients = _adapterGradients ??= new AdapterGradients(view, NumLayers);
+        gradients.Clear();
         GradientResult result = model.ComputeGradients(batch, adapter, gradients);
         foreach (SlotInfo s in _slots)
         {
@@ -146,6 +157,36 @@ public sealed class LoraTrainingState
 
         ApplyAdamW(learningRate);
         return r.Loss;
+    }
+
+    /// <summary>
+    /// Resumes training from a snapshot: the parameters of <paramref name="parameters"/>, the AdamW moments and the step
+    /// count. Continuing from a restored state gives bit-for-bit the parameters of never having stopped.
+    /// </summary>
+    /// <param name="parameters">The adapter version saved with the snapshot.</param>
+    /// <param name="firstMoment">Saved <see cref="FirstMoment"/>.</param>
+    /// <param name="secondMoment">Saved <see cref="SecondMoment"/>.</param>
+    /// <param name="step">Saved <see cref="Step"/>.</param>
+    /// <returns>The state.</returns>
+    /// <exception cref="ArgumentException">A moment buffer does not match the adapter's parameter count.</exception>
+    public static LoraTrainingState Restore(LoraAdapter parameters, ReadOnlySpan<float> firstMoment, ReadOnlySpan<float> secondMoment, int step)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(step);
+        var state = new LoraTrainingState(parameters);
+        if (firstMoment.Length != state._m.Length)
+        {
+            throw new ArgumentException($"firstMoment has {firstMoment.Length} values; the adapter has {state._m.Length} parameters.", nameof(firstMoment));
+        }
+
+        if (secondMoment.Length != state._v.Length)
+        {
+            throw new ArgumentException($"secondMoment has {secondMoment.Length} values; the adapter has {state._v.Length} parameters.", nameof(secondMoment));
+        }
+
+        firstMoment.CopyTo(state._m);
+        secondMoment.CopyTo(state._v);
+        state.Step = step;
+        return state;
     }
 
     /// <summary>A new immutable adapter version holding a copy of the current parameters.</summary>

@@ -34,6 +34,32 @@ public sealed class LoraTrainingTests
     }
 
     [Test]
+    public void ARestoredStateContinuesBitForBitAsIfNeverStopped()
+    {
+        using var model = LoraTestKit.LoadModel();
+        var config = new LoraConfig { Rank = 2, TargetModules = ["q_proj", "v_proj", "up_proj"], Dropout = 0.1, LoraPlusRatio = 4, Seed = 21 };
+        var batch = new[] { TrainingSequence.AllTokens(LoraTestKit.Ids(8, 10, model.Config.VocabSize)) };
+        var state = new LoraTrainingState(LoraAdapter.CreateFresh(config, model));
+        for (int i = 0; i < 3; i++)
+        {
+            state.TrainStep(model, batch, 1e-2f, maxGradNorm: 1.0);
+        }
+
+        LoraAdapter saved = state.Publish();
+        var restored = LoraTrainingState.Restore(saved, state.FirstMoment, state.SecondMoment, state.Step);
+        for (int i = 0; i < 3; i++)
+        {
+            float a = state.TrainStep(model, batch, 1e-2f, maxGradNorm: 1.0);
+            float b = restored.TrainStep(model, batch, 1e-2f, maxGradNorm: 1.0);
+            Assert.That(b, Is.EqualTo(a), $"loss at step {i}");
+        }
+
+        Assert.That(restored.Parameters.ToArray(), Is.EqualTo(state.Parameters.ToArray()));
+        Assert.That(restored.Step, Is.EqualTo(6));
+        Assert.That(() => LoraTrainingState.Restore(saved, new float[3], state.SecondMoment, 1), Throws.ArgumentException.With.Property("ParamName").EqualTo("firstMoment"));
+    }
+
+    [Test]
     public void LoraPlusScalesOnlyTheLearningRateOfB()
     {
         using var model = LoraTestKit.LoadModel();
