@@ -178,7 +178,7 @@ internal static class E2eWorker
             model.Forward(prompt64, model.CreateCache(128), allPositions: false, adapter);
         }
 
-        for (int i = 0; i < 15; i++)
+        for (int i = 0; i < 31; i++)
         {
             long t0 = Stopwatch.GetTimestamp();
             model.Forward(prompt64, model.CreateCache(128), allPositions: false);
