@@ -1,5 +1,6 @@
 using LiveLearning.Lora;
 using LiveLearning.Models;
+using LiveLearning.Tests.Models;
 using NUnit.Framework;
 
 namespace LiveLearning.Tests.Lora;
@@ -131,6 +132,10 @@ public sealed class LoraTrainingTests
         Assert.That(set.Active(), Is.Null, "b is disabled, a is gone");
         Assert.That(() => set.Get("a"), Throws.ArgumentException.With.Message.Contains("'a'"));
         Assert.That(() => set.SetScale("b", float.NaN), Throws.InstanceOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("scale"));
+
+        LoraAdapter loaded = set.Load("fixture", ModelFixture.Load(LoraTestKit.Model).AdapterDirectory);
+        Assert.That(set.Get("fixture"), Is.SameAs(loaded));
+        Assert.That(model.Forward(ids, null, true, set.Resolve("fixture")), Is.EqualTo(model.Forward(ids, null, true, LoraAdapter.LoadPeft(ModelFixture.Load(LoraTestKit.Model).AdapterDirectory, model))));
 
         using var other = LoraTestKit.LoadModel("llama3-rope");
         LoraAdapter misfit = LoraTestKit.RandomAdapter(other, new LoraConfig { Rank = 2 }, seed: 1);
