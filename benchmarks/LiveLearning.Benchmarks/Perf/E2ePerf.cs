@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using LiveLearning.Lora;
 using LiveLearning.Models;
 using LiveLearning.Numerics;
 
@@ -28,6 +29,16 @@ internal sealed class E2ePerf : IPerfProbe
                 perf.Report("e2e_forward64_ms", metrics["forward64_ms"]);
                 perf.Report("e2e_peak_rss_mb", metrics["peak_rss_mb"]);
                 perf.Report("e2e_weights_mb", metrics["weights_mb"]);
+
+                // LoRA figures in a process of their own (load, prefill overhead, 1×64 steps, then 4×64 steps), so its
+                // peak RSS is that of a training process, like the per-scenario PyTorch anchors.
+                Dictionary<string, double> lora = E2eWorker.RunInChild(dir, type, E2eWorker.LoraMode);
+                perf.Report("lora_overhead_prefill_pct", lora["lora_overhead_prefill_pct"]);
+                perf.Report("lora_overhead_prefill_1t_pct", lora["lora_overhead_prefill_1t_pct"]);
+                perf.Report("e2e_train64_ms", lora["train64_ms"]);
+                perf.Report("e2e_train4x64_tokens_per_s", lora["train4x64_tokens_per_s"]);
+                perf.Report("e2e_train64_peak_rss_mb", lora["train64_peak_rss_mb"]);
+                perf.Report("e2e_train4x64_peak_rss_mb", lora["train4x64_peak_rss_mb"]);
             }
             else
             {
@@ -60,7 +71,9 @@ internal static class E2eWorker
 {
     public const string Verb = "e2e-worker";
 
-    public static Dictionary<string, double> RunInChild(string modelDir, WeightType type)
+    public const string LoraMode = "lora";
+
+    public static Dictionary<string, double> RunInChild(string modelDir, WeightType type, string? mode = null)
     {
         string exe = Environment.ProcessPath ?? "dotnet";
         var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, UseShellExecute = false };
@@ -72,6 +85,11 @@ internal static class E2eWorker
         psi.ArgumentList.Add(Verb);
         psi.ArgumentList.Add(modelDir);
         psi.ArgumentList.Add(type.ToString());
+        if (mode is not null)
+        {
+            psi.ArgumentList.Add(mode);
+        }
+
         using Process process = Process.Start(psi) ?? throw new InvalidOperationException("could not start the e2e worker");
         string output = process.StandardOutput.ReadToEnd();
         process.WaitForExit();
@@ -92,6 +110,13 @@ internal static class E2eWorker
         int[] prompt64 = Enumerable.Range(0, 64).Select(_ => rng.Next(model.Config.VocabSize)).ToArray();
         int[] prompt32 = prompt64[..32];
         var metrics = new Dictionary<string, double>(StringComparer.Ordinal);
+        if (args.Length > 2 && args[2] == LoraMode)
+        {
+            MeasureLora(model, prompt64, metrics);
+            Console.WriteLine(JsonSerializer.Serialize(metrics));
+            return 0;
+        }
+
 
         // Prefill for generation: logits of the last position only, into an emptied cache (a server reuses its caches).
         KvCache prefillCache = model.CreateCache(128);
@@ -134,6 +159,69 @@ internal static class E2eWorker
         metrics["peak_rss_mb"] = PeakRssBytes() / 1e6;
         Console.WriteLine(JsonSerializer.Serialize(metrics));
         return 0;
+    }
+
+    /// <summary>
+    /// LoRA figures: prefill overhead of r=8 adapters on q_proj and v_proj (nonzero B) versus none, and training steps
+    /// (forward + cross-entropy + backward + AdamW on the adapter, r=8 α=16 on q_proj and v_proj) at 1×64 and 4×64 tokens.
+    /// </summary>
+    private static void MeasureLora(LlamaModel model, int[] prompt64, Dictionary<string, double> metrics)
+    {
+        var config = new LoraConfig { Rank = 8, Alpha = 16, TargetModules = ["q_proj", "v_proj"], Seed = 1 };
+        var state = new LoraTrainingState(LoraAdapter.CreateFresh(config, model));
+        var batch1 = new[] { TrainingSequence.AllTokens(prompt64) };
+        var rng = new Random(11);
+        TrainingSequence[] batch4 = Enumerable.Range(0, 4)
+            .Select(_ => TrainingSequence.AllTokens(Enumerable.Range(0, 64).Select(_ => rng.Next(model.Config.VocabSize)).ToArray()))
+            .ToArray();
+
+        // A few steps first, so B is nonzero (a zero-B adapter would not exercise the delta's effect on the output).
+        for (int i = 0; i < 3; i++)
+        {
+            state.TrainStep(model, batch1, 1e-3f);
+        }
+
+        // Peak RSS of this process after the 1×64 phase, then after the 4×64 phase (which keeps what the first left in the array pool).
+        metrics["train64_ms"] = 1e3 * PerfContext.MedianSeconds(() => state.TrainStep(model, batch1, 1e-4f), samples: 9, minSampleSeconds: 0, warmupSeconds: 1);
+        metrics["train64_peak_rss_mb"] = PeakRssBytes() / 1e6;
+        double step4 = PerfContext.MedianSeconds(() => state.TrainStep(model, batch4, 1e-4f), samples: 5, minSampleSeconds: 0, warmupSeconds: 1);
+        metrics["train4x64_tokens_per_s"] = 4 * 64 / step4;
+        metrics["train4x64_peak_rss_mb"] = PeakRssBytes() / 1e6;
+
+        // Prefill overhead, after the training peaks so its buffers do not count: at the benchmark's 2 threads and, as
+        // a steadier figure on a busy machine, on one thread.
+        LoraAdapter adapter = state.Publish();
+        metrics["lora_overhead_prefill_pct"] = PrefillOverheadPct(model, prompt64, adapter);
+        using var single = LlamaModel.Load(model.Directory, new ModelOptions { ThreadCount = 1, LoadTokenizer = false });
+        metrics["lora_overhead_prefill_1t_pct"] = PrefillOverheadPct(single, prompt64, adapter);
+    }
+
+    /// <summary>
+    /// Median over 31 adjacent pairs of (prefill with adapter / prefill without) − 1, in percent: each pair runs
+    /// back to back, so load from other processes mostly cancels in the ratio. Each variant reuses one cleared cache.
+    /// </summary>
+    private static double PrefillOverheadPct(LlamaModel model, int[] prompt64, LoraAdapter adapter)
+    {
+        var ratios = new List<double>();
+        KvCache baseCache = model.CreateCache(128);
+        KvCache loraCache = model.CreateCache(128);
+        for (int i = 0; i < 33; i++)
+        {
+            baseCache.Clear();
+            loraCache.Clear();
+            long t0 = Stopwatch.GetTimestamp();
+            model.Forward(prompt64, baseCache, allPositions: false);
+            long t1 = Stopwatch.GetTimestamp();
+            model.Forward(prompt64, loraCache, allPositions: false, adapter);
+            long t2 = Stopwatch.GetTimestamp();
+            if (i >= 2)
+            {
+                ratios.Add((double)(t2 - t1) / (t1 - t0));
+            }
+        }
+
+        ratios.Sort();
+        return 100 * (ratios[ratios.Count / 2] - 1);
     }
 
     private static int ArgMax(float[] v)

@@ -161,11 +161,11 @@ public sealed partial class LlamaModel
             }
 
             // MLP block: h = RMSNorm(x); x += down(silu(gate(h)) ⊙ up(h)).
-            Span<float> h2 = lt is null ? h : lt.H2;
+            Span<float> h2 = lt is null || lt.H2.Length == 0 ? h : lt.H2;
             RmsNorm.Forward(h2, lt is null ? Span<float>.Empty : lt.Rstd2.Span, x, w.PostAttentionNorm, n, c, _eps);
             Span<float> gl = lt is null ? gate : lt.Gate;
             Span<float> ul = lt is null ? up : lt.Up;
-            Span<float> ml = lt is null ? m : lt.M;
+            Span<float> ml = lt is null || lt.M.Length == 0 ? m : lt.M;
             Project(gl, h2, l, Projection.GateProj, plan, lt, n, accumulate: false, arena);
             Project(ul, h2, l, Projection.UpProj, plan, lt, n, accumulate: false, arena);
             Activations.SwiGlu(ml, gl, ul);
@@ -187,7 +187,49 @@ public sealed partial class LlamaModel
 
         Span<float> normed = tape is null ? h[..(rows * c)] : tape.FinalNormed.Span;
         RmsNorm.Forward(normed, tape is null ? Span<float>.Empty : tape.FinalRstd.Span, selected, _weights.FinalNorm, rows, c, _eps);
-        Gemm.Linear(logits[..(rows * _vocab)], normed, _weights.LmHead, rows, accumulate: false, _pool);
+        if (tape is null)
+        {
+            // Training leaves the LM head to the caller, which runs it in row chunks fused with the loss (see LossAndHeadGradient).
+            Gemm.Linear(logits[..(rows * _vocab)], normed, _weights.LmHead, rows, accumulate: false, _pool);
+        }
+    }
+
+    /// <summary>
+    /// LM head + cross-entropy + LM-head input gradient, in chunks of rows so only one chunk of logits [rows, V] is ever
+    /// held (at V = 49152 a 4×64-token batch would otherwise keep two 50 MB buffers). Writes dNormed [N, C] and returns
+    /// the mean loss over counted rows; each chunk's gradient is scaled so the result equals the unchunked mean.
+    /// </summary>
+    private float LossAndHeadGradient(Span<float> dNormed, ReadOnlySpan<float> normed, int[] targets, int counted, bool wantGradient, Arena arena)
+    {
+        int n = targets.Length;
+        int c = _hidden;
+        int maxRows = Math.Max(1, (1 << 22) / _vocab);
+        int chunks = Math.Max(1, (n + maxRows - 1) / maxRows);
+        int chunkRows = (n + chunks - 1) / chunks;
+        Span<float> logits = arena.Rent(Math.Min(chunkRows, n) * _vocab);
+        double lossSum = 0;
+        for (int r0 = 0; r0 < n; r0 += chunkRows)
+        {
+            int rows = Math.Min(chunkRows, n - r0);
+            ReadOnlySpan<int> t = targets.AsSpan(r0, rows);
+            int countedHere = 0;
+            foreach (int target in t)
+            {
+                countedHere += target >= 0 ? 1 : 0;
+            }
+
+            Span<float> chunk = logits[..(rows * _vocab)];
+            Gemm.Linear(chunk, normed.Slice(r0 * c, rows * c), _weights.LmHead, rows, accumulate: false, _pool);
+            float gradScale = counted == 0 ? 0f : (float)((double)countedHere / counted);
+            float loss = CrossEntropy.ForwardBackward(wantGradient ? chunk : Span<float>.Empty, chunk, t, rows, _vocab, gradScale, _pool);
+            lossSum += (double)loss * countedHere;
+            if (wantGradient)
+            {
+                Gemm.LinearBackwardInput(dNormed.Slice(r0 * c, rows * c), chunk, _weights.LmHead, rows, accumulate: false, _pool);
+            }
+        }
+
+        return counted == 0 ? 0f : (float)(lossSum / counted);
     }
 
     /// <summary>y (=|+=) x·Wᵀ + b + adapter delta, for one projection of one layer (each run of sequences with its own adapter).</summary>
@@ -233,13 +275,11 @@ public sealed partial class LlamaModel
         }
     }
 
-    /// <summary>The backward pass from dLogits [N, V] down to the lowest adapted layer.</summary>
-    private void Backward(BatchPlan plan, IModelAdapter adapter, AdapterGradients gradients, Tape tape, ReadOnlySpan<float> dLogits, Arena arena)
+    /// <summary>The backward pass from dNormed [N, C] (the gradient at the final norm's output) down to the lowest adapted layer.</summary>
+    private void Backward(BatchPlan plan, IModelAdapter adapter, AdapterGradients gradients, Tape tape, ReadOnlySpan<float> dNormed, Arena arena)
     {
         int n = plan.TotalTokens;
         int c = _hidden;
-        Span<float> dNormed = arena.Rent(n * c);
-        Gemm.LinearBackwardInput(dNormed, dLogits, _weights.LmHead, n, accumulate: false, _pool);
         Span<float> dx = arena.Rent(n * c);
         dx.Clear();
         RmsNorm.Backward(dx, default, dNormed, tape.FinalIn, _weights.FinalNorm, tape.FinalRstd, n, c);
@@ -330,36 +370,67 @@ public sealed partial class LlamaModel
     /// <summary>Activations of one layer kept for the backward pass.</summary>
     private sealed class LayerTape
     {
-        private readonly float[]?[] _saved = new float[]?[ProjectionNames.Count];
+        private readonly Segment[] _saved = new Segment[ProjectionNames.Count];
         private readonly int[] _savedLength = new int[ProjectionNames.Count];
 
         public LayerTape(LlamaModel model, int layer, int n, IModelAdapter adapter, Arena arena)
         {
             int c = model._hidden;
-            XIn = arena.RentArray(n * c);
-            H1 = arena.RentArray(n * c);
-            Rstd1 = arena.RentArray(n);
-            Q = arena.RentArray(n * model._qWidth);
-            K = arena.RentArray(n * model._kvWidth);
-            V = arena.RentArray(n * model._kvWidth);
-            O = arena.RentArray(n * model._qWidth);
-            Lse = arena.RentArray(n * model._heads);
-            XMid = arena.RentArray(n * c);
-            H2 = arena.RentArray(n * c);
-            Rstd2 = arena.RentArray(n);
-            Gate = arena.RentArray(n * model._intermediate);
-            Up = arena.RentArray(n * model._intermediate);
-            M = arena.RentArray(n * model._intermediate);
-            Bytes = sizeof(float) * (long)n * ((6L * c) + 2 + (2L * model._qWidth) + (2L * model._kvWidth) + model._heads + (3L * model._intermediate));
+
+            // H2 (the MLP input) and M (the down_proj input) are read back only by adapter slots on gate/up and down:
+            // without such slots the forward uses scratch for them and the tape skips them.
+            bool keepH2 = adapter.GetSlot(layer, Projection.GateProj) is not null || adapter.GetSlot(layer, Projection.UpProj) is not null;
+            bool keepM = adapter.GetSlot(layer, Projection.DownProj) is not null;
+            long total = (4L * n * c) + (2L * n) + (2L * n * model._qWidth) + (2L * n * model._kvWidth) + ((long)n * model._heads)
+                + (2L * n * model._intermediate) + (keepH2 ? (long)n * c : 0) + (keepM ? (long)n * model._intermediate : 0);
             foreach (Projection p in ProjectionNames.All)
             {
-                if (adapter.GetSlot(layer, p) is { } slot && slot.SavedFloatsPerToken > 0)
+                if (adapter.GetSlot(layer, p) is { } slot)
                 {
                     _savedLength[(int)p] = n * slot.SavedFloatsPerToken;
-                    _saved[(int)p] = arena.RentArray(_savedLength[(int)p]).Array;
-                    Bytes += sizeof(float) * (long)_savedLength[(int)p];
+                    total += _savedLength[(int)p];
                 }
             }
+
+            if (total > Array.MaxLength)
+            {
+                throw new ArgumentException($"The batch needs {total} floats of activations per layer; split it into smaller batches.", nameof(n));
+            }
+
+            // One block per layer (ArrayPool buckets then hold one array per layer instead of fifteen, so every rented
+            // block is returned to the pool rather than dropped as garbage when a bucket overflows).
+            Segment block = arena.RentArray((int)total);
+            int offset = 0;
+            Segment Take(int length)
+            {
+                var segment = new Segment(block.Array, offset, length);
+                offset += length;
+                return segment;
+            }
+
+            XIn = Take(n * c);
+            H1 = Take(n * c);
+            Rstd1 = Take(n);
+            Q = Take(n * model._qWidth);
+            K = Take(n * model._kvWidth);
+            V = Take(n * model._kvWidth);
+            O = Take(n * model._qWidth);
+            Lse = Take(n * model._heads);
+            XMid = Take(n * c);
+            H2 = keepH2 ? Take(n * c) : default;
+            Rstd2 = Take(n);
+            Gate = Take(n * model._intermediate);
+            Up = Take(n * model._intermediate);
+            M = keepM ? Take(n * model._intermediate) : default;
+            foreach (Projection p in ProjectionNames.All)
+            {
+                if (_savedLength[(int)p] > 0)
+                {
+                    _saved[(int)p] = Take(_savedLength[(int)p]);
+                }
+            }
+
+            Bytes = sizeof(float) * total;
         }
 
         public Segment XIn { get; }
@@ -392,7 +463,7 @@ public sealed partial class LlamaModel
 
         public long Bytes { get; }
 
-        public Span<float> Saved(Projection p) => _saved[(int)p].AsSpan(0, _savedLength[(int)p]);
+        public Span<float> Saved(Projection p) => _saved[(int)p].Length == 0 ? Span<float>.Empty : _saved[(int)p].Span;
     }
 
     /// <summary>Everything the backward pass needs, for the layers at or above the lowest adapted one.</summary>
@@ -432,9 +503,14 @@ public sealed partial class LlamaModel
 }
 
 /// <summary>A rented array and the length in use; converts to spans implicitly.</summary>
-internal readonly record struct Segment(float[] Array, int Length)
+internal readonly record struct Segment(float[] Array, int Offset, int Length)
 {
-    public Span<float> Span => Array.AsSpan(0, Length);
+    public Segment(float[] array, int length)
+        : this(array, 0, length)
+    {
+    }
+
+    public Span<float> Span => Array.AsSpan(Offset, Length);
 
     public static implicit operator Span<float>(Segment s) => s.Span;
 

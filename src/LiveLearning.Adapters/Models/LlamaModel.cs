@@ -339,13 +339,13 @@ public sealed partial class LlamaModel : IDisposable
         using var arena = new Arena();
         var tape = new Tape(this, plan, adapter, lowest, arena);
         int[] rows = Enumerable.Range(0, n).ToArray();
-        Span<float> logits = arena.Rent(n * _vocab);
-        Span<float> dLogits = arena.Rent(n * _vocab);
-        RunForward(plan, tape, rows, logits, arena);
-        float loss = CrossEntropy.ForwardBackward(dLogits, logits, targets, n, _vocab, 1f, _pool);
-        if (lowest < Config.NumLayers && counted > 0)
+        RunForward(plan, tape, rows, Span<float>.Empty, arena);
+        bool backward = lowest < Config.NumLayers && counted > 0;
+        Span<float> dNormed = arena.Rent(n * _hidden);
+        float loss = LossAndHeadGradient(dNormed, tape.FinalNormed, targets, counted, backward, arena);
+        if (backward)
         {
-            Backward(plan, adapter, gradients, tape, dLogits, arena);
+            Backward(plan, adapter, gradients, tape, dNormed, arena);
         }
 
         return new GradientResult(loss, counted, tape.Bytes);
