@@ -731,6 +731,14 @@ public static unsafe partial class Gemm
                         }
                     }
 
+                    // Ask for the next panel block's rows now; packing it then reads from cache, not DRAM.
+                    (int pn, int kn) = k0 + KBlock < K ? (p, k0 + KBlock) : (p + 1, 0);
+                    if (pn < last)
+                    {
+                        int nn = pn * nr;
+                        PrefetchRows(B + ((((nint)kn * Ldb) + nn) * esize), Ldb * esize, Math.Min(KBlock, K - kn), Math.Min(nr, N - nn) * esize);
+                    }
+
                     bool add = Accumulate || k0 > 0;
                     for (int m0 = 0; m0 < M; m0 += mr)
                     {
