@@ -34,7 +34,6 @@ internal sealed class E2ePerf : IPerfProbe
                 // peak RSS is that of a training process, like the per-scenario PyTorch anchors.
                 Dictionary<string, double> lora = E2eWorker.RunInChild(dir, type, E2eWorker.LoraMode);
                 perf.Report("lora_overhead_prefill_pct", lora["lora_overhead_prefill_pct"]);
-                perf.Report("lora_overhead_prefill_1t_pct", lora["lora_overhead_prefill_1t_pct"]);
                 perf.Report("e2e_train64_ms", lora["train64_ms"]);
                 perf.Report("e2e_train4x64_tokens_per_s", lora["train4x64_tokens_per_s"]);
                 perf.Report("e2e_train64_peak_rss_mb", lora["train64_peak_rss_mb"]);
@@ -188,16 +187,13 @@ internal static class E2eWorker
         metrics["train4x64_tokens_per_s"] = 4 * 64 / step4;
         metrics["train4x64_peak_rss_mb"] = PeakRssBytes() / 1e6;
 
-        // Prefill overhead, after the training peaks so its buffers do not count: at the benchmark's 2 threads and, as
-        // a steadier figure on a busy machine, on one thread.
+        // Prefill overhead, after the training peaks so its buffers do not count.
         LoraAdapter adapter = state.Publish();
         metrics["lora_overhead_prefill_pct"] = PrefillOverheadPct(model, prompt64, adapter);
-        using var single = LlamaModel.Load(model.Directory, new ModelOptions { ThreadCount = 1, LoadTokenizer = false });
-        metrics["lora_overhead_prefill_1t_pct"] = PrefillOverheadPct(single, prompt64, adapter);
     }
 
     /// <summary>
-    /// Median over 31 adjacent pairs of (prefill with adapter / prefill without) − 1, in percent: each pair runs
+    /// Median over 21 adjacent pairs of (prefill with adapter / prefill without) − 1, in percent: each pair runs
     /// back to back, so load from other processes mostly cancels in the ratio. Each variant reuses one cleared cache.
     /// </summary>
     private static double PrefillOverheadPct(LlamaModel model, int[] prompt64, LoraAdapter adapter)
@@ -205,7 +201,7 @@ internal static class E2eWorker
         var ratios = new List<double>();
         KvCache baseCache = model.CreateCache(128);
         KvCache loraCache = model.CreateCache(128);
-        for (int i = 0; i < 33; i++)
+        for (int i = 0; i < 23; i++)
         {
             baseCache.Clear();
             loraCache.Clear();

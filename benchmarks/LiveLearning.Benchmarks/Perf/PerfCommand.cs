@@ -100,7 +100,9 @@ internal static class PerfCommand
         foreach (IPerfProbe probe in probes)
         {
             Console.WriteLine(probe.GetType().Name);
+            var watch = Stopwatch.StartNew();
             probe.Run(context);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  ({watch.Elapsed.TotalSeconds:0.0} s)"));
         }
 
         context.Report("perf_total_seconds", total.Elapsed.TotalSeconds);
