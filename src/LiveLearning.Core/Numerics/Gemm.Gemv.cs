@@ -82,7 +82,7 @@ public static unsafe partial class Gemm
         };
 
         // GEMV is memory-bound: one contiguous share per thread keeps each thread's stream sequential.
-        job.Items = pool is null || (long)rows * cols < ParallelMinWork * 4 ? 1 : Math.Min(groups, pool.ThreadCount);
+        job.Items = pool is null || (long)rows * cols < ParallelMinWork ? 1 : Math.Min(groups, pool.ThreadCount);
         ComputePool.Run(pool, job.Items, ref job);
     }
 
