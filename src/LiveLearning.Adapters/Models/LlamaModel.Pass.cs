@@ -168,7 +168,7 @@ public sealed partial class LlamaModel
             Span<float> ml = lt is null || lt.M.Length == 0 ? m : lt.M;
             Project(gl, h2, l, Projection.GateProj, plan, lt, n, accumulate: false, arena);
             Project(ul, h2, l, Projection.UpProj, plan, lt, n, accumulate: false, arena);
-            Activations.SwiGlu(ml, gl, ul);
+            SwiGluRows(ml, gl, ul, default, default, n);
             Project(x, ml, l, Projection.DownProj, plan, lt, n, accumulate: true, arena);
         }
 
@@ -230,6 +230,51 @@ public sealed partial class LlamaModel
         }
 
         return counted == 0 ? 0f : (float)(lossSum / counted);
+    }
+
+    /// <summary>
+    /// SwiGLU forward (<paramref name="dGate"/> empty: <c>y = silu(gate)·up</c>) or backward (<paramref name="y"/> is the
+    /// output gradient; accumulates into <paramref name="dGate"/> and <paramref name="dUp"/>), split by rows over the
+    /// pool: it is element-wise and exp-heavy, and would otherwise leave the other core idle.
+    /// </summary>
+    private unsafe void SwiGluRows(Span<float> y, ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> dGate, Span<float> dUp, int rows)
+    {
+        int width = _intermediate;
+        fixed (float* py = y, pg = gate, pu = up, pdg = dGate, pdu = dUp)
+        {
+            var job = new SwiGluJob { Y = py, Gate = pg, Up = pu, DGate = pdg, DUp = pdu, Rows = rows, Width = width, Backward = !dGate.IsEmpty };
+            job.Items = (long)rows * width < 16384 ? 1 : Math.Min(rows, 2 * _pool.ThreadCount);
+            _pool.For(job.Items, ref job);
+        }
+    }
+
+    private unsafe struct SwiGluJob : IParallelJob
+    {
+        public float* Y;
+        public float* Gate;
+        public float* Up;
+        public float* DGate;
+        public float* DUp;
+        public int Rows;
+        public int Width;
+        public int Items;
+        public bool Backward;
+
+        public readonly void Execute(int index)
+        {
+            int first = (int)((long)Rows * index / Items);
+            int count = (int)((long)Rows * (index + 1) / Items) - first;
+            nint offset = (nint)first * Width;
+            int length = count * Width;
+            if (Backward)
+            {
+                Activations.SwiGluBackward(new Span<float>(DGate + offset, length), new Span<float>(DUp + offset, length), new ReadOnlySpan<float>(Y + offset, length), new ReadOnlySpan<float>(Gate + offset, length), new ReadOnlySpan<float>(Up + offset, length));
+            }
+            else
+            {
+                Activations.SwiGlu(new Span<float>(Y + offset, length), new ReadOnlySpan<float>(Gate + offset, length), new ReadOnlySpan<float>(Up + offset, length));
+            }
+        }
     }
 
     /// <summary>y (=|+=) x·Wᵀ + b + adapter delta, for one projection of one layer (each run of sequences with its own adapter).</summary>
@@ -302,7 +347,7 @@ public sealed partial class LlamaModel
             BackProject(dm, dx, lt.M, l, Projection.DownProj, adapter, gradients, lt, n, accumulate: false);
             dGate.Clear();
             dUp.Clear();
-            Activations.SwiGluBackward(dGate, dUp, dm, lt.Gate, lt.Up);
+            SwiGluRows(dm, lt.Gate, lt.Up, dGate, dUp, n);
             BackProject(dh, dGate, lt.H2, l, Projection.GateProj, adapter, gradients, lt, n, accumulate: false);
             BackProject(dh, dUp, lt.H2, l, Projection.UpProj, adapter, gradients, lt, n, accumulate: true);
             RmsNorm.Backward(dx, default, dh, lt.XMid, w.PostAttentionNorm, lt.Rstd2, n, c);
