@@ -169,8 +169,9 @@ public sealed class RmsNormTests
     public void ZeroTokens_IsANoOp()
     {
         RmsNorm.Forward(Span<float>.Empty, Span<float>.Empty, ReadOnlySpan<float>.Empty, new float[4], 0, 4, Eps);
-        RmsNorm.Backward(Span<float>.Empty, new float[4], ReadOnlySpan<float>.Empty, ReadOnlySpan<float>.Empty, new float[4], ReadOnlySpan<float>.Empty, 0, 4);
-        Assert.Pass();
+        float[] dWeight = [1f, 2f, 3f, 4f];
+        RmsNorm.Backward(Span<float>.Empty, dWeight, ReadOnlySpan<float>.Empty, ReadOnlySpan<float>.Empty, new float[4], ReadOnlySpan<float>.Empty, 0, 4);
+        Assert.That(dWeight, Is.EqualTo(new[] { 1f, 2f, 3f, 4f }), "no tokens add nothing to the weight gradient");
     }
 
     [Test]
