@@ -35,11 +35,14 @@ public sealed partial class LlamaModel
         IReadOnlyCollection<int> stops = options.StopTokenIds ?? StopTokenIds;
         KvCache cache = CreateCache(Math.Min(ContextLength, promptIds.Count + options.MaxTokens));
         int[] next = [.. promptIds];
+
+        // One logits buffer for the whole generation: a new vocabulary-sized array per token would be large-object garbage.
+        float[] logits = new float[_vocab];
         for (int produced = 0; produced < options.MaxTokens && cache.Length + next.Length <= ContextLength; produced++)
         {
             cancellationToken.ThrowIfCancellationRequested();
             int[] input = next;
-            float[] logits = await Task.Run(() => Forward(input, cache, allPositions: false, adapter), cancellationToken).ConfigureAwait(false);
+            await Task.Run(() => ForwardInto(input, logits, cache, allPositions: false, adapter), cancellationToken).ConfigureAwait(false);
             if (allowedIds < logits.Length)
             {
                 logits.AsSpan(allowedIds).Fill(float.NegativeInfinity);
