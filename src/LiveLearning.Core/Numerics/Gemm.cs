@@ -27,6 +27,9 @@ public static unsafe partial class Gemm
     /// <summary>Up to this many tokens the forward product runs as one GEMV per token.</summary>
     private const int GemvMaxTokens = 2;
 
+    /// <summary>Tokens from which <c>dX = dY·W</c> runs through the forward kernel (below, the packed-panel product).</summary>
+    private const int BackwardViaForwardMinTokens = 16;
+
     /// <summary>Largest K-chunk of the forward product (see <see cref="LinearKChunk"/>).</summary>
     private const int LinearKBlock = 1024;
 
@@ -106,7 +109,7 @@ public static unsafe partial class Gemm
         fixed (float* pdy = dy)
         fixed (byte* pw = w.Bytes.Span)
         {
-            PackedProduct(pdx, tokens, w.Cols, w.Rows, pdy, w.Rows, 1, pw, w.Type, w.Cols, accumulate, pool);
+            BackwardInputCore(pdx, pdy, pw, w.Type, tokens, w.Rows, w.Cols, accumulate, pool);
         }
     }
 
@@ -132,7 +135,7 @@ public static unsafe partial class Gemm
         fixed (float* pdy = dy)
         fixed (float* pw = w)
         {
-            PackedProduct(pdx, tokens, inFeatures, outFeatures, pdy, outFeatures, 1, (byte*)pw, WeightType.F32, inFeatures, accumulate, pool);
+            BackwardInputCore(pdx, pdy, (byte*)pw, WeightType.F32, tokens, outFeatures, inFeatures, accumulate, pool);
         }
     }
 
@@ -244,6 +247,13 @@ public static unsafe partial class Gemm
     /// widened per row block) and <c>xᵀ</c>, packed once into token panels, is the vector operand.
     /// </summary>
     private static void LinearCore(float* y, float* x, byte* w, WeightType type, int tokens, int outF, int inF, bool accumulate, ComputePool? pool)
+        => LinearCore(y, x, w, type, tokens, outF, inF, accumulate, transposed: false, pool);
+
+    /// <summary>
+    /// The forward driver; with <paramref name="transposed"/> the weight is stored <c>[inF, outF]</c>, which is how
+    /// <c>dX = dY·W</c> reuses it (<c>y</c> = dX, <c>x</c> = dY, <c>outF</c> = W's columns, <c>inF</c> = W's rows).
+    /// </summary>
+    private static void LinearCore(float* y, float* x, byte* w, WeightType type, int tokens, int outF, int inF, bool accumulate, bool transposed, ComputePool? pool)
     {
         if (tokens == 0 || outF == 0)
         {
@@ -260,13 +270,13 @@ public static unsafe partial class Gemm
             return;
         }
 
-        if (UseFewTokens(tokens))
+        if (!transposed && UseFewTokens(tokens))
         {
             FewTokensCore(y, x, w, type, tokens, outF, inF, accumulate, pool);
             return;
         }
 
-        if (tokens <= GemvMaxTokens)
+        if (!transposed && tokens <= GemvMaxTokens)
         {
             // The register tile is NR tokens wide, so a couple of tokens would waste most of it; a GEMV per
             // token streams the weight once per token instead, which is cheaper up to two tokens.
@@ -300,6 +310,7 @@ public static unsafe partial class Gemm
                     InF = inF,
                     Accumulate = accumulate,
                     Blocks = blocks,
+                    Transposed = transposed,
                 };
                 job.Items = ItemCount(blocks, (long)tokens * outF * inF, pool);
                 ComputePool.Run(pool, job.Items, ref job);
@@ -372,6 +383,23 @@ public static unsafe partial class Gemm
                     }
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// <c>dX = dY·W</c>. From <see cref="BackwardViaForwardMinTokens"/> tokens on it runs as <c>dXᵀ = Wᵀ·dYᵀ</c> through the
+    /// forward kernel (the weight read in place as the broadcast operand, dYᵀ packed into token panels), which is faster
+    /// than packing weight panels; fewer tokens use the packed-panel product.
+    /// </summary>
+    private static void BackwardInputCore(float* dx, float* dy, byte* w, WeightType type, int tokens, int outF, int inF, bool accumulate, ComputePool? pool)
+    {
+        if (tokens >= BackwardViaForwardMinTokens)
+        {
+            LinearCore(dx, dy, w, type, tokens, inF, outF, accumulate, transposed: true, pool);
+        }
+        else
+        {
+            PackedProduct(dx, tokens, inF, outF, dy, outF, 1, w, type, inF, accumulate, pool);
         }
     }
 
@@ -551,6 +579,19 @@ public static unsafe partial class Gemm
         }
     }
 
+    /// <summary>Widens <paramref name="count"/> (at most 8) adjacent stored weights into float32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void WidenColumns(WeightType type, byte* source, float* destination, int count)
+    {
+        if (count == 8 && type == WeightType.BF16 && Vector256.IsHardwareAccelerated)
+        {
+            (Vector256.WidenLower(Vector128.Load((ushort*)source).ToVector256Unsafe()) << 16).AsSingle().Store(destination);
+            return;
+        }
+
+        WidenRow(type, source, destination, count);
+    }
+
     /// <summary>Prefetches <paramref name="bytes"/> bytes of each of <paramref name="rows"/> rows (x86; a no-op elsewhere).</summary>
     private static void PrefetchRows(byte* first, nint rowBytes, int rows, int bytes)
     {
@@ -582,6 +623,12 @@ public static unsafe partial class Gemm
         public bool Accumulate;
         public int Blocks;
         public int Items;
+
+        /// <summary>
+        /// The weight is stored transposed, <c>[InF, OutF]</c> (so <c>dX = dY·W</c> runs as <c>dXᵀ = Wᵀ·dYᵀ</c> through
+        /// this same kernel): a block's broadcast operand is 8 adjacent columns read down the rows.
+        /// </summary>
+        public bool Transposed;
 
         public readonly void Execute(int index)
         {
@@ -627,7 +674,27 @@ public static unsafe partial class Gemm
                     int rows = Math.Min(mr, OutF - o0);
                     float* a;
                     nint aRowStride;
-                    if (widened is null)
+                    nint aColStride = 1;
+                    if (Transposed)
+                    {
+                        if (widened is null)
+                        {
+                            a = (float*)W + ((nint)k0 * OutF) + o0;
+                        }
+                        else
+                        {
+                            for (int k = 0; k < kc; k++)
+                            {
+                                WidenColumns(Type, W + ((((nint)(k0 + k) * OutF) + o0) * esize), widened + ((nint)k * mr), rows);
+                            }
+
+                            a = widened;
+                        }
+
+                        aRowStride = 1;
+                        aColStride = widened is null ? OutF : mr;
+                    }
+                    else if (widened is null)
                     {
                         a = (float*)W + ((nint)o0 * InF) + k0;
                         aRowStride = InF;
@@ -645,7 +712,7 @@ public static unsafe partial class Gemm
 
                     // Ask for the next row block's weights now, so they arrive from memory while this block
                     // computes: the widening pass (or the kernel, for F32) then finds them in cache.
-                    if (block + 1 < last)
+                    if (block + 1 < last && !Transposed)
                     {
                         PrefetchRows(W + ((((nint)(o0 + mr) * InF) + k0) * esize), (nint)InF * esize, Math.Min(mr, OutF - o0 - mr), kc * esize);
                     }
@@ -657,7 +724,7 @@ public static unsafe partial class Gemm
 
                         // yᵀ tile: rows are output features (unit stride in y), columns are tokens (stride OutF).
                         float* panel = XT + ((nint)p * nr * InF) + ((nint)k0 * nr);
-                        MicroTile(a, aRowStride, 1, panel, kc, rows, cols, Y + ((nint)t0 * OutF) + o0, 1, OutF, add, tile);
+                        MicroTile(a, aRowStride, aColStride, panel, kc, rows, cols, Y + ((nint)t0 * OutF) + o0, 1, OutF, add, tile);
                     }
                 }
             }
