@@ -297,7 +297,7 @@ public static unsafe partial class Gemm
             fixed (float* raw = rented)
             {
                 float* xt = Align64(raw);
-                PackTransposed(x, tokens, inF, xt, nr);
+                PackTransposed(x, tokens, inF, xt, nr, pool);
                 int blocks = (outF + Mr - 1) / Mr;
                 var job = new LinearJob
                 {
@@ -334,53 +334,70 @@ public static unsafe partial class Gemm
 
     /// <summary>Packs <c>x [tokens, k]</c> into panels of <paramref name="nr"/> tokens: <c>xt[p][k][j] = x[p*nr + j, k]</c>, zero-padded.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackTransposed(float* x, int tokens, int k, float* xt, int nr)
+    private static void PackTransposed(float* x, int tokens, int k, float* xt, int nr, ComputePool? pool = null)
     {
         int panels = (tokens + nr - 1) / nr;
-        for (int p = 0; p < panels; p++)
-        {
-            float* panel = xt + ((nint)p * nr * k);
-            int j = 0;
-            if (Avx.IsSupported)
-            {
-                // Whole 8x8 blocks by register transposes, the k remainder of those 8 tokens one by one.
-                for (; j <= Math.Min(nr, tokens - (p * nr)) - 8; j += 8)
-                {
-                    float* src = x + ((nint)((p * nr) + j) * k);
-                    int i = 0;
-                    for (; i <= k - 8; i += 8)
-                    {
-                        Transpose8x8(src + i, k, panel + ((nint)i * nr) + j, nr, false);
-                    }
+        var job = new PackJob { X = x, Tokens = tokens, K = k, XT = xt, Nr = nr };
+        ComputePool.Run((long)tokens * k < ParallelMinWork ? null : pool, panels, ref job);
+    }
 
-                    for (; i < k; i++)
+    /// <summary>Packs token panels in parallel (each panel is written by one item, so the split changes nothing).</summary>
+    private struct PackJob : IParallelJob
+    {
+        public float* X;
+        public int Tokens;
+        public int K;
+        public float* XT;
+        public int Nr;
+
+        public readonly void Execute(int index) => PackPanel(X, Tokens, K, XT, Nr, index);
+    }
+
+    /// <summary>Packs panel <paramref name="p"/> of <c>x [tokens, k]</c> into <c>xt</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackPanel(float* x, int tokens, int k, float* xt, int nr, int p)
+    {
+        float* panel = xt + ((nint)p * nr * k);
+        int j = 0;
+        if (Avx.IsSupported)
+        {
+            // Whole 8x8 blocks by register transposes, the k remainder of those 8 tokens one by one.
+            for (; j <= Math.Min(nr, tokens - (p * nr)) - 8; j += 8)
+            {
+                float* src = x + ((nint)((p * nr) + j) * k);
+                int i = 0;
+                for (; i <= k - 8; i += 8)
+                {
+                    Transpose8x8(src + i, k, panel + ((nint)i * nr) + j, nr, false);
+                }
+
+                for (; i < k; i++)
+                {
+                    for (int q = 0; q < 8; q++)
                     {
-                        for (int q = 0; q < 8; q++)
-                        {
-                            panel[((nint)i * nr) + j + q] = src[((nint)q * k) + i];
-                        }
+                        panel[((nint)i * nr) + j + q] = src[((nint)q * k) + i];
                     }
                 }
             }
+        }
 
-            for (; j < nr; j++)
+        for (; j < nr; j++)
+        {
+            int t = (p * nr) + j;
+            float* dst = panel + j;
+            if (t < tokens)
             {
-                int t = (p * nr) + j;
-                float* dst = panel + j;
-                if (t < tokens)
+                float* src = x + ((nint)t * k);
+                for (int i = 0; i < k; i++)
                 {
-                    float* src = x + ((nint)t * k);
-                    for (int i = 0; i < k; i++)
-                    {
-                        dst[(nint)i * nr] = src[i];
-                    }
+                    dst[(nint)i * nr] = src[i];
                 }
-                else
+            }
+            else
+            {
+                for (int i = 0; i < k; i++)
                 {
-                    for (int i = 0; i < k; i++)
-                    {
-                        dst[(nint)i * nr] = 0f;
-                    }
+                    dst[(nint)i * nr] = 0f;
                 }
             }
         }
