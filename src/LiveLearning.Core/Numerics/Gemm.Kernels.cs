@@ -256,48 +256,6 @@ public static unsafe partial class Gemm
         return (Vector128.ConditionalSelect(special, magnitude | Vector128.Create(0x7F80_0000u), scaled) | sign).AsSingle();
     }
 
-    /// <summary>
-    /// Widens bfloat16 bit patterns into float32 (the same as <see cref="Precision.WidenBF16"/>, kept here so the
-    /// kernels never run a not-yet-optimised tier of it from two threads at once).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void WidenBF16(ushort* source, float* destination, int count)
-    {
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            for (; i <= count - 32; i += 32)
-            {
-                (Vector512<uint> lo, Vector512<uint> hi) = Vector512.Widen(Vector512.Load(source + i));
-                (lo << 16).AsSingle().Store(destination + i);
-                (hi << 16).AsSingle().Store(destination + i + 16);
-            }
-        }
-        else if (Vector256.IsHardwareAccelerated)
-        {
-            for (; i <= count - 16; i += 16)
-            {
-                (Vector256<uint> lo, Vector256<uint> hi) = Vector256.Widen(Vector256.Load(source + i));
-                (lo << 16).AsSingle().Store(destination + i);
-                (hi << 16).AsSingle().Store(destination + i + 8);
-            }
-        }
-        else if (Vector128.IsHardwareAccelerated)
-        {
-            for (; i <= count - 8; i += 8)
-            {
-                (Vector128<uint> lo, Vector128<uint> hi) = Vector128.Widen(Vector128.Load(source + i));
-                (lo << 16).AsSingle().Store(destination + i);
-                (hi << 16).AsSingle().Store(destination + i + 4);
-            }
-        }
-
-        for (; i < count; i++)
-        {
-            destination[i] = Precision.BF16ToSingle(source[i]);
-        }
-    }
-
     /// <summary>Widens binary16 bit patterns into float32 (exact).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void WidenF16(ushort* source, float* destination, int count)

@@ -588,7 +588,7 @@ public static unsafe partial class Gemm
                 Buffer.MemoryCopy(source, destination, (long)count * 4, (long)count * 4);
                 break;
             case WeightType.BF16:
-                WidenBF16((ushort*)source, destination, count);
+                Precision.WidenBF16((ushort*)source, destination, count);
                 break;
             default:
                 WidenF16((ushort*)source, destination, count);

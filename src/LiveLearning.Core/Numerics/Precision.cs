@@ -43,50 +43,59 @@ public static class Precision
     /// <summary>Widens bfloat16 bit patterns into float32.</summary>
     /// <param name="source">bfloat16 bits.</param>
     /// <param name="destination">Same length as <paramref name="source"/>.</param>
-    public static void WidenBF16(ReadOnlySpan<ushort> source, Span<float> destination)
+    public static unsafe void WidenBF16(ReadOnlySpan<ushort> source, Span<float> destination)
     {
         if (destination.Length != source.Length)
         {
             throw new ArgumentException($"Destination has {destination.Length} elements; source has {source.Length}.", nameof(destination));
         }
 
-        ref ushort src = ref MemoryMarshal.GetReference(source);
-        ref uint dst = ref Unsafe.As<float, uint>(ref MemoryMarshal.GetReference(destination));
+        fixed (ushort* src = source)
+        fixed (float* dst = destination)
+        {
+            WidenBF16(src, dst, source.Length);
+        }
+    }
+
+    /// <summary>
+    /// The bfloat16 widening loop the kernels call directly. Fully optimised from its first call, so kernels never
+    /// run a not-yet-optimised tier of it from two threads at once.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void WidenBF16(ushort* source, float* destination, int count)
+    {
         int i = 0;
         if (Vector512.IsHardwareAccelerated)
         {
-            for (; i <= source.Length - 32; i += 32)
+            for (; i <= count - 32; i += 32)
             {
-                Vector512<ushort> v = Vector512.LoadUnsafe(ref src, (nuint)i);
-                (Vector512<uint> lo, Vector512<uint> hi) = Vector512.Widen(v);
-                Vector512.ShiftLeft(lo, 16).StoreUnsafe(ref dst, (nuint)i);
-                Vector512.ShiftLeft(hi, 16).StoreUnsafe(ref dst, (nuint)(i + 16));
+                (Vector512<uint> lo, Vector512<uint> hi) = Vector512.Widen(Vector512.Load(source + i));
+                (lo << 16).AsSingle().Store(destination + i);
+                (hi << 16).AsSingle().Store(destination + i + 16);
             }
         }
         else if (Vector256.IsHardwareAccelerated)
         {
-            for (; i <= source.Length - 16; i += 16)
+            for (; i <= count - 16; i += 16)
             {
-                Vector256<ushort> v = Vector256.LoadUnsafe(ref src, (nuint)i);
-                (Vector256<uint> lo, Vector256<uint> hi) = Vector256.Widen(v);
-                Vector256.ShiftLeft(lo, 16).StoreUnsafe(ref dst, (nuint)i);
-                Vector256.ShiftLeft(hi, 16).StoreUnsafe(ref dst, (nuint)(i + 8));
+                (Vector256<uint> lo, Vector256<uint> hi) = Vector256.Widen(Vector256.Load(source + i));
+                (lo << 16).AsSingle().Store(destination + i);
+                (hi << 16).AsSingle().Store(destination + i + 8);
             }
         }
         else if (Vector128.IsHardwareAccelerated)
         {
-            for (; i <= source.Length - 8; i += 8)
+            for (; i <= count - 8; i += 8)
             {
-                Vector128<ushort> v = Vector128.LoadUnsafe(ref src, (nuint)i);
-                (Vector128<uint> lo, Vector128<uint> hi) = Vector128.Widen(v);
-                Vector128.ShiftLeft(lo, 16).StoreUnsafe(ref dst, (nuint)i);
-                Vector128.ShiftLeft(hi, 16).StoreUnsafe(ref dst, (nuint)(i + 4));
+                (Vector128<uint> lo, Vector128<uint> hi) = Vector128.Widen(Vector128.Load(source + i));
+                (lo << 16).AsSingle().Store(destination + i);
+                (hi << 16).AsSingle().Store(destination + i + 4);
             }
         }
 
-        for (; i < source.Length; i++)
+        for (; i < count; i++)
         {
-            Unsafe.Add(ref dst, i) = (uint)Unsafe.Add(ref src, i) << 16;
+            destination[i] = BF16ToSingle(source[i]);
         }
     }
 
