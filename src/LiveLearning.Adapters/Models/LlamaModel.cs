@@ -173,8 +173,15 @@ public sealed partial class LlamaModel : IDisposable
     /// <returns>The logits, row-major.</returns>
     public float[] Forward(ReadOnlySpan<int> tokenIds, KvCache? cache = null, bool allPositions = false, IModelAdapter? adapter = null)
     {
-        var batch = new SequenceBatch[] { new(tokenIds.ToArray(), cache, allPositions) };
-        return ForwardBatch(batch, adapter)[0];
+        int rows = allPositions ? tokenIds.Length : Math.Min(1, tokenIds.Length);
+        if ((long)rows * _vocab > Array.MaxLength)
+        {
+            throw new ArgumentException($"Logits for {rows} positions exceed the largest array; request fewer positions.", nameof(tokenIds));
+        }
+
+        float[] logits = new float[rows * _vocab];
+        ForwardInto(tokenIds, logits, cache, allPositions, adapter);
+        return logits;
     }
 
     /// <summary>
@@ -236,13 +243,6 @@ public sealed partial class LlamaModel : IDisposable
 
         float[] logits = new float[rows.Count * _vocab];
         RunForward(plan, tape: null, rows.ToArray(), logits, arena);
-
-        if (plan.Sequences.Length == 1)
-        {
-            // One sequence: its logits are the whole buffer; hand it over without a copy.
-            plan.Sequences[0].Source.Cache?.Advance(plan.Sequences[0].Length);
-            return [logits];
-        }
 
         var result = new float[plan.Sequences.Length][];
         int row = 0;
