@@ -72,6 +72,7 @@ public sealed class TokenSampler
     private readonly HashSet<int> _seen = [];
     private int[] _order = [];
     private float[] _probabilities = [];
+    private float[] _sortKeys = [];
 
     /// <summary>Creates a sampler.</summary>
     /// <param name="options">Sampling options (validated).</param>
@@ -149,6 +150,7 @@ public sealed class TokenSampler
         {
             _probabilities = new float[n];
             _order = new int[n];
+            _sortKeys = new float[n];
         }
 
         // Unnormalised probabilities exp((l - max) / T); the draw below normalises by their sum.
@@ -165,7 +167,7 @@ public sealed class TokenSampler
 
         // Order candidates by probability, descending: sort negated keys with the ids as items.
         int[] order = _order;
-        float[] keys = new float[n];
+        float[] keys = _sortKeys;
         for (int i = 0; i < n; i++)
         {
             order[i] = i;
