@@ -13,58 +13,61 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>
-    /// <c>c[r, 0..NR) = (load ? c : 0) + Σ_k a[r*aRowStride + k*aColStride]·panel[k, 0..NR)</c> for <c>r &lt; rows</c>,
-    /// with <c>c</c> row stride <paramref name="ldc"/>. Every element is one FMA chain in k order.
+    /// <c>c[r, 0..NR) = (load ? c : 0) + Σ_k a[r, k]·panel[k, 0..NR)</c> for <c>r &lt; rows</c>, with <c>a[r, k]</c> the
+    /// <typeparamref name="TSource"/> element at byte offset <c>r*aRowStride + k*aColStride</c> and <c>c</c> row stride
+    /// <paramref name="ldc"/>. Every element is one FMA chain in k order, whatever the source type.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel(int rows, float* a, nint aRowStride, nint aColStride, float* panel, int kc, float* c, nint ldc, bool load)
+    private static void Kernel<TSource>(int rows, byte* a, nint aRowStride, nint aColStride, float* panel, int kc, float* c, nint ldc, bool load)
+        where TSource : struct, IBroadcastSource
     {
         if (Vector512.IsHardwareAccelerated)
         {
             switch (rows)
             {
-                case 8: Kernel512<R8>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
-                case 7: Kernel512<R7>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
-                case 6: Kernel512<R6>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
-                case 5: Kernel512<R5>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
-                case 4: Kernel512<R4>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
-                case 3: Kernel512<R3>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
-                case 2: Kernel512<R2>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
-                default: Kernel512<R1>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 8: Kernel512<R8, TSource>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 7: Kernel512<R7, TSource>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 6: Kernel512<R6, TSource>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 5: Kernel512<R5, TSource>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 4: Kernel512<R4, TSource>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 3: Kernel512<R3, TSource>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 2: Kernel512<R2, TSource>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                default: Kernel512<R1, TSource>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
             }
         }
         else if (Vector256.IsHardwareAccelerated)
         {
             switch (rows)
             {
-                case 6: Kernel256<R6>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
-                case 5: Kernel256<R5>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
-                case 4: Kernel256<R4>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
-                case 3: Kernel256<R3>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
-                case 2: Kernel256<R2>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
-                default: Kernel256<R1>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 6: Kernel256<R6, TSource>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 5: Kernel256<R5, TSource>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 4: Kernel256<R4, TSource>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 3: Kernel256<R3, TSource>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 2: Kernel256<R2, TSource>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                default: Kernel256<R1, TSource>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
             }
         }
         else if (Vector128.IsHardwareAccelerated)
         {
             switch (rows)
             {
-                case 4: Kernel128<R4>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
-                case 3: Kernel128<R3>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
-                case 2: Kernel128<R2>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
-                default: Kernel128<R1>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 4: Kernel128<R4, TSource>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 3: Kernel128<R3, TSource>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                case 2: Kernel128<R2, TSource>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
+                default: Kernel128<R1, TSource>(a, aRowStride, aColStride, panel, kc, c, ldc, load); break;
             }
         }
         else
         {
-            KernelScalar(rows, a, aRowStride, aColStride, panel, kc, c, ldc, load);
+            KernelScalar<TSource>(rows, a, aRowStride, aColStride, panel, kc, c, ldc, load);
         }
     }
 
     /// <summary>MR = 8 rows x NR = 32 columns (two Vector512 per row): 16 accumulators of the 32 registers.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel512<TRows>(float* a, nint sm, nint sk, float* b, int kc, float* c, nint ldc, bool load)
+    private static void Kernel512<TRows, TSource>(byte* a, nint sm, nint sk, float* b, int kc, float* c, nint ldc, bool load)
         where TRows : struct, IRows
+        where TSource : struct, IBroadcastSource
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
@@ -81,21 +84,21 @@ public static unsafe partial class Gemm
         }
 
         nint s2 = 2 * sm, s3 = 3 * sm;
-        float* a4 = a + (4 * sm);
+        byte* a4 = a + (4 * sm);
         for (int k = 0; k < kc; k++)
         {
             Vector512<float> b0 = Vector512.Load(b);
             Vector512<float> b1 = Vector512.Load(b + 16);
             b += 32;
-            Vector512<float> av = Vector512.Create(a[0]);
+            Vector512<float> av = TSource.Broadcast512(a);
             c00 = Vector512.FusedMultiplyAdd(av, b0, c00); c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
-            if (TRows.Value > 1) { av = Vector512.Create(a[sm]); c10 = Vector512.FusedMultiplyAdd(av, b0, c10); c11 = Vector512.FusedMultiplyAdd(av, b1, c11); }
-            if (TRows.Value > 2) { av = Vector512.Create(a[s2]); c20 = Vector512.FusedMultiplyAdd(av, b0, c20); c21 = Vector512.FusedMultiplyAdd(av, b1, c21); }
-            if (TRows.Value > 3) { av = Vector512.Create(a[s3]); c30 = Vector512.FusedMultiplyAdd(av, b0, c30); c31 = Vector512.FusedMultiplyAdd(av, b1, c31); }
-            if (TRows.Value > 4) { av = Vector512.Create(a4[0]); c40 = Vector512.FusedMultiplyAdd(av, b0, c40); c41 = Vector512.FusedMultiplyAdd(av, b1, c41); }
-            if (TRows.Value > 5) { av = Vector512.Create(a4[sm]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51); }
-            if (TRows.Value > 6) { av = Vector512.Create(a4[s2]); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61); }
-            if (TRows.Value > 7) { av = Vector512.Create(a4[s3]); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71); }
+            if (TRows.Value > 1) { av = TSource.Broadcast512(a + sm); c10 = Vector512.FusedMultiplyAdd(av, b0, c10); c11 = Vector512.FusedMultiplyAdd(av, b1, c11); }
+            if (TRows.Value > 2) { av = TSource.Broadcast512(a + s2); c20 = Vector512.FusedMultiplyAdd(av, b0, c20); c21 = Vector512.FusedMultiplyAdd(av, b1, c21); }
+            if (TRows.Value > 3) { av = TSource.Broadcast512(a + s3); c30 = Vector512.FusedMultiplyAdd(av, b0, c30); c31 = Vector512.FusedMultiplyAdd(av, b1, c31); }
+            if (TRows.Value > 4) { av = TSource.Broadcast512(a4); c40 = Vector512.FusedMultiplyAdd(av, b0, c40); c41 = Vector512.FusedMultiplyAdd(av, b1, c41); }
+            if (TRows.Value > 5) { av = TSource.Broadcast512(a4 + sm); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51); }
+            if (TRows.Value > 6) { av = TSource.Broadcast512(a4 + s2); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61); }
+            if (TRows.Value > 7) { av = TSource.Broadcast512(a4 + s3); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71); }
             a += sk;
             a4 += sk;
         }
@@ -112,8 +115,9 @@ public static unsafe partial class Gemm
 
     /// <summary>MR = 6 rows x NR = 16 columns (two Vector256 per row): 12 accumulators of the 16 registers.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel256<TRows>(float* a, nint sm, nint sk, float* b, int kc, float* c, nint ldc, bool load)
+    private static void Kernel256<TRows, TSource>(byte* a, nint sm, nint sk, float* b, int kc, float* c, nint ldc, bool load)
         where TRows : struct, IRows
+        where TSource : struct, IBroadcastSource
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -128,19 +132,19 @@ public static unsafe partial class Gemm
         }
 
         nint s2 = 2 * sm;
-        float* a3 = a + (3 * sm);
+        byte* a3 = a + (3 * sm);
         for (int k = 0; k < kc; k++)
         {
             Vector256<float> b0 = Vector256.Load(b);
             Vector256<float> b1 = Vector256.Load(b + 8);
             b += 16;
-            Vector256<float> av = Vector256.Create(a[0]);
+            Vector256<float> av = TSource.Broadcast256(a);
             c00 = Vector256.FusedMultiplyAdd(av, b0, c00); c01 = Vector256.FusedMultiplyAdd(av, b1, c01);
-            if (TRows.Value > 1) { av = Vector256.Create(a[sm]); c10 = Vector256.FusedMultiplyAdd(av, b0, c10); c11 = Vector256.FusedMultiplyAdd(av, b1, c11); }
-            if (TRows.Value > 2) { av = Vector256.Create(a[s2]); c20 = Vector256.FusedMultiplyAdd(av, b0, c20); c21 = Vector256.FusedMultiplyAdd(av, b1, c21); }
-            if (TRows.Value > 3) { av = Vector256.Create(a3[0]); c30 = Vector256.FusedMultiplyAdd(av, b0, c30); c31 = Vector256.FusedMultiplyAdd(av, b1, c31); }
-            if (TRows.Value > 4) { av = Vector256.Create(a3[sm]); c40 = Vector256.FusedMultiplyAdd(av, b0, c40); c41 = Vector256.FusedMultiplyAdd(av, b1, c41); }
-            if (TRows.Value > 5) { av = Vector256.Create(a3[s2]); c50 = Vector256.FusedMultiplyAdd(av, b0, c50); c51 = Vector256.FusedMultiplyAdd(av, b1, c51); }
+            if (TRows.Value > 1) { av = TSource.Broadcast256(a + sm); c10 = Vector256.FusedMultiplyAdd(av, b0, c10); c11 = Vector256.FusedMultiplyAdd(av, b1, c11); }
+            if (TRows.Value > 2) { av = TSource.Broadcast256(a + s2); c20 = Vector256.FusedMultiplyAdd(av, b0, c20); c21 = Vector256.FusedMultiplyAdd(av, b1, c21); }
+            if (TRows.Value > 3) { av = TSource.Broadcast256(a3); c30 = Vector256.FusedMultiplyAdd(av, b0, c30); c31 = Vector256.FusedMultiplyAdd(av, b1, c31); }
+            if (TRows.Value > 4) { av = TSource.Broadcast256(a3 + sm); c40 = Vector256.FusedMultiplyAdd(av, b0, c40); c41 = Vector256.FusedMultiplyAdd(av, b1, c41); }
+            if (TRows.Value > 5) { av = TSource.Broadcast256(a3 + s2); c50 = Vector256.FusedMultiplyAdd(av, b0, c50); c51 = Vector256.FusedMultiplyAdd(av, b1, c51); }
             a += sk;
             a3 += sk;
         }
@@ -155,8 +159,9 @@ public static unsafe partial class Gemm
 
     /// <summary>MR = 4 rows x NR = 8 columns (two Vector128 per row).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel128<TRows>(float* a, nint sm, nint sk, float* b, int kc, float* c, nint ldc, bool load)
+    private static void Kernel128<TRows, TSource>(byte* a, nint sm, nint sk, float* b, int kc, float* c, nint ldc, bool load)
         where TRows : struct, IRows
+        where TSource : struct, IBroadcastSource
     {
         Vector128<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
         if (load)
@@ -173,11 +178,11 @@ public static unsafe partial class Gemm
             Vector128<float> b0 = Vector128.Load(b);
             Vector128<float> b1 = Vector128.Load(b + 4);
             b += 8;
-            Vector128<float> av = Vector128.Create(a[0]);
+            Vector128<float> av = TSource.Broadcast128(a);
             c00 = Fma128(av, b0, c00); c01 = Fma128(av, b1, c01);
-            if (TRows.Value > 1) { av = Vector128.Create(a[sm]); c10 = Fma128(av, b0, c10); c11 = Fma128(av, b1, c11); }
-            if (TRows.Value > 2) { av = Vector128.Create(a[s2]); c20 = Fma128(av, b0, c20); c21 = Fma128(av, b1, c21); }
-            if (TRows.Value > 3) { av = Vector128.Create(a[s3]); c30 = Fma128(av, b0, c30); c31 = Fma128(av, b1, c31); }
+            if (TRows.Value > 1) { av = TSource.Broadcast128(a + sm); c10 = Fma128(av, b0, c10); c11 = Fma128(av, b1, c11); }
+            if (TRows.Value > 2) { av = TSource.Broadcast128(a + s2); c20 = Fma128(av, b0, c20); c21 = Fma128(av, b1, c21); }
+            if (TRows.Value > 3) { av = TSource.Broadcast128(a + s3); c30 = Fma128(av, b0, c30); c31 = Fma128(av, b1, c31); }
             a += sk;
         }
 
@@ -189,22 +194,72 @@ public static unsafe partial class Gemm
 
     /// <summary>Scalar fallback: MR = 4 rows x NR = 8 columns.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void KernelScalar(int rows, float* a, nint sm, nint sk, float* b, int kc, float* c, nint ldc, bool load)
+    private static void KernelScalar<TSource>(int rows, byte* a, nint sm, nint sk, float* b, int kc, float* c, nint ldc, bool load)
+        where TSource : struct, IBroadcastSource
     {
         for (int r = 0; r < rows; r++)
         {
-            float* ar = a + (r * sm);
+            byte* ar = a + (r * sm);
             for (int j = 0; j < 8; j++)
             {
                 float s = load ? c[(r * ldc) + j] : 0f;
                 for (int k = 0; k < kc; k++)
                 {
-                    s += ar[k * sk] * b[(k * 8) + j];
+                    s += TSource.Read(ar + (k * sk)) * b[(k * 8) + j];
                 }
 
                 c[(r * ldc) + j] = s;
             }
         }
+    }
+
+    /// <summary>How the kernels read one element of the broadcast operand and splat it across a vector.</summary>
+    private interface IBroadcastSource
+    {
+        static abstract Vector512<float> Broadcast512(byte* p);
+
+        static abstract Vector256<float> Broadcast256(byte* p);
+
+        static abstract Vector128<float> Broadcast128(byte* p);
+
+        static abstract float Read(byte* p);
+    }
+
+    /// <summary>float32 elements: a broadcast load.</summary>
+    private struct F32Source : IBroadcastSource
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Broadcast512(byte* p) => Vector512.Create(*(float*)p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Broadcast256(byte* p) => Vector256.Create(*(float*)p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector128<float> Broadcast128(byte* p) => Vector128.Create(*(float*)p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Read(byte* p) => *(float*)p;
+    }
+
+    /// <summary>
+    /// bfloat16 elements widened in the kernel. A bfloat16 is the upper half of a float32, so the 32-bit word that
+    /// <em>ends</em> at the element (the element and the two bytes before it), broadcast and masked to its upper 16
+    /// bits, is the widened value: one broadcast load and one AND, no shift and no separate widening pass. It reads
+    /// the two bytes before each element, so callers must not hand it the first element of a buffer.
+    /// </summary>
+    private struct BF16Source : IBroadcastSource
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Broadcast512(byte* p) => (Vector512.Create(*(uint*)(p - 2)) & Vector512.Create(0xFFFF_0000u)).AsSingle();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Broadcast256(byte* p) => (Vector256.Create(*(uint*)(p - 2)) & Vector256.Create(0xFFFF_0000u)).AsSingle();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector128<float> Broadcast128(byte* p) => (Vector128.Create(*(uint*)(p - 2)) & Vector128.Create(0xFFFF_0000u)).AsSingle();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Read(byte* p) => Precision.BF16ToSingle(*(ushort*)p);
     }
 
     /// <summary>

@@ -463,20 +463,22 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>
-    /// One micro-tile: <c>C[rows, cols] (+)= A[rows, kc]·panel[kc, cols]</c>. Full tiles with unit column stride are
-    /// written directly; edge tiles and transposed outputs go through <paramref name="tile"/>.
+    /// One micro-tile: <c>C[rows, cols] (+)= A[rows, kc]·panel[kc, cols]</c>, <c>A</c> read as <typeparamref name="TSource"/>
+    /// with byte strides. Full tiles with unit column stride are written directly; edge tiles and transposed outputs go
+    /// through <paramref name="tile"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MicroTile(float* a, nint aRowStride, nint aColStride, float* panel, int kc, int rows, int cols, float* c, nint cRowStride, nint cColStride, bool add, float* tile)
+    private static void MicroTile<TSource>(byte* a, nint aRowStride, nint aColStride, float* panel, int kc, int rows, int cols, float* c, nint cRowStride, nint cColStride, bool add, float* tile)
+        where TSource : struct, IBroadcastSource
     {
         int nr = Nr;
         if (cols == nr && cColStride == 1)
         {
-            Kernel(rows, a, aRowStride, aColStride, panel, kc, c, cRowStride, add);
+            Kernel<TSource>(rows, a, aRowStride, aColStride, panel, kc, c, cRowStride, add);
             return;
         }
 
-        Kernel(rows, a, aRowStride, aColStride, panel, kc, tile, nr, false);
+        Kernel<TSource>(rows, a, aRowStride, aColStride, panel, kc, tile, nr, false);
         if (cRowStride == 1)
         {
             int j = 0;
@@ -689,10 +691,19 @@ public static unsafe partial class Gemm
                 {
                     int o0 = block * mr;
                     int rows = Math.Min(mr, OutF - o0);
+                    // The broadcast operand: float32 weights and bfloat16 rows are read in place (bfloat16 widened in
+                    // the kernel; not the matrix's first element, whose widening word would start before the buffer),
+                    // everything else is widened into a float32 block first.
                     float* a;
                     nint aRowStride;
                     nint aColStride = 1;
-                    if (Transposed)
+                    bool bf16InPlace = Type == WeightType.BF16 && !Transposed && (o0 | k0) != 0;
+                    if (bf16InPlace)
+                    {
+                        a = (float*)(W + ((((nint)o0 * InF) + k0) * esize));
+                        aRowStride = InF;
+                    }
+                    else if (Transposed)
                     {
                         if (widened is null)
                         {
@@ -741,7 +752,15 @@ public static unsafe partial class Gemm
 
                         // yᵀ tile: rows are output features (unit stride in y), columns are tokens (stride OutF).
                         float* panel = XT + ((nint)p * nr * InF) + ((nint)k0 * nr);
-                        MicroTile(a, aRowStride, aColStride, panel, kc, rows, cols, Y + ((nint)t0 * OutF) + o0, 1, OutF, add, tile);
+                        float* yt = Y + ((nint)t0 * OutF) + o0;
+                        if (bf16InPlace)
+                        {
+                            MicroTile<BF16Source>((byte*)a, aRowStride * sizeof(ushort), aColStride * sizeof(ushort), panel, kc, rows, cols, yt, 1, OutF, add, tile);
+                        }
+                        else
+                        {
+                            MicroTile<F32Source>((byte*)a, aRowStride * sizeof(float), aColStride * sizeof(float), panel, kc, rows, cols, yt, 1, OutF, add, tile);
+                        }
                     }
                 }
             }
@@ -828,7 +847,7 @@ public static unsafe partial class Gemm
                     {
                         int rows = Math.Min(mr, M - m0);
                         float* a = A + (m0 * ARowStride) + (k0 * AColStride);
-                        MicroTile(a, ARowStride, AColStride, panel, kc, rows, cols, C + ((nint)m0 * N) + n0, N, 1, add, tile);
+                        MicroTile<F32Source>((byte*)a, ARowStride * sizeof(float), AColStride * sizeof(float), panel, kc, rows, cols, C + ((nint)m0 * N) + n0, N, 1, add, tile);
                     }
                 }
             }
