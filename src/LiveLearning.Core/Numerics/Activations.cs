@@ -140,19 +140,19 @@ public static class Activations
         public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector128<float> width)
         {
             var x = Vector128.LoadUnsafe(ref a);
-            (x / (Vector128<float>.One + Vector128.Exp(-x))).StoreUnsafe(ref o);
+            (x / (Vector128<float>.One + FastExp.Exp(-x))).StoreUnsafe(ref o);
         }
 
         public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector256<float> width)
         {
             var x = Vector256.LoadUnsafe(ref a);
-            (x / (Vector256<float>.One + Vector256.Exp(-x))).StoreUnsafe(ref o);
+            (x / (Vector256<float>.One + FastExp.Exp(-x))).StoreUnsafe(ref o);
         }
 
         public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector512<float> width)
         {
             var x = Vector512.LoadUnsafe(ref a);
-            (x / (Vector512<float>.One + Vector512.Exp(-x))).StoreUnsafe(ref o);
+            (x / (Vector512<float>.One + FastExp.Exp(-x))).StoreUnsafe(ref o);
         }
     }
 
@@ -169,21 +169,21 @@ public static class Activations
         public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector128<float> width)
         {
             var x = Vector128.LoadUnsafe(ref b);
-            var s = Vector128<float>.One / (Vector128<float>.One + Vector128.Exp(-x));
+            var s = Vector128<float>.One / (Vector128<float>.One + FastExp.Exp(-x));
             (Vector128.LoadUnsafe(ref o) + (Vector128.LoadUnsafe(ref a) * (s * (Vector128<float>.One + (x * (Vector128<float>.One - s)))))).StoreUnsafe(ref o);
         }
 
         public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector256<float> width)
         {
             var x = Vector256.LoadUnsafe(ref b);
-            var s = Vector256<float>.One / (Vector256<float>.One + Vector256.Exp(-x));
+            var s = Vector256<float>.One / (Vector256<float>.One + FastExp.Exp(-x));
             (Vector256.LoadUnsafe(ref o) + (Vector256.LoadUnsafe(ref a) * (s * (Vector256<float>.One + (x * (Vector256<float>.One - s)))))).StoreUnsafe(ref o);
         }
 
         public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector512<float> width)
         {
             var x = Vector512.LoadUnsafe(ref b);
-            var s = Vector512<float>.One / (Vector512<float>.One + Vector512.Exp(-x));
+            var s = Vector512<float>.One / (Vector512<float>.One + FastExp.Exp(-x));
             (Vector512.LoadUnsafe(ref o) + (Vector512.LoadUnsafe(ref a) * (s * (Vector512<float>.One + (x * (Vector512<float>.One - s)))))).StoreUnsafe(ref o);
         }
     }
@@ -200,19 +200,19 @@ public static class Activations
         public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector128<float> width)
         {
             var g = Vector128.LoadUnsafe(ref a);
-            (g / (Vector128<float>.One + Vector128.Exp(-g)) * Vector128.LoadUnsafe(ref b)).StoreUnsafe(ref o);
+            (g / (Vector128<float>.One + FastExp.Exp(-g)) * Vector128.LoadUnsafe(ref b)).StoreUnsafe(ref o);
         }
 
         public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector256<float> width)
         {
             var g = Vector256.LoadUnsafe(ref a);
-            (g / (Vector256<float>.One + Vector256.Exp(-g)) * Vector256.LoadUnsafe(ref b)).StoreUnsafe(ref o);
+            (g / (Vector256<float>.One + FastExp.Exp(-g)) * Vector256.LoadUnsafe(ref b)).StoreUnsafe(ref o);
         }
 
         public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector512<float> width)
         {
             var g = Vector512.LoadUnsafe(ref a);
-            (g / (Vector512<float>.One + Vector512.Exp(-g)) * Vector512.LoadUnsafe(ref b)).StoreUnsafe(ref o);
+            (g / (Vector512<float>.One + FastExp.Exp(-g)) * Vector512.LoadUnsafe(ref b)).StoreUnsafe(ref o);
         }
     }
 
@@ -232,7 +232,7 @@ public static class Activations
         {
             var g = Vector128.LoadUnsafe(ref b);
             var dy = Vector128.LoadUnsafe(ref a);
-            var s = Vector128<float>.One / (Vector128<float>.One + Vector128.Exp(-g));
+            var s = Vector128<float>.One / (Vector128<float>.One + FastExp.Exp(-g));
             (Vector128.LoadUnsafe(ref o2) + (dy * (g * s))).StoreUnsafe(ref o2);
             (Vector128.LoadUnsafe(ref o) + (dy * Vector128.LoadUnsafe(ref c) * (s * (Vector128<float>.One + (g * (Vector128<float>.One - s)))))).StoreUnsafe(ref o);
         }
@@ -241,7 +241,7 @@ public static class Activations
         {
             var g = Vector256.LoadUnsafe(ref b);
             var dy = Vector256.LoadUnsafe(ref a);
-            var s = Vector256<float>.One / (Vector256<float>.One + Vector256.Exp(-g));
+            var s = Vector256<float>.One / (Vector256<float>.One + FastExp.Exp(-g));
             (Vector256.LoadUnsafe(ref o2) + (dy * (g * s))).StoreUnsafe(ref o2);
             (Vector256.LoadUnsafe(ref o) + (dy * Vector256.LoadUnsafe(ref c) * (s * (Vector256<float>.One + (g * (Vector256<float>.One - s)))))).StoreUnsafe(ref o);
         }
@@ -250,7 +250,7 @@ public static class Activations
         {
             var g = Vector512.LoadUnsafe(ref b);
             var dy = Vector512.LoadUnsafe(ref a);
-            var s = Vector512<float>.One / (Vector512<float>.One + Vector512.Exp(-g));
+            var s = Vector512<float>.One / (Vector512<float>.One + FastExp.Exp(-g));
             (Vector512.LoadUnsafe(ref o2) + (dy * (g * s))).StoreUnsafe(ref o2);
             (Vector512.LoadUnsafe(ref o) + (dy * Vector512.LoadUnsafe(ref c) * (s * (Vector512<float>.One + (g * (Vector512<float>.One - s)))))).StoreUnsafe(ref o);
         }

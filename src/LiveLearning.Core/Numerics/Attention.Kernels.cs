@@ -724,7 +724,7 @@ public static partial class Attention
             var vs = Vector512.Create(shift);
             for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
             {
-                Vector512<float> e = Exp512(Vector512.Load(s + i) - vs);
+                Vector512<float> e = FastExp.Exp(Vector512.Load(s + i) - vs);
                 e.Store(s + i);
                 acc += e;
             }
@@ -738,7 +738,7 @@ public static partial class Attention
             var vs = Vector256.Create(shift);
             for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
             {
-                Vector256<float> e = Exp256(Vector256.Load(s + i) - vs);
+                Vector256<float> e = FastExp.Exp(Vector256.Load(s + i) - vs);
                 e.Store(s + i);
                 acc += e;
             }
@@ -752,7 +752,7 @@ public static partial class Attention
             var vs = Vector128.Create(shift);
             for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
             {
-                Vector128<float> e = Exp128(Vector128.Load(s + i) - vs);
+                Vector128<float> e = FastExp.Exp(Vector128.Load(s + i) - vs);
                 e.Store(s + i);
                 acc += e;
             }
@@ -762,78 +762,11 @@ public static partial class Attention
 
         for (; i < n; i++)
         {
-            float e = ExpScalar(s[i] - shift);
+            float e = FastExp.Exp(s[i] - shift);
             s[i] = e;
             sum += e;
         }
 
         return sum;
-    }
-
-    // exp(x) = 2^n · e^r with n = round(x·log2 e), r = x − n·ln 2 (two-part ln 2), e^r by its degree-6 Taylor
-    // polynomial (|r| ≤ ln2/2, relative error ~1e-7). Below −87.3 the result flushes to 0; NaN is kept.
-    private const float ExpLowerBound = -87.3f;
-    private const float Log2E = 1.44269504f;
-    private const float Ln2Hi = 0.693359375f;
-    private const float Ln2Lo = -2.12194440e-4f;
-    private const float C2 = 1f / 2, C3 = 1f / 6, C4 = 1f / 24, C5 = 1f / 120, C6 = 1f / 720;
-
-    private static float ExpScalar(float x) => x < ExpLowerBound ? 0f : MathF.Exp(x);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Exp512(Vector512<float> x)
-    {
-        Vector512<float> xc = Vector512.Min(Vector512.Max(x, Vector512.Create(ExpLowerBound)), Vector512.Create(88f));
-        Vector512<float> n = Vector512.Round(xc * Vector512.Create(Log2E));
-        Vector512<float> r = Vector512.MultiplyAddEstimate(n, Vector512.Create(-Ln2Hi), xc);
-        r = Vector512.MultiplyAddEstimate(n, Vector512.Create(-Ln2Lo), r);
-        Vector512<float> p = Vector512.MultiplyAddEstimate(Vector512.Create(C6), r, Vector512.Create(C5));
-        p = Vector512.MultiplyAddEstimate(p, r, Vector512.Create(C4));
-        p = Vector512.MultiplyAddEstimate(p, r, Vector512.Create(C3));
-        p = Vector512.MultiplyAddEstimate(p, r, Vector512.Create(C2));
-        p = Vector512.MultiplyAddEstimate(p, r, Vector512<float>.One);
-        p = Vector512.MultiplyAddEstimate(p, r, Vector512<float>.One);
-        Vector512<int> bits = (Vector512.ConvertToInt32(n) + Vector512.Create(127)) << 23;
-        Vector512<float> result = p * bits.AsSingle();
-        result = Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(ExpLowerBound)), Vector512<float>.Zero, result);
-        return Vector512.ConditionalSelect(Vector512.Equals(x, x), result, x);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Exp256(Vector256<float> x)
-    {
-        Vector256<float> xc = Vector256.Min(Vector256.Max(x, Vector256.Create(ExpLowerBound)), Vector256.Create(88f));
-        Vector256<float> n = Vector256.Round(xc * Vector256.Create(Log2E));
-        Vector256<float> r = Vector256.MultiplyAddEstimate(n, Vector256.Create(-Ln2Hi), xc);
-        r = Vector256.MultiplyAddEstimate(n, Vector256.Create(-Ln2Lo), r);
-        Vector256<float> p = Vector256.MultiplyAddEstimate(Vector256.Create(C6), r, Vector256.Create(C5));
-        p = Vector256.MultiplyAddEstimate(p, r, Vector256.Create(C4));
-        p = Vector256.MultiplyAddEstimate(p, r, Vector256.Create(C3));
-        p = Vector256.MultiplyAddEstimate(p, r, Vector256.Create(C2));
-        p = Vector256.MultiplyAddEstimate(p, r, Vector256<float>.One);
-        p = Vector256.MultiplyAddEstimate(p, r, Vector256<float>.One);
-        Vector256<int> bits = (Vector256.ConvertToInt32(n) + Vector256.Create(127)) << 23;
-        Vector256<float> result = p * bits.AsSingle();
-        result = Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256.Create(ExpLowerBound)), Vector256<float>.Zero, result);
-        return Vector256.ConditionalSelect(Vector256.Equals(x, x), result, x);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> Exp128(Vector128<float> x)
-    {
-        Vector128<float> xc = Vector128.Min(Vector128.Max(x, Vector128.Create(ExpLowerBound)), Vector128.Create(88f));
-        Vector128<float> n = Vector128.Round(xc * Vector128.Create(Log2E));
-        Vector128<float> r = Vector128.MultiplyAddEstimate(n, Vector128.Create(-Ln2Hi), xc);
-        r = Vector128.MultiplyAddEstimate(n, Vector128.Create(-Ln2Lo), r);
-        Vector128<float> p = Vector128.MultiplyAddEstimate(Vector128.Create(C6), r, Vector128.Create(C5));
-        p = Vector128.MultiplyAddEstimate(p, r, Vector128.Create(C4));
-        p = Vector128.MultiplyAddEstimate(p, r, Vector128.Create(C3));
-        p = Vector128.MultiplyAddEstimate(p, r, Vector128.Create(C2));
-        p = Vector128.MultiplyAddEstimate(p, r, Vector128<float>.One);
-        p = Vector128.MultiplyAddEstimate(p, r, Vector128<float>.One);
-        Vector128<int> bits = (Vector128.ConvertToInt32(n) + Vector128.Create(127)) << 23;
-        Vector128<float> result = p * bits.AsSingle();
-        result = Vector128.ConditionalSelect(Vector128.LessThan(x, Vector128.Create(ExpLowerBound)), Vector128<float>.Zero, result);
-        return Vector128.ConditionalSelect(Vector128.Equals(x, x), result, x);
     }
 }

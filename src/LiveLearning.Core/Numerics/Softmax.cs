@@ -77,7 +77,7 @@ public static class Softmax
             var acc = Vector512<float>.Zero;
             for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
             {
-                var v = Vector512.Exp(Vector512.LoadUnsafe(ref px, (nuint)i) - vs);
+                var v = FastExp.Exp(Vector512.LoadUnsafe(ref px, (nuint)i) - vs);
                 acc += v;
                 v.StoreUnsafe(ref pe, (nuint)i);
             }
@@ -91,7 +91,7 @@ public static class Softmax
             var acc = Vector256<float>.Zero;
             for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
             {
-                var v = Vector256.Exp(Vector256.LoadUnsafe(ref px, (nuint)i) - vs);
+                var v = FastExp.Exp(Vector256.LoadUnsafe(ref px, (nuint)i) - vs);
                 acc += v;
                 v.StoreUnsafe(ref pe, (nuint)i);
             }
@@ -105,7 +105,7 @@ public static class Softmax
             var acc = Vector128<float>.Zero;
             for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
             {
-                var v = Vector128.Exp(Vector128.LoadUnsafe(ref px, (nuint)i) - vs);
+                var v = FastExp.Exp(Vector128.LoadUnsafe(ref px, (nuint)i) - vs);
                 acc += v;
                 v.StoreUnsafe(ref pe, (nuint)i);
             }
