@@ -120,9 +120,10 @@ public sealed partial class LlamaModel
             Span<float> ql = lt is null ? q : lt.Q;
             Span<float> kl = lt is null ? k : lt.K;
             Span<float> vl = lt is null ? v : lt.V;
-            Project(ql, h1, l, Projection.QProj, plan, lt, n, accumulate: false, arena);
-            Project(kl, h1, l, Projection.KProj, plan, lt, n, accumulate: false, arena);
-            Project(vl, h1, l, Projection.VProj, plan, lt, n, accumulate: false, arena);
+            Gemm.LinearShared(h1, n, ql, w.Projections[(int)Projection.QProj], kl, w.Projections[(int)Projection.KProj], vl, w.Projections[(int)Projection.VProj], _pool);
+            AddBiasAndAdapter(ql, h1, l, Projection.QProj, plan, lt, n, arena);
+            AddBiasAndAdapter(kl, h1, l, Projection.KProj, plan, lt, n, arena);
+            AddBiasAndAdapter(vl, h1, l, Projection.VProj, plan, lt, n, arena);
             Rope.Forward(ql, plan.Positions, _heads, _headDim, _rope);
             Rope.Forward(kl, plan.Positions, _kvHeads, _headDim, _rope);
 
@@ -166,8 +167,9 @@ public sealed partial class LlamaModel
             Span<float> gl = lt is null ? gate : lt.Gate;
             Span<float> ul = lt is null ? up : lt.Up;
             Span<float> ml = lt is null || lt.M.Length == 0 ? m : lt.M;
-            Project(gl, h2, l, Projection.GateProj, plan, lt, n, accumulate: false, arena);
-            Project(ul, h2, l, Projection.UpProj, plan, lt, n, accumulate: false, arena);
+            Gemm.LinearShared(h2, n, gl, w.Projections[(int)Projection.GateProj], ul, w.Projections[(int)Projection.UpProj], pool: _pool);
+            AddBiasAndAdapter(gl, h2, l, Projection.GateProj, plan, lt, n, arena);
+            AddBiasAndAdapter(ul, h2, l, Projection.UpProj, plan, lt, n, arena);
             SwiGluRows(ml, gl, ul, default, default, n);
             Project(x, ml, l, Projection.DownProj, plan, lt, n, accumulate: true, arena);
         }
@@ -280,9 +282,15 @@ public sealed partial class LlamaModel
     /// <summary>y (=|+=) x·Wᵀ + b + adapter delta, for one projection of one layer (each run of sequences with its own adapter).</summary>
     private void Project(Span<float> y, ReadOnlySpan<float> x, int layer, Projection projection, BatchPlan plan, LayerTape? lt, int n, bool accumulate, Arena arena)
     {
+        Gemm.Linear(y, x, _weights.Layers[layer].Projections[(int)projection], n, accumulate, _pool);
+        AddBiasAndAdapter(y, x, layer, projection, plan, lt, n, arena);
+    }
+
+    /// <summary>y += b + adapter delta, after the base product y (=|+=) x·Wᵀ of one projection of one layer.</summary>
+    private void AddBiasAndAdapter(Span<float> y, ReadOnlySpan<float> x, int layer, Projection projection, BatchPlan plan, LayerTape? lt, int n, Arena arena)
+    {
         LayerWeights w = _weights.Layers[layer];
         WeightMatrix weight = w.Projections[(int)projection];
-        Gemm.Linear(y, x, weight, n, accumulate, _pool);
         if (w.Biases[(int)projection] is { } bias)
         {
             for (int t = 0; t < n; t++)

@@ -90,6 +90,76 @@ public static unsafe partial class Gemm
         }
     }
 
+    /// <summary>
+    /// Two or three projections of one input, <c>y_i = x·W_iᵀ</c> (q, k and v of an attention block; gate and up of an
+    /// MLP): <paramref name="x"/> is packed once and one pass over the pool covers the rows of every weight. Each output
+    /// equals what <see cref="Linear(Span{float}, ReadOnlySpan{float}, in WeightMatrix, int, bool, ComputePool?)"/>
+    /// gives for its weight, bit for bit.
+    /// </summary>
+    /// <param name="x">Input <c>[tokens, in]</c>.</param>
+    /// <param name="tokens">Rows of <paramref name="x"/>.</param>
+    /// <param name="y0">Output <c>[tokens, w0.Rows]</c>.</param>
+    /// <param name="w0">First weight <c>[out0, in]</c>.</param>
+    /// <param name="y1">Output <c>[tokens, w1.Rows]</c>.</param>
+    /// <param name="w1">Second weight <c>[out1, in]</c>, same element type as <paramref name="w0"/>.</param>
+    /// <param name="y2">Output <c>[tokens, w2.Rows]</c>, or empty when there is no third weight.</param>
+    /// <param name="w2">Third weight, or <see langword="default"/> when there is none.</param>
+    /// <param name="pool">Threads to use, or <see langword="null"/>.</param>
+    /// <exception cref="ArgumentException">
+    /// If a length does not match the shape, the weights differ in input width or element type, or an output overlaps
+    /// an input or another output.
+    /// </exception>
+    public static void LinearShared(ReadOnlySpan<float> x, int tokens, Span<float> y0, in WeightMatrix w0, Span<float> y1, in WeightMatrix w1, Span<float> y2 = default, in WeightMatrix w2 = default, ComputePool? pool = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
+        bool third = !w2.Bytes.IsEmpty || w2.Rows != 0;
+        CheckLength(x.Length, (long)tokens * w0.Cols, nameof(x), "tokens*w0.Cols");
+        CheckShared(w0, w1, nameof(w1));
+        CheckLength(y0.Length, (long)tokens * w0.Rows, nameof(y0), "tokens*w0.Rows");
+        CheckLength(y1.Length, (long)tokens * w1.Rows, nameof(y1), "tokens*w1.Rows");
+        CheckNoOverlap(y0, x, nameof(y0), nameof(x));
+        CheckNoOverlap(y1, x, nameof(y1), nameof(x));
+        CheckNoOverlap(y1, y0, nameof(y1), nameof(y0));
+        if (third)
+        {
+            CheckShared(w0, w2, nameof(w2));
+            CheckLength(y2.Length, (long)tokens * w2.Rows, nameof(y2), "tokens*w2.Rows");
+            CheckNoOverlap(y2, x, nameof(y2), nameof(x));
+            CheckNoOverlap(y2, y0, nameof(y2), nameof(y0));
+            CheckNoOverlap(y2, y1, nameof(y2), nameof(y1));
+        }
+        else if (!y2.IsEmpty)
+        {
+            throw new ArgumentException("y2 is given without a third weight.", nameof(y2));
+        }
+
+        foreach (ReadOnlyMemory<byte> w in (ReadOnlySpan<ReadOnlyMemory<byte>>)[w0.Bytes, w1.Bytes, w2.Bytes])
+        {
+            CheckNoOverlap(y0, w.Span, nameof(y0), "a weight");
+            CheckNoOverlap(y1, w.Span, nameof(y1), "a weight");
+            CheckNoOverlap(y2, w.Span, nameof(y2), "a weight");
+        }
+
+        fixed (float* px = x)
+        fixed (float* py0 = y0)
+        fixed (float* py1 = y1)
+        fixed (float* py2 = y2)
+        fixed (byte* pw0 = w0.Bytes.Span)
+        fixed (byte* pw1 = w1.Bytes.Span)
+        fixed (byte* pw2 = w2.Bytes.Span)
+        {
+            var targets = new LinearTargets();
+            targets.Add(py0, pw0, w0.Rows);
+            targets.Add(py1, pw1, w1.Rows);
+            if (third)
+            {
+                targets.Add(py2, pw2, w2.Rows);
+            }
+
+            LinearCore(px, w0.Type, tokens, w0.Cols, targets, accumulate: false, transposed: false, pool);
+        }
+    }
+
     /// <summary><c>dX = dY·W</c>: <c>dx[t,i] = (accumulate ? dx[t,i] : 0) + Σ_o dy[t,o]·w[o,i]</c>.</summary>
     /// <param name="dx">Output <c>[tokens, w.Cols]</c>; must not overlap the inputs.</param>
     /// <param name="dy">Upstream gradient <c>[tokens, w.Rows]</c>.</param>
@@ -196,6 +266,14 @@ public static unsafe partial class Gemm
         ArgumentOutOfRangeException.ThrowIfNegative(inFeatures);
     }
 
+    private static void CheckShared(in WeightMatrix first, in WeightMatrix other, string name)
+    {
+        if (other.Cols != first.Cols || other.Type != first.Type)
+        {
+            throw new ArgumentException($"{name} is [{other.Rows}, {other.Cols}] {other.Type} but the first weight is [{first.Rows}, {first.Cols}] {first.Type}; shared-input projections need the same input width and element type.", name);
+        }
+    }
+
     private static void CheckLength(int actual, long expected, string name, string what)
     {
         if (actual != expected)
@@ -255,34 +333,26 @@ public static unsafe partial class Gemm
     /// </summary>
     private static void LinearCore(float* y, float* x, byte* w, WeightType type, int tokens, int outF, int inF, bool accumulate, bool transposed, ComputePool? pool)
     {
-        if (tokens == 0 || outF == 0)
+        var targets = new LinearTargets();
+        targets.Add(y, w, outF);
+        LinearCore(x, type, tokens, inF, targets, accumulate, transposed, pool);
+    }
+
+    /// <summary>The forward driver over one or more weights sharing the input <paramref name="x"/> (packed once).</summary>
+    private static void LinearCore(float* x, WeightType type, int tokens, int inF, LinearTargets targets, bool accumulate, bool transposed, ComputePool? pool)
+    {
+        if (tokens == 0 || targets.TotalBlocks == 0)
         {
             return;
         }
 
-        if (inF == 0)
+        if (inF == 0 || (!transposed && tokens <= GemvMaxTokens) || (!transposed && UseFewTokens(tokens)))
         {
-            if (!accumulate)
+            // Paths without a packed input: one product per weight.
+            for (int i = 0; i < targets.Count; i++)
             {
-                ClearOutput(y, (long)tokens * outF);
-            }
-
-            return;
-        }
-
-        if (!transposed && UseFewTokens(tokens))
-        {
-            FewTokensCore(y, x, w, type, tokens, outF, inF, accumulate, pool);
-            return;
-        }
-
-        if (!transposed && tokens <= GemvMaxTokens)
-        {
-            // The register tile is NR tokens wide, so a couple of tokens would waste most of it; a GEMV per
-            // token streams the weight once per token instead, which is cheaper up to two tokens.
-            for (int t = 0; t < tokens; t++)
-            {
-                GemvCore(y + ((nint)t * outF), x + ((nint)t * inF), w, type, outF, inF, accumulate, pool);
+                LinearTarget t = targets[i];
+                LinearSmall(t.Y, x, t.W, type, tokens, t.OutF, inF, accumulate, pool);
             }
 
             return;
@@ -298,27 +368,106 @@ public static unsafe partial class Gemm
             {
                 float* xt = Align64(raw);
                 PackTransposed(x, tokens, inF, xt, nr, pool);
-                int blocks = (outF + Mr - 1) / Mr;
                 var job = new LinearJob
                 {
-                    Y = y,
+                    Targets = targets,
                     XT = xt,
-                    W = w,
                     Type = type,
                     Tokens = tokens,
-                    OutF = outF,
                     InF = inF,
                     Accumulate = accumulate,
-                    Blocks = blocks,
                     Transposed = transposed,
                 };
-                job.Items = ItemCount(blocks, (long)tokens * outF * inF, pool);
+                job.Items = ItemCount(targets.TotalBlocks, (long)tokens * targets.TotalRows * inF, pool);
                 ComputePool.Run(pool, job.Items, ref job);
             }
         }
         finally
         {
             ArrayPool<float>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>The forward product without packing: no input columns, one or two tokens (GEMV) or a few (see <see cref="UseFewTokens"/>).</summary>
+    private static void LinearSmall(float* y, float* x, byte* w, WeightType type, int tokens, int outF, int inF, bool accumulate, ComputePool? pool)
+    {
+        if (inF == 0)
+        {
+            if (!accumulate)
+            {
+                ClearOutput(y, (long)tokens * outF);
+            }
+        }
+        else if (UseFewTokens(tokens))
+        {
+            FewTokensCore(y, x, w, type, tokens, outF, inF, accumulate, pool);
+        }
+        else
+        {
+            // The register tile is NR tokens wide, so a couple of tokens would waste most of it; a GEMV per
+            // token streams the weight once per token instead, which is cheaper up to two tokens.
+            for (int t = 0; t < tokens; t++)
+            {
+                GemvCore(y + ((nint)t * outF), x + ((nint)t * inF), w, type, outF, inF, accumulate, pool);
+            }
+        }
+    }
+
+    /// <summary>One weight of a forward product and its output.</summary>
+    private struct LinearTarget
+    {
+        public float* Y;
+        public byte* W;
+        public int OutF;
+        public int Blocks;
+    }
+
+    /// <summary>Up to three weights sharing one packed input; their row blocks are numbered one after another.</summary>
+    private struct LinearTargets
+    {
+        private LinearTarget _t0;
+        private LinearTarget _t1;
+        private LinearTarget _t2;
+
+        public int Count { get; private set; }
+
+        public int TotalBlocks { get; private set; }
+
+        public long TotalRows { get; private set; }
+
+        public readonly LinearTarget this[int i] => i switch { 0 => _t0, 1 => _t1, _ => _t2 };
+
+        public void Add(float* y, byte* w, int outF)
+        {
+            var t = new LinearTarget { Y = y, W = w, OutF = outF, Blocks = (outF + Mr - 1) / Mr };
+            switch (Count)
+            {
+                case 0: _t0 = t; break;
+                case 1: _t1 = t; break;
+                default: _t2 = t; break;
+            }
+
+            Count++;
+            TotalBlocks += t.Blocks;
+            TotalRows += outF;
+        }
+
+        /// <summary>The target holding global row block <paramref name="block"/>, which becomes the block's index within it.</summary>
+        public readonly LinearTarget Find(ref int block)
+        {
+            if (block < _t0.Blocks)
+            {
+                return _t0;
+            }
+
+            block -= _t0.Blocks;
+            if (block < _t1.Blocks)
+            {
+                return _t1;
+            }
+
+            block -= _t1.Blocks;
+            return _t2;
         }
     }
 
@@ -632,15 +781,12 @@ public static unsafe partial class Gemm
     /// <summary>Row blocks of the weight (MR output features) against every token panel.</summary>
     private struct LinearJob : IParallelJob
     {
-        public float* Y;
+        public LinearTargets Targets;
         public float* XT;
-        public byte* W;
         public WeightType Type;
         public int Tokens;
-        public int OutF;
         public int InF;
         public bool Accumulate;
-        public int Blocks;
         public int Items;
 
         /// <summary>
@@ -651,8 +797,9 @@ public static unsafe partial class Gemm
 
         public readonly void Execute(int index)
         {
-            int first = (int)((long)Blocks * index / Items);
-            int last = (int)((long)Blocks * (index + 1) / Items);
+            int blocks = Targets.TotalBlocks;
+            int first = (int)((long)blocks * index / Items);
+            int last = (int)((long)blocks * (index + 1) / Items);
             if (Type == WeightType.F32)
             {
                 Run(first, last, null);
@@ -689,7 +836,11 @@ public static unsafe partial class Gemm
                 bool add = Accumulate || k0 > 0;
                 for (int block = first; block < last; block++)
                 {
-                    int o0 = block * mr;
+                    int local = block;
+                    LinearTarget target = Targets.Find(ref local);
+                    byte* W = target.W;
+                    int OutF = target.OutF;
+                    int o0 = local * mr;
                     int rows = Math.Min(mr, OutF - o0);
                     // The broadcast operand: float32 weights and bfloat16 rows are read in place (bfloat16 widened in
                     // the kernel; not the matrix's first element, whose widening word would start before the buffer),
@@ -747,7 +898,7 @@ public static unsafe partial class Gemm
 
                         // yᵀ tile: rows are output features (unit stride in y), columns are tokens (stride OutF).
                         float* panel = XT + ((nint)p * nr * InF) + ((nint)k0 * nr);
-                        float* yt = Y + ((nint)t0 * OutF) + o0;
+                        float* yt = target.Y + ((nint)t0 * OutF) + o0;
                         if (bf16InPlace)
                         {
                             MicroTile<BF16Source>((byte*)a, aRowStride * sizeof(ushort), aColStride * sizeof(ushort), panel, kc, rows, cols, yt, 1, OutF, add, tile);

@@ -342,6 +342,61 @@ public sealed class GemmTests
         Assert.That(y, Is.All.EqualTo(7f));
     }
 
+    [TestCaseSource(nameof(Types))]
+    public void LinearShared_EqualsSeparateProductsBitForBit(WeightType type)
+    {
+        using var pool = new ComputePool(2);
+
+        // Token counts through every path (GEMV, few tokens, panels with remainder); output widths with block remainders.
+        foreach (int t in new[] { 0, 1, 2, 3, 9, 17, 33, 70 })
+        {
+            foreach ((int i, int o0, int o1, int o2) in new[] { (37, 19, 8, 5), (64, 96, 32, 32), (1025, 9, 17, 0) })
+            {
+                float[] x = TestData.Uniform(t * i, 11 + t, 1f);
+                WeightMatrix w0 = MakeWeight(TestData.Uniform(o0 * i, 1, 0.5f), o0, i, type);
+                WeightMatrix w1 = MakeWeight(TestData.Uniform(o1 * i, 2, 0.5f), o1, i, type);
+                WeightMatrix w2 = o2 == 0 ? default : MakeWeight(TestData.Uniform(o2 * i, 3, 0.5f), o2, i, type);
+                float[] y0 = new float[t * o0], y1 = new float[t * o1], y2 = new float[t * o2];
+                Gemm.LinearShared(x, t, y0, w0, y1, w1, y2, w2, pool);
+
+                float[] e0 = new float[t * o0], e1 = new float[t * o1], e2 = new float[t * o2];
+                Gemm.Linear(e0, x, w0, t, pool: pool);
+                Gemm.Linear(e1, x, w1, t, pool: pool);
+                if (o2 > 0)
+                {
+                    Gemm.Linear(e2, x, w2, t, pool: pool);
+                }
+
+                string what = $"{type} t={t} in={i} outs={o0},{o1},{o2}";
+                AssertBitwiseEqual(y0, e0, what + " y0");
+                AssertBitwiseEqual(y1, e1, what + " y1");
+                AssertBitwiseEqual(y2, e2, what + " y2");
+            }
+        }
+    }
+
+    [Test]
+    public void LinearShared_RefusesMismatchedWeightsAndOverlaps()
+    {
+        float[] x = TestData.Uniform(3 * 4, 1);
+        var w0 = WeightMatrix.FromF32(TestData.Uniform(24, 2), 6, 4);
+        var w1 = WeightMatrix.FromF32(TestData.Uniform(8, 3), 2, 4);
+        var wide = WeightMatrix.FromF32(TestData.Uniform(10, 4), 2, 5);
+        var bf16 = WeightMatrix.From16Bit(new ushort[8], 2, 4, WeightType.BF16);
+        float[] y0 = new float[18], y1 = new float[6];
+        Assert.Multiple(() =>
+        {
+            Assert.That(() => Gemm.LinearShared(x, 3, y0, w0, y1, wide), Throws.ArgumentException.With.Property("ParamName").EqualTo("w1").And.Message.Contains("input width"));
+            Assert.That(() => Gemm.LinearShared(x, 3, y0, w0, y1, bf16), Throws.ArgumentException.With.Property("ParamName").EqualTo("w1"));
+            Assert.That(() => Gemm.LinearShared(x, 3, y0, w0, y1, w1, new float[6], wide), Throws.ArgumentException.With.Property("ParamName").EqualTo("w2"));
+            Assert.That(() => Gemm.LinearShared(x, 3, y0, w0, y1, w1, new float[6]), Throws.ArgumentException.With.Property("ParamName").EqualTo("y2"));
+            Assert.That(() => Gemm.LinearShared(x, 3, y0, w0, new float[5], w1), Throws.ArgumentException.With.Property("ParamName").EqualTo("y1"));
+            Assert.That(() => Gemm.LinearShared(x, 3, y0, w0, y0.AsSpan(0, 6), w1), Throws.ArgumentException.With.Property("ParamName").EqualTo("y1"));
+            Assert.That(() => Gemm.LinearShared(new float[11], 3, y0, w0, y1, w1), Throws.ArgumentException.With.Property("ParamName").EqualTo("x"));
+        });
+        Assert.That(y0, Is.All.EqualTo(0f), "a refused call writes nothing");
+    }
+
     // ---------------------------------------------------------------- helpers
 
     private static WeightMatrix MakeWeight(float[] values, int rows, int cols, WeightType type)
