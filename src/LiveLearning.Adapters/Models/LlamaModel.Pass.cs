@@ -354,16 +354,17 @@ public sealed partial class LlamaModel
             LayerTape lt = tape.Layer(l)!;
 
             // MLP block. dx is the gradient w.r.t. the layer output; the residual passes it through unchanged.
-            BackProject(dm, dx, lt.M, l, Projection.DownProj, adapter, gradients, lt, n, accumulate: false);
+            BackProject(dm, dx, lt.M, l, Projection.DownProj, adapter, gradients, lt, n);
             dGate.Clear();
             dUp.Clear();
             SwiGluRows(dm, lt.Gate, lt.Up, dGate, dUp, n);
-            BackProject(dh, dGate, lt.H2, l, Projection.GateProj, adapter, gradients, lt, n, accumulate: false);
-            BackProject(dh, dUp, lt.H2, l, Projection.UpProj, adapter, gradients, lt, n, accumulate: true);
+            Gemm.LinearBackwardInputShared(dh, n, dGate, w.Projections[(int)Projection.GateProj], dUp, w.Projections[(int)Projection.UpProj], pool: _pool);
+            AdapterBackward(dh, dGate, lt.H2, l, Projection.GateProj, adapter, gradients, lt, n);
+            AdapterBackward(dh, dUp, lt.H2, l, Projection.UpProj, adapter, gradients, lt, n);
             RmsNorm.Backward(dx, default, dh, lt.XMid, w.PostAttentionNorm, lt.Rstd2, n, c);
 
             // Attention block.
-            BackProject(dO, dx, lt.O, l, Projection.OProj, adapter, gradients, lt, n, accumulate: false);
+            BackProject(dO, dx, lt.O, l, Projection.OProj, adapter, gradients, lt, n);
             dq.Clear();
             dk.Clear();
             dv.Clear();
@@ -387,18 +388,24 @@ public sealed partial class LlamaModel
 
             Rope.Backward(dq, plan.Positions, _heads, _headDim, _rope);
             Rope.Backward(dk, plan.Positions, _kvHeads, _headDim, _rope);
-            BackProject(dh, dq, lt.H1, l, Projection.QProj, adapter, gradients, lt, n, accumulate: false);
-            BackProject(dh, dk, lt.H1, l, Projection.KProj, adapter, gradients, lt, n, accumulate: true);
-            BackProject(dh, dv, lt.H1, l, Projection.VProj, adapter, gradients, lt, n, accumulate: true);
+            Gemm.LinearBackwardInputShared(dh, n, dq, w.Projections[(int)Projection.QProj], dk, w.Projections[(int)Projection.KProj], dv, w.Projections[(int)Projection.VProj], pool: _pool);
+            AdapterBackward(dh, dq, lt.H1, l, Projection.QProj, adapter, gradients, lt, n);
+            AdapterBackward(dh, dk, lt.H1, l, Projection.KProj, adapter, gradients, lt, n);
+            AdapterBackward(dh, dv, lt.H1, l, Projection.VProj, adapter, gradients, lt, n);
             RmsNorm.Backward(dx, default, dh, lt.XIn, w.InputNorm, lt.Rstd1, n, c);
         }
     }
 
-    /// <summary>dx (=|+=) dy·W, plus the adapter slot's input gradient and parameter gradients.</summary>
-    private void BackProject(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int layer, Projection projection, IModelAdapter adapter, AdapterGradients gradients, LayerTape lt, int n, bool accumulate)
+    /// <summary>dx = dy·W, plus the adapter slot's input gradient and parameter gradients.</summary>
+    private void BackProject(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int layer, Projection projection, IModelAdapter adapter, AdapterGradients gradients, LayerTape lt, int n)
     {
-        WeightMatrix weight = _weights.Layers[layer].Projections[(int)projection];
-        Gemm.LinearBackwardInput(dx, dy, weight, n, accumulate, _pool);
+        Gemm.LinearBackwardInput(dx, dy, _weights.Layers[layer].Projections[(int)projection], n, accumulate: false, _pool);
+        AdapterBackward(dx, dy, x, layer, projection, adapter, gradients, lt, n);
+    }
+
+    /// <summary>The adapter slot's share of a projection's backward pass (if it has one): dx += its input gradient, plus its parameter gradients.</summary>
+    private void AdapterBackward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int layer, Projection projection, IModelAdapter adapter, AdapterGradients gradients, LayerTape lt, int n)
+    {
         if (adapter.GetSlot(layer, projection) is { } slot)
         {
             slot.Backward(dx, gradients.Get(layer, projection), dy, x, lt.Saved(projection), n, _pool);

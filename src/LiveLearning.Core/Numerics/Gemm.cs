@@ -156,7 +156,9 @@ public static unsafe partial class Gemm
                 targets.Add(py2, pw2, w2.Rows);
             }
 
-            LinearCore(px, w0.Type, tokens, w0.Cols, targets, accumulate: false, transposed: false, pool);
+            var segments = new KSegments();
+            segments.Add(px, null, w0.Cols);
+            LinearCore(segments, w0.Type, tokens, targets, accumulate: false, transposed: false, pool);
         }
     }
 
@@ -180,6 +182,84 @@ public static unsafe partial class Gemm
         fixed (byte* pw = w.Bytes.Span)
         {
             BackwardInputCore(pdx, pdy, pw, w.Type, tokens, w.Rows, w.Cols, accumulate, pool);
+        }
+    }
+
+    /// <summary>
+    /// <c>dX = dY₀·W₀ + dY₁·W₁ (+ dY₂·W₂)</c>, the input gradient of projections that share one input (q, k and v; gate
+    /// and up), as one product: the upstream gradients sit side by side in k, so the output is written once instead of
+    /// once per weight. The result equals successive <see cref="LinearBackwardInput(Span{float}, ReadOnlySpan{float}, in WeightMatrix, int, bool, ComputePool?)"/>
+    /// calls (the first with <paramref name="accumulate"/>, the rest accumulating), bit for bit.
+    /// </summary>
+    /// <param name="dx">Output <c>[tokens, in]</c>; must not overlap the inputs.</param>
+    /// <param name="tokens">Rows of the upstream gradients.</param>
+    /// <param name="dy0">Upstream gradient of <paramref name="w0"/>, <c>[tokens, w0.Rows]</c>.</param>
+    /// <param name="w0">First weight <c>[out0, in]</c>.</param>
+    /// <param name="dy1">Upstream gradient of <paramref name="w1"/>.</param>
+    /// <param name="w1">Second weight <c>[out1, in]</c>, same element type as <paramref name="w0"/>.</param>
+    /// <param name="dy2">Upstream gradient of <paramref name="w2"/>, or empty.</param>
+    /// <param name="w2">Third weight, or <see langword="default"/> when there is none.</param>
+    /// <param name="accumulate">Add to <paramref name="dx"/> instead of overwriting it.</param>
+    /// <param name="pool">Threads to use, or <see langword="null"/>.</param>
+    /// <exception cref="ArgumentException">
+    /// If a length does not match the shape, the weights differ in input width or element type, or the output overlaps
+    /// an input.
+    /// </exception>
+    public static void LinearBackwardInputShared(Span<float> dx, int tokens, ReadOnlySpan<float> dy0, in WeightMatrix w0, ReadOnlySpan<float> dy1, in WeightMatrix w1, ReadOnlySpan<float> dy2 = default, in WeightMatrix w2 = default, bool accumulate = false, ComputePool? pool = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
+        bool third = !w2.Bytes.IsEmpty || w2.Rows != 0;
+        CheckLength(dx.Length, (long)tokens * w0.Cols, nameof(dx), "tokens*w0.Cols");
+        CheckShared(w0, w1, nameof(w1));
+        CheckLength(dy0.Length, (long)tokens * w0.Rows, nameof(dy0), "tokens*w0.Rows");
+        CheckLength(dy1.Length, (long)tokens * w1.Rows, nameof(dy1), "tokens*w1.Rows");
+        if (third)
+        {
+            CheckShared(w0, w2, nameof(w2));
+            CheckLength(dy2.Length, (long)tokens * w2.Rows, nameof(dy2), "tokens*w2.Rows");
+        }
+        else if (!dy2.IsEmpty)
+        {
+            throw new ArgumentException("dy2 is given without a third weight.", nameof(dy2));
+        }
+
+        CheckNoOverlap(dx, dy0, nameof(dx), nameof(dy0));
+        CheckNoOverlap(dx, dy1, nameof(dx), nameof(dy1));
+        CheckNoOverlap(dx, dy2, nameof(dx), nameof(dy2));
+        CheckNoOverlap(dx, w0.Bytes.Span, nameof(dx), nameof(w0));
+        CheckNoOverlap(dx, w1.Bytes.Span, nameof(dx), nameof(w1));
+        CheckNoOverlap(dx, w2.Bytes.Span, nameof(dx), nameof(w2));
+        fixed (float* pdx = dx)
+        fixed (float* pdy0 = dy0)
+        fixed (float* pdy1 = dy1)
+        fixed (float* pdy2 = dy2)
+        fixed (byte* pw0 = w0.Bytes.Span)
+        fixed (byte* pw1 = w1.Bytes.Span)
+        fixed (byte* pw2 = w2.Bytes.Span)
+        {
+            if (tokens < BackwardViaForwardMinTokens)
+            {
+                BackwardInputCore(pdx, pdy0, pw0, w0.Type, tokens, w0.Rows, w0.Cols, accumulate, pool);
+                BackwardInputCore(pdx, pdy1, pw1, w1.Type, tokens, w1.Rows, w1.Cols, true, pool);
+                if (third)
+                {
+                    BackwardInputCore(pdx, pdy2, pw2, w2.Type, tokens, w2.Rows, w2.Cols, true, pool);
+                }
+
+                return;
+            }
+
+            var targets = new LinearTargets();
+            targets.Add(pdx, null, w0.Cols);
+            var segments = new KSegments();
+            segments.Add(pdy0, pw0, w0.Rows);
+            segments.Add(pdy1, pw1, w1.Rows);
+            if (third)
+            {
+                segments.Add(pdy2, pw2, w2.Rows);
+            }
+
+            LinearCore(segments, w0.Type, tokens, targets, accumulate, transposed: true, pool);
         }
     }
 
@@ -335,12 +415,19 @@ public static unsafe partial class Gemm
     {
         var targets = new LinearTargets();
         targets.Add(y, w, outF);
-        LinearCore(x, type, tokens, inF, targets, accumulate, transposed, pool);
+        var segments = new KSegments();
+        segments.Add(x, null, inF);
+        LinearCore(segments, type, tokens, targets, accumulate, transposed, pool);
     }
 
-    /// <summary>The forward driver over one or more weights sharing the input <paramref name="x"/> (packed once).</summary>
-    private static void LinearCore(float* x, WeightType type, int tokens, int inF, LinearTargets targets, bool accumulate, bool transposed, ComputePool? pool)
+    /// <summary>
+    /// The forward driver over one or more weights sharing one packed input (<paramref name="targets"/>), or, transposed,
+    /// one output summed over several inputs and weights side by side in k (<paramref name="segments"/>).
+    /// </summary>
+    private static void LinearCore(KSegments segments, WeightType type, int tokens, LinearTargets targets, bool accumulate, bool transposed, ComputePool? pool)
     {
+        int inF = segments.Total;
+        float* x = segments[0].X;
         if (tokens == 0 || targets.TotalBlocks == 0)
         {
             return;
@@ -367,10 +454,16 @@ public static unsafe partial class Gemm
             fixed (float* raw = rented)
             {
                 float* xt = Align64(raw);
-                PackTransposed(x, tokens, inF, xt, nr, pool);
+                for (int i = 0; i < segments.Count; i++)
+                {
+                    KSegment seg = segments[i];
+                    PackTransposed(seg.X, tokens, seg.K, xt, nr, pool, inF, seg.Offset);
+                }
+
                 var job = new LinearJob
                 {
                     Targets = targets,
+                    Segments = segments,
                     XT = xt,
                     Type = type,
                     Tokens = tokens,
@@ -420,6 +513,46 @@ public static unsafe partial class Gemm
         public byte* W;
         public int OutF;
         public int Blocks;
+    }
+
+    /// <summary>
+    /// One input of a product, <c>[tokens, K]</c>, at k offset <see cref="Offset"/> of the packed panels; transposed, with
+    /// its own weight <c>[K, out]</c> (<see langword="null"/>: the target's).
+    /// </summary>
+    private struct KSegment
+    {
+        public float* X;
+        public byte* W;
+        public int K;
+        public int Offset;
+    }
+
+    /// <summary>Up to three inputs laid side by side in k: <c>dX = Σ dY_i·W_i</c> as one product.</summary>
+    private struct KSegments
+    {
+        private KSegment _s0;
+        private KSegment _s1;
+        private KSegment _s2;
+
+        public int Count { get; private set; }
+
+        public int Total { get; private set; }
+
+        public readonly KSegment this[int i] => i switch { 0 => _s0, 1 => _s1, _ => _s2 };
+
+        public void Add(float* x, byte* w, int k)
+        {
+            var seg = new KSegment { X = x, W = w, K = k, Offset = Total };
+            switch (Count)
+            {
+                case 0: _s0 = seg; break;
+                case 1: _s1 = seg; break;
+                default: _s2 = seg; break;
+            }
+
+            Count++;
+            Total += k;
+        }
     }
 
     /// <summary>Up to three weights sharing one packed input; their row blocks are numbered one after another.</summary>
@@ -481,12 +614,15 @@ public static unsafe partial class Gemm
         return (k + chunks - 1) / chunks;
     }
 
-    /// <summary>Packs <c>x [tokens, k]</c> into panels of <paramref name="nr"/> tokens: <c>xt[p][k][j] = x[p*nr + j, k]</c>, zero-padded.</summary>
+    /// <summary>
+    /// Packs <c>x [tokens, k]</c> into panels of <paramref name="nr"/> tokens, <c>xt[p][kOffset + i][j] = x[p*nr + j, i]</c>
+    /// (zero-padded), in panels of <paramref name="panelK"/> rows: several inputs can fill one panel set side by side in k.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackTransposed(float* x, int tokens, int k, float* xt, int nr, ComputePool? pool = null)
+    private static void PackTransposed(float* x, int tokens, int k, float* xt, int nr, ComputePool? pool, int panelK, int kOffset)
     {
         int panels = (tokens + nr - 1) / nr;
-        var job = new PackJob { X = x, Tokens = tokens, K = k, XT = xt, Nr = nr };
+        var job = new PackJob { X = x, Tokens = tokens, K = k, XT = xt + ((nint)kOffset * nr), PanelStride = (nint)panelK * nr, Nr = nr };
         ComputePool.Run((long)tokens * k < ParallelMinWork ? null : pool, panels, ref job);
     }
 
@@ -497,16 +633,16 @@ public static unsafe partial class Gemm
         public int Tokens;
         public int K;
         public float* XT;
+        public nint PanelStride;
         public int Nr;
 
-        public readonly void Execute(int index) => PackPanel(X, Tokens, K, XT, Nr, index);
+        public readonly void Execute(int index) => PackPanel(X, Tokens, K, XT + (index * PanelStride), Nr, index);
     }
 
-    /// <summary>Packs panel <paramref name="p"/> of <c>x [tokens, k]</c> into <c>xt</c>.</summary>
+    /// <summary>Packs panel <paramref name="p"/> of <c>x [tokens, k]</c> into <paramref name="panel"/> (<c>panel[i][j] = x[p*nr + j, i]</c>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackPanel(float* x, int tokens, int k, float* xt, int nr, int p)
+    private static void PackPanel(float* x, int tokens, int k, float* panel, int nr, int p)
     {
-        float* panel = xt + ((nint)p * nr * k);
         int j = 0;
         if (Avx.IsSupported)
         {
@@ -782,6 +918,7 @@ public static unsafe partial class Gemm
     private struct LinearJob : IParallelJob
     {
         public LinearTargets Targets;
+        public KSegments Segments;
         public float* XT;
         public WeightType Type;
         public int Tokens;
@@ -806,7 +943,7 @@ public static unsafe partial class Gemm
                 return;
             }
 
-            float[] rented = ArrayPool<float>.Shared.Rent((Mr * LinearKChunk(InF)) + 16);
+            float[] rented = ArrayPool<float>.Shared.Rent((Mr * LinearKBlock) + 16);
             try
             {
                 fixed (float* raw = rented)
@@ -829,83 +966,87 @@ public static unsafe partial class Gemm
             int nr = Nr;
             int esize = WeightMatrix.ElementSize(Type);
             int panels = (Tokens + nr - 1) / nr;
-            int chunk = LinearKChunk(InF);
-            for (int k0 = 0; k0 < InF; k0 += chunk)
+            for (int s = 0; s < Segments.Count; s++)
             {
-                int kc = Math.Min(chunk, InF - k0);
-                bool add = Accumulate || k0 > 0;
-                for (int block = first; block < last; block++)
+                KSegment seg = Segments[s];
+                int chunk = LinearKChunk(seg.K);
+                for (int k0 = 0; k0 < seg.K; k0 += chunk)
                 {
-                    int local = block;
-                    LinearTarget target = Targets.Find(ref local);
-                    byte* W = target.W;
-                    int OutF = target.OutF;
-                    int o0 = local * mr;
-                    int rows = Math.Min(mr, OutF - o0);
-                    // The broadcast operand: float32 weights and bfloat16 rows are read in place (bfloat16 widened in
-                    // the kernel; not the matrix's first element, whose widening word would start before the buffer),
-                    // everything else is widened into a float32 block first.
-                    float* a;
-                    nint aRowStride;
-                    nint aColStride = 1;
-                    bool bf16InPlace = Type == WeightType.BF16 && !Transposed && (o0 | k0) != 0;
-                    if (bf16InPlace)
+                    int kc = Math.Min(chunk, seg.K - k0);
+                    bool add = Accumulate || seg.Offset + k0 > 0;
+                    for (int block = first; block < last; block++)
                     {
-                        a = (float*)(W + ((((nint)o0 * InF) + k0) * esize));
-                        aRowStride = InF;
-                    }
-                    else if (Transposed)
-                    {
-                        if (widened is null)
+                        int local = block;
+                        LinearTarget target = Targets.Find(ref local);
+                        byte* W = seg.W != null ? seg.W : target.W;
+                        int OutF = target.OutF;
+                        int o0 = local * mr;
+                        int rows = Math.Min(mr, OutF - o0);
+                        // The broadcast operand: float32 weights and bfloat16 rows are read in place (bfloat16 widened in
+                        // the kernel; not the matrix's first element, whose widening word would start before the buffer),
+                        // everything else is widened into a float32 block first.
+                        float* a;
+                        nint aRowStride;
+                        nint aColStride = 1;
+                        bool bf16InPlace = Type == WeightType.BF16 && !Transposed && (o0 | k0) != 0;
+                        if (bf16InPlace)
                         {
-                            a = (float*)W + ((nint)k0 * OutF) + o0;
+                            a = (float*)(W + ((((nint)o0 * InF) + k0) * esize));
+                            aRowStride = InF;
+                        }
+                        else if (Transposed)
+                        {
+                            if (widened is null)
+                            {
+                                a = (float*)W + ((nint)k0 * OutF) + o0;
+                            }
+                            else
+                            {
+                                for (int k = 0; k < kc; k++)
+                                {
+                                    WidenColumns(Type, W + ((((nint)(k0 + k) * OutF) + o0) * esize), widened + ((nint)k * mr), rows);
+                                }
+
+                                a = widened;
+                            }
+
+                            aRowStride = 1;
+                            aColStride = widened is null ? OutF : mr;
+                        }
+                        else if (widened is null)
+                        {
+                            a = (float*)W + ((nint)o0 * InF) + k0;
+                            aRowStride = InF;
                         }
                         else
                         {
-                            for (int k = 0; k < kc; k++)
+                            for (int r = 0; r < rows; r++)
                             {
-                                WidenColumns(Type, W + ((((nint)(k0 + k) * OutF) + o0) * esize), widened + ((nint)k * mr), rows);
+                                WidenRow(Type, W + ((((nint)(o0 + r) * InF) + k0) * esize), widened + ((nint)r * kc), kc);
                             }
 
                             a = widened;
+                            aRowStride = kc;
                         }
 
-                        aRowStride = 1;
-                        aColStride = widened is null ? OutF : mr;
-                    }
-                    else if (widened is null)
-                    {
-                        a = (float*)W + ((nint)o0 * InF) + k0;
-                        aRowStride = InF;
-                    }
-                    else
-                    {
-                        for (int r = 0; r < rows; r++)
+                        // No software prefetch of the next row block: the kernel reads the rows in place, sequentially, which
+                        // the hardware prefetcher follows; explicit prefetches cost 2-8 % of a prefill (interleaved A/B).
+                        for (int p = 0; p < panels; p++)
                         {
-                            WidenRow(Type, W + ((((nint)(o0 + r) * InF) + k0) * esize), widened + ((nint)r * kc), kc);
-                        }
+                            int t0 = p * nr;
+                            int cols = Math.Min(nr, Tokens - t0);
 
-                        a = widened;
-                        aRowStride = kc;
-                    }
-
-                    // No software prefetch of the next row block: the kernel reads the rows in place, sequentially, which
-                    // the hardware prefetcher follows; explicit prefetches cost 2-8 % of a prefill (interleaved A/B).
-                    for (int p = 0; p < panels; p++)
-                    {
-                        int t0 = p * nr;
-                        int cols = Math.Min(nr, Tokens - t0);
-
-                        // yᵀ tile: rows are output features (unit stride in y), columns are tokens (stride OutF).
-                        float* panel = XT + ((nint)p * nr * InF) + ((nint)k0 * nr);
-                        float* yt = target.Y + ((nint)t0 * OutF) + o0;
-                        if (bf16InPlace)
-                        {
-                            MicroTile<BF16Source>((byte*)a, aRowStride * sizeof(ushort), aColStride * sizeof(ushort), panel, kc, rows, cols, yt, 1, OutF, add, tile);
-                        }
-                        else
-                        {
-                            MicroTile<F32Source>((byte*)a, aRowStride * sizeof(float), aColStride * sizeof(float), panel, kc, rows, cols, yt, 1, OutF, add, tile);
+                            // yᵀ tile: rows are output features (unit stride in y), columns are tokens (stride OutF).
+                            float* panel = XT + ((nint)p * nr * InF) + ((nint)(seg.Offset + k0) * nr);
+                            float* yt = target.Y + ((nint)t0 * OutF) + o0;
+                            if (bf16InPlace)
+                            {
+                                MicroTile<BF16Source>((byte*)a, aRowStride * sizeof(ushort), aColStride * sizeof(ushort), panel, kc, rows, cols, yt, 1, OutF, add, tile);
+                            }
+                            else
+                            {
+                                MicroTile<F32Source>((byte*)a, aRowStride * sizeof(float), aColStride * sizeof(float), panel, kc, rows, cols, yt, 1, OutF, add, tile);
+                            }
                         }
                     }
                 }

@@ -375,6 +375,60 @@ public sealed class GemmTests
         }
     }
 
+    [TestCaseSource(nameof(Types))]
+    public void LinearBackwardInputShared_EqualsSuccessiveProductsBitForBit(WeightType type)
+    {
+        using var pool = new ComputePool(2);
+
+        // Below and above the token count where dX switches to the transposed forward kernel; a weight with no rows;
+        // a k-segment longer than one k-chunk.
+        foreach (int t in new[] { 1, 5, 16, 33, 70 })
+        {
+            foreach ((int i, int o0, int o1, int o2) in new[] { (37, 19, 8, 5), (64, 96, 0, 32), (24, 1100, 9, 0) })
+            {
+                foreach (bool accumulate in new[] { false, true })
+                {
+                    WeightMatrix w0 = MakeWeight(TestData.Uniform(o0 * i, 1, 0.5f), o0, i, type);
+                    WeightMatrix w1 = MakeWeight(TestData.Uniform(o1 * i, 2, 0.5f), o1, i, type);
+                    WeightMatrix w2 = o2 == 0 ? default : MakeWeight(TestData.Uniform(o2 * i, 3, 0.5f), o2, i, type);
+                    float[] dy0 = TestData.Uniform(t * o0, 4 + t, 1f), dy1 = TestData.Uniform(t * o1, 5 + t, 1f), dy2 = TestData.Uniform(t * o2, 6 + t, 1f);
+                    float[] start = TestData.Uniform(t * i, 7, 1f);
+
+                    float[] got = (float[])start.Clone();
+                    Gemm.LinearBackwardInputShared(got, t, dy0, w0, dy1, w1, dy2, w2, accumulate, pool);
+
+                    float[] expected = (float[])start.Clone();
+                    Gemm.LinearBackwardInput(expected, dy0, w0, t, accumulate, pool);
+                    Gemm.LinearBackwardInput(expected, dy1, w1, t, accumulate: true, pool);
+                    if (o2 > 0)
+                    {
+                        Gemm.LinearBackwardInput(expected, dy2, w2, t, accumulate: true, pool);
+                    }
+
+                    AssertBitwiseEqual(got, expected, $"{type} t={t} in={i} outs={o0},{o1},{o2} accumulate={accumulate}");
+                }
+            }
+        }
+    }
+
+    [Test]
+    public void LinearBackwardInputShared_RefusesMismatchedWeightsAndOverlaps()
+    {
+        var w0 = WeightMatrix.FromF32(TestData.Uniform(24, 2), 6, 4);
+        var w1 = WeightMatrix.FromF32(TestData.Uniform(8, 3), 2, 4);
+        var wide = WeightMatrix.FromF32(TestData.Uniform(10, 4), 2, 5);
+        float[] dx = new float[12], dy0 = new float[18], dy1 = new float[6];
+        Assert.Multiple(() =>
+        {
+            Assert.That(() => Gemm.LinearBackwardInputShared(dx, 3, dy0, w0, new float[6], wide), Throws.ArgumentException.With.Property("ParamName").EqualTo("w1"));
+            Assert.That(() => Gemm.LinearBackwardInputShared(dx, 3, dy0, w0, dy1, w1, new float[6], wide), Throws.ArgumentException.With.Property("ParamName").EqualTo("w2"));
+            Assert.That(() => Gemm.LinearBackwardInputShared(dx, 3, dy0, w0, dy1, w1, new float[6]), Throws.ArgumentException.With.Property("ParamName").EqualTo("dy2"));
+            Assert.That(() => Gemm.LinearBackwardInputShared(dx, 3, dy0, w0, new float[5], w1), Throws.ArgumentException.With.Property("ParamName").EqualTo("dy1"));
+            Assert.That(() => Gemm.LinearBackwardInputShared(new float[11], 3, dy0, w0, dy1, w1), Throws.ArgumentException.With.Property("ParamName").EqualTo("dx"));
+            Assert.That(() => Gemm.LinearBackwardInputShared(dy0.AsSpan(0, 12), 3, dy0, w0, dy1, w1), Throws.ArgumentException.With.Property("ParamName").EqualTo("dx"));
+        });
+    }
+
     [Test]
     public void LinearShared_RefusesMismatchedWeightsAndOverlaps()
     {
