@@ -6,7 +6,7 @@ namespace LiveLearning.Numerics;
 /// <summary>GEMV: streams the weight once, row after row, widening 16-bit storage in registers.</summary>
 public static unsafe partial class Gemm
 {
-    /// <summary>Rows per unit of GEMV work when splitting across threads (and per group in the few-token path).</summary>
+    /// <summary>Rows per group of the few-token path.</summary>
     private const int GemvRows = 4;
 
     /// <summary>Loads stored weights as float32 vectors.</summary>
@@ -36,7 +36,15 @@ public static unsafe partial class Gemm
 
     private static void GemvCore(float* y, float* x, byte* w, WeightType type, int rows, int cols, bool accumulate, ComputePool? pool)
     {
-        if (rows == 0)
+        var targets = new LinearTargets();
+        targets.Add(y, w, rows);
+        GemvCore(targets, x, type, cols, accumulate, pool);
+    }
+
+    /// <summary>GEMV over one or more weights sharing the input <paramref name="x"/>, as one pass over the pool.</summary>
+    private static void GemvCore(LinearTargets targets, float* x, WeightType type, int cols, bool accumulate, ComputePool? pool)
+    {
+        if (targets.TotalRows == 0)
         {
             return;
         }
@@ -45,7 +53,10 @@ public static unsafe partial class Gemm
         {
             if (!accumulate)
             {
-                ClearOutput(y, rows);
+                for (int i = 0; i < targets.Count; i++)
+                {
+                    ClearOutput(targets[i].Y, targets[i].OutF);
+                }
             }
 
             return;
@@ -54,35 +65,31 @@ public static unsafe partial class Gemm
         switch (type)
         {
             case WeightType.F32:
-                GemvRun<LoadF32>(y, x, w, rows, cols, 4, accumulate, pool);
+                GemvRun<LoadF32>(targets, x, cols, 4, accumulate, pool);
                 break;
             case WeightType.BF16:
-                GemvRun<LoadBF16>(y, x, w, rows, cols, 2, accumulate, pool);
+                GemvRun<LoadBF16>(targets, x, cols, 2, accumulate, pool);
                 break;
             default:
-                GemvRun<LoadF16>(y, x, w, rows, cols, 2, accumulate, pool);
+                GemvRun<LoadF16>(targets, x, cols, 2, accumulate, pool);
                 break;
         }
     }
 
-    private static void GemvRun<TLoad>(float* y, float* x, byte* w, int rows, int cols, int elementSize, bool accumulate, ComputePool? pool)
+    private static void GemvRun<TLoad>(LinearTargets targets, float* x, int cols, int elementSize, bool accumulate, ComputePool? pool)
         where TLoad : struct, IWeightLoad
     {
-        int groups = (rows + GemvRows - 1) / GemvRows;
         var job = new GemvJob<TLoad>
         {
-            Y = y,
+            Targets = targets,
             X = x,
-            W = w,
-            Rows = rows,
             Cols = cols,
             RowBytes = (nint)cols * elementSize,
             Accumulate = accumulate,
-            Groups = groups,
         };
 
         // GEMV is memory-bound: one contiguous share per thread keeps each thread's stream sequential.
-        job.Items = pool is null || (long)rows * cols < ParallelMinWork ? 1 : Math.Min(groups, pool.ThreadCount);
+        job.Items = pool is null || targets.TotalRows * cols < ParallelMinWork ? 1 : Math.Min(targets.TotalBlocks, pool.ThreadCount);
         ComputePool.Run(pool, job.Items, ref job);
     }
 
@@ -174,31 +181,33 @@ public static unsafe partial class Gemm
         return sum;
     }
 
+    /// <summary>Row blocks of every target, numbered one after another, split into contiguous shares.</summary>
     private struct GemvJob<TLoad> : IParallelJob
         where TLoad : struct, IWeightLoad
     {
-        public float* Y;
+        public LinearTargets Targets;
         public float* X;
-        public byte* W;
-        public int Rows;
         public int Cols;
         public nint RowBytes;
         public bool Accumulate;
-        public int Groups;
         public int Items;
 
         public readonly void Execute(int index)
         {
-            int first = (int)((long)Groups * index / Items);
-            int last = (int)((long)Groups * (index + 1) / Items);
-            for (int g = first; g < last; g++)
+            int blocks = Targets.TotalBlocks;
+            int first = (int)((long)blocks * index / Items);
+            int last = (int)((long)blocks * (index + 1) / Items);
+            int mr = Mr;
+            for (int b = first; b < last; b++)
             {
-                int r0 = g * GemvRows;
-                int r1 = Math.Min(Rows, r0 + GemvRows);
+                int local = b;
+                LinearTarget t = Targets.Find(ref local);
+                int r0 = local * mr;
+                int r1 = Math.Min(t.OutF, r0 + mr);
                 for (int r = r0; r < r1; r++)
                 {
-                    float dot = GemvRow<TLoad>(W + (r * RowBytes), X, Cols);
-                    Y[r] = Accumulate ? Y[r] + dot : dot;
+                    float dot = GemvRow<TLoad>(t.W + (r * RowBytes), X, Cols);
+                    t.Y[r] = Accumulate ? t.Y[r] + dot : dot;
                 }
             }
         }

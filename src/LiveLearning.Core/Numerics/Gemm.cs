@@ -433,6 +433,13 @@ public static unsafe partial class Gemm
             return;
         }
 
+        if (!transposed && tokens == 1 && inF > 0 && !UseFewTokens(tokens))
+        {
+            // Decoding: one GEMV pass over the rows of every weight.
+            GemvCore(targets, x, type, inF, accumulate, pool);
+            return;
+        }
+
         if (inF == 0 || (!transposed && tokens <= GemvMaxTokens) || (!transposed && UseFewTokens(tokens)))
         {
             // Paths without a packed input: one product per weight.
