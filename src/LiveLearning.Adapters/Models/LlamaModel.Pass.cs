@@ -64,7 +64,12 @@ public sealed partial class LlamaModel
             }
         }
 
-        // Runs of consecutive sequences that share an adapter: each adapter slot is applied once per run.
+        return new BatchPlan(planned, ids, positions, AdapterRuns(planned));
+    }
+
+    /// <summary>Runs of consecutive sequences that share an adapter: each adapter slot is applied once per run.</summary>
+    private static AdapterRun[] AdapterRuns(PlannedSequence[] planned)
+    {
         var runs = new List<AdapterRun>();
         foreach (PlannedSequence s in planned)
         {
@@ -78,7 +83,58 @@ public sealed partial class LlamaModel
             }
         }
 
-        return new BatchPlan(planned, ids, positions, [.. runs]);
+        return [.. runs];
+    }
+
+    /// <summary>
+    /// The plan of the logit rows alone (each sequence's rows must be a suffix of it, in order), or
+    /// <see langword="null"/> when that is every row or the rows do not have that form.
+    /// </summary>
+    private static BatchPlan? LogitRowsPlan(BatchPlan plan, int[] logitRows)
+    {
+        if (logitRows.Length == plan.TotalTokens)
+        {
+            return null;
+        }
+
+        var planned = new PlannedSequence[plan.Sequences.Length];
+        int r = 0;
+        for (int q = 0; q < planned.Length; q++)
+        {
+            PlannedSequence s = plan.Sequences[q];
+            int end = s.Offset + s.Length;
+            int count = 0;
+            while (r + count < logitRows.Length && logitRows[r + count] >= s.Offset && logitRows[r + count] < end)
+            {
+                count++;
+            }
+
+            for (int i = 0; i < count; i++)
+            {
+                if (logitRows[r + i] != end - count + i)
+                {
+                    return null;
+                }
+            }
+
+            planned[q] = s with { Start = s.Start + s.Length - count, Offset = r, Length = count };
+            r += count;
+        }
+
+        if (r != logitRows.Length)
+        {
+            return null;
+        }
+
+        int[] ids = new int[r];
+        int[] positions = new int[r];
+        for (int i = 0; i < r; i++)
+        {
+            ids[i] = plan.Ids[logitRows[i]];
+            positions[i] = plan.Positions[logitRows[i]];
+        }
+
+        return new BatchPlan(planned, ids, positions, AdapterRuns(planned));
     }
 
     /// <summary>
@@ -105,6 +161,11 @@ public sealed partial class LlamaModel
         Span<float> up = arena.Rent(n * _intermediate);
         Span<float> m = arena.Rent(n * _intermediate);
 
+        // Without a tape, the last layer's output matters only on the logit rows: past its keys and values (which the
+        // caches keep), it runs on those rows alone (a 64-token prefill skips 63/64 of that layer's other products).
+        BatchPlan? logitPlan = tape is null ? LogitRowsPlan(plan, logitRows) : null;
+        BatchPlan queries = plan;
+
         for (int l = 0; l < Config.NumLayers; l++)
         {
             LayerWeights w = _weights.Layers[l];
@@ -120,30 +181,56 @@ public sealed partial class LlamaModel
             Span<float> ql = lt is null ? q : lt.Q;
             Span<float> kl = lt is null ? k : lt.K;
             Span<float> vl = lt is null ? v : lt.V;
-            Gemm.LinearShared(h1, n, ql, w.Projections[(int)Projection.QProj], kl, w.Projections[(int)Projection.KProj], vl, w.Projections[(int)Projection.VProj], _pool);
-            AddBiasAndAdapter(ql, h1, l, Projection.QProj, plan, lt, n, arena);
+            if (logitPlan is null || l < Config.NumLayers - 1)
+            {
+                Gemm.LinearShared(h1, n, ql, w.Projections[(int)Projection.QProj], kl, w.Projections[(int)Projection.KProj], vl, w.Projections[(int)Projection.VProj], _pool);
+                AddBiasAndAdapter(ql, h1, l, Projection.QProj, plan, lt, n, arena);
+            }
+            else
+            {
+                // Last layer, logit rows only: keys and values for every row, then queries, residual and MLP on the
+                // logit rows (gathered in logit-row order, which is the order the final norm and the head want).
+                Gemm.LinearShared(h1, n, kl, w.Projections[(int)Projection.KProj], vl, w.Projections[(int)Projection.VProj], pool: _pool);
+                queries = logitPlan;
+                int logitCount = queries.TotalTokens;
+                Span<float> hq = arena.Rent(logitCount * c);
+                Span<float> xq = arena.Rent(logitCount * c);
+                for (int r = 0; r < logitCount; r++)
+                {
+                    h1.Slice(logitRows[r] * c, c).CopyTo(hq.Slice(r * c, c));
+                    x.Slice(logitRows[r] * c, c).CopyTo(xq.Slice(r * c, c));
+                }
+
+                ql = ql[..(logitCount * _qWidth)];
+                Project(ql, hq, l, Projection.QProj, queries, lt, logitCount, accumulate: false, arena);
+                x = xq;
+            }
+
             AddBiasAndAdapter(kl, h1, l, Projection.KProj, plan, lt, n, arena);
             AddBiasAndAdapter(vl, h1, l, Projection.VProj, plan, lt, n, arena);
-            Rope.Forward(ql, plan.Positions, _heads, _headDim, _rope);
+            Rope.Forward(ql, queries.Positions, _heads, _headDim, _rope);
             Rope.Forward(kl, plan.Positions, _kvHeads, _headDim, _rope);
 
             Span<float> ol = lt is null ? o : lt.O;
-            foreach (PlannedSequence s in plan.Sequences)
+            for (int i = 0; i < plan.Sequences.Length; i++)
             {
-                if (s.Length == 0)
+                // s: the sequence's keys and values (every new row); sq: its query rows (the same, or a suffix).
+                PlannedSequence s = plan.Sequences[i];
+                PlannedSequence sq = queries.Sequences[i];
+                if (sq.Length == 0)
                 {
                     continue;
                 }
 
-                ReadOnlySpan<float> qs = ql.Slice(s.Offset * _qWidth, s.Length * _qWidth);
-                Span<float> os = ol.Slice(s.Offset * _qWidth, s.Length * _qWidth);
-                Span<float> lse = lt is null ? Span<float>.Empty : lt.Lse.Slice(s.Offset * _heads, s.Length * _heads);
+                ReadOnlySpan<float> qs = ql.Slice(sq.Offset * _qWidth, sq.Length * _qWidth);
+                Span<float> os = ol.Slice(sq.Offset * _qWidth, sq.Length * _qWidth);
+                Span<float> lse = lt is null ? Span<float>.Empty : lt.Lse.Slice(sq.Offset * _heads, sq.Length * _heads);
                 KvCache? cache = s.Source.Cache;
                 if (cache is null)
                 {
                     ReadOnlySpan<float> ks = kl.Slice(s.Offset * _kvWidth, s.Length * _kvWidth);
                     ReadOnlySpan<float> vs = vl.Slice(s.Offset * _kvWidth, s.Length * _kvWidth);
-                    Attention.Forward(os, lse, qs, ks, vs, s.Length, 0, s.Length, _heads, _kvHeads, _headDim, _attentionScale, _pool);
+                    Attention.Forward(os, lse, qs, ks, vs, sq.Length, sq.Start, s.Length, _heads, _kvHeads, _headDim, _attentionScale, _pool);
                 }
                 else
                 {
@@ -151,10 +238,13 @@ public sealed partial class LlamaModel
                     cache.EnsureCapacity(end);
                     kl.Slice(s.Offset * _kvWidth, s.Length * _kvWidth).CopyTo(cache.Keys(l, end)[(s.Start * _kvWidth)..]);
                     vl.Slice(s.Offset * _kvWidth, s.Length * _kvWidth).CopyTo(cache.Values(l, end)[(s.Start * _kvWidth)..]);
-                    Attention.Forward(os, lse, qs, cache.Keys(l, end), cache.Values(l, end), s.Length, s.Start, end, _heads, _kvHeads, _headDim, _attentionScale, _pool);
+                    Attention.Forward(os, lse, qs, cache.Keys(l, end), cache.Values(l, end), sq.Length, sq.Start, end, _heads, _kvHeads, _headDim, _attentionScale, _pool);
                 }
             }
 
+            plan = queries;
+            n = plan.TotalTokens;
+            ol = ol[..(n * _qWidth)];
             Project(x, ol, l, Projection.OProj, plan, lt, n, accumulate: true, arena);
             if (lt is not null)
             {
@@ -162,11 +252,11 @@ public sealed partial class LlamaModel
             }
 
             // MLP block: h = RMSNorm(x); x += down(silu(gate(h)) ⊙ up(h)).
-            Span<float> h2 = lt is null || lt.H2.Length == 0 ? h : lt.H2;
+            Span<float> h2 = (lt is null || lt.H2.Length == 0 ? h : lt.H2)[..(n * c)];
             RmsNorm.Forward(h2, lt is null ? Span<float>.Empty : lt.Rstd2.Span, x, w.PostAttentionNorm, n, c, _eps);
-            Span<float> gl = lt is null ? gate : lt.Gate;
-            Span<float> ul = lt is null ? up : lt.Up;
-            Span<float> ml = lt is null || lt.M.Length == 0 ? m : lt.M;
+            Span<float> gl = (lt is null ? gate : lt.Gate)[..(n * _intermediate)];
+            Span<float> ul = (lt is null ? up : lt.Up)[..(n * _intermediate)];
+            Span<float> ml = (lt is null || lt.M.Length == 0 ? m : lt.M)[..(n * _intermediate)];
             Gemm.LinearShared(h2, n, gl, w.Projections[(int)Projection.GateProj], ul, w.Projections[(int)Projection.UpProj], pool: _pool);
             AddBiasAndAdapter(gl, h2, l, Projection.GateProj, plan, lt, n, arena);
             AddBiasAndAdapter(ul, h2, l, Projection.UpProj, plan, lt, n, arena);
@@ -174,12 +264,17 @@ public sealed partial class LlamaModel
             Project(x, ml, l, Projection.DownProj, plan, lt, n, accumulate: true, arena);
         }
 
-        // Final norm only on the rows whose logits are wanted (all rows when training).
+        // Final norm only on the rows whose logits are wanted (all rows when training; already gathered when the last
+        // layer ran on them alone).
         int rows = logitRows.Length;
-        Span<float> selected = arena.Rent(rows * c);
-        for (int r = 0; r < rows; r++)
+        Span<float> selected = x;
+        if (logitPlan is null)
         {
-            x.Slice(logitRows[r] * c, c).CopyTo(selected.Slice(r * c, c));
+            selected = arena.Rent(rows * c);
+            for (int r = 0; r < rows; r++)
+            {
+                x.Slice(logitRows[r] * c, c).CopyTo(selected.Slice(r * c, c));
+            }
         }
 
         if (tape is not null)

@@ -175,11 +175,16 @@ public sealed class LlamaModelTests
             new SequenceBatch(s0, null, true, adapter),
             new SequenceBatch(s1, null, true),
             new SequenceBatch(s0, null, false),
+            new SequenceBatch(s1, null, false, adapter),
         ]);
         AssertClose(batch[0], model.Forward(s0, null, true, adapter), 1e-5f, "adapter sequence");
         AssertClose(batch[1], f.Logits(1), LogitTolerance, "base sequence");
         int vocab = model.Config.VocabSize;
         AssertClose(batch[2], f.Logits(0).AsSpan((s0.Length - 1) * vocab, vocab).ToArray(), LogitTolerance, "last position only");
+
+        // Last-position sequences run the final layer on that row alone; an adapter there must still apply to it.
+        float[] allRows = model.Forward(s1, null, true, adapter);
+        AssertClose(batch[3], allRows.AsSpan((s1.Length - 1) * vocab, vocab).ToArray(), 1e-5f, "last position only, with an adapter");
     }
 
     [Test]
