@@ -99,6 +99,7 @@ public static unsafe partial class Gemm
             if (TRows.Value > 5) { av = TSource.Broadcast512(a4 + sm); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51); }
             if (TRows.Value > 6) { av = TSource.Broadcast512(a4 + s2); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61); }
             if (TRows.Value > 7) { av = TSource.Broadcast512(a4 + s3); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71); }
+            TSource.Touch(a);
             a += sk;
             a4 += sk;
         }
@@ -145,6 +146,7 @@ public static unsafe partial class Gemm
             if (TRows.Value > 3) { av = TSource.Broadcast256(a3); c30 = Vector256.FusedMultiplyAdd(av, b0, c30); c31 = Vector256.FusedMultiplyAdd(av, b1, c31); }
             if (TRows.Value > 4) { av = TSource.Broadcast256(a3 + sm); c40 = Vector256.FusedMultiplyAdd(av, b0, c40); c41 = Vector256.FusedMultiplyAdd(av, b1, c41); }
             if (TRows.Value > 5) { av = TSource.Broadcast256(a3 + s2); c50 = Vector256.FusedMultiplyAdd(av, b0, c50); c51 = Vector256.FusedMultiplyAdd(av, b1, c51); }
+            TSource.Touch(a);
             a += sk;
             a3 += sk;
         }
@@ -223,6 +225,9 @@ public static unsafe partial class Gemm
         static abstract Vector128<float> Broadcast128(byte* p);
 
         static abstract float Read(byte* p);
+
+        /// <summary>Called once per k step with row 0's element (a hook for a software prefetch; usually nothing).</summary>
+        static abstract void Touch(byte* p);
     }
 
     /// <summary>float32 elements: a broadcast load.</summary>
@@ -239,6 +244,41 @@ public static unsafe partial class Gemm
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static float Read(byte* p) => *(float*)p;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Touch(byte* p)
+        {
+        }
+    }
+
+    /// <summary>
+    /// float32 elements of a weight read down its columns (the input-gradient form), touching the cache line after
+    /// each row's element as it goes: the next block of columns then finds its lines in cache. A column walk steps a
+    /// whole row per k, which the hardware prefetcher does not follow across pages, so a cold weight would otherwise
+    /// cost a memory round trip per k on the first pass over each line.
+    /// </summary>
+    private struct F32NextLineSource : IBroadcastSource
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Broadcast512(byte* p) => F32Source.Broadcast512(p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Broadcast256(byte* p) => F32Source.Broadcast256(p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector128<float> Broadcast128(byte* p) => F32Source.Broadcast128(p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Read(byte* p) => F32Source.Read(p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Touch(byte* p)
+        {
+            if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
+            {
+                System.Runtime.Intrinsics.X86.Sse.Prefetch0(p + 64);
+            }
+        }
     }
 
     /// <summary>
@@ -260,6 +300,11 @@ public static unsafe partial class Gemm
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static float Read(byte* p) => Precision.BF16ToSingle(*(ushort*)p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Touch(byte* p)
+        {
+        }
     }
 
     /// <summary>

@@ -1052,7 +1052,17 @@ public static unsafe partial class Gemm
                             }
                             else
                             {
-                                MicroTile<F32Source>((byte*)a, aRowStride * sizeof(float), aColStride * sizeof(float), panel, kc, rows, cols, yt, 1, OutF, add, tile);
+                                // A float32 weight read down its columns: the first panel's pass touches the line after
+                                // each element, so the next block of columns finds its strip in cache (interleaved A/B,
+                                // cold weights: a 1x64 training step -4 to -7 %, 4x64 unchanged).
+                                if (p == 0 && Transposed && widened is null)
+                                {
+                                    MicroTile<F32NextLineSource>((byte*)a, aRowStride * sizeof(float), aColStride * sizeof(float), panel, kc, rows, cols, yt, 1, OutF, add, tile);
+                                }
+                                else
+                                {
+                                    MicroTile<F32Source>((byte*)a, aRowStride * sizeof(float), aColStride * sizeof(float), panel, kc, rows, cols, yt, 1, OutF, add, tile);
+                                }
                             }
                         }
                     }
