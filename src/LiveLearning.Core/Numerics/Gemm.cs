@@ -112,26 +112,17 @@ public static unsafe partial class Gemm
     public static void LinearShared(ReadOnlySpan<float> x, int tokens, Span<float> y0, in WeightMatrix w0, Span<float> y1, in WeightMatrix w1, Span<float> y2 = default, in WeightMatrix w2 = default, ComputePool? pool = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
-        bool third = !w2.Bytes.IsEmpty || w2.Rows != 0;
         CheckLength(x.Length, (long)tokens * w0.Cols, nameof(x), "tokens*w0.Cols");
         CheckShared(w0, w1, nameof(w1));
         CheckLength(y0.Length, (long)tokens * w0.Rows, nameof(y0), "tokens*w0.Rows");
         CheckLength(y1.Length, (long)tokens * w1.Rows, nameof(y1), "tokens*w1.Rows");
+        bool third = CheckThird(w0, w2, tokens, y2.Length, nameof(y2));
         CheckNoOverlap(y0, x, nameof(y0), nameof(x));
         CheckNoOverlap(y1, x, nameof(y1), nameof(x));
         CheckNoOverlap(y1, y0, nameof(y1), nameof(y0));
-        if (third)
-        {
-            CheckShared(w0, w2, nameof(w2));
-            CheckLength(y2.Length, (long)tokens * w2.Rows, nameof(y2), "tokens*w2.Rows");
-            CheckNoOverlap(y2, x, nameof(y2), nameof(x));
-            CheckNoOverlap(y2, y0, nameof(y2), nameof(y0));
-            CheckNoOverlap(y2, y1, nameof(y2), nameof(y1));
-        }
-        else if (!y2.IsEmpty)
-        {
-            throw new ArgumentException("y2 is given without a third weight.", nameof(y2));
-        }
+        CheckNoOverlap(y2, x, nameof(y2), nameof(x));
+        CheckNoOverlap(y2, y0, nameof(y2), nameof(y0));
+        CheckNoOverlap(y2, y1, nameof(y2), nameof(y1));
 
         foreach (ReadOnlyMemory<byte> w in (ReadOnlySpan<ReadOnlyMemory<byte>>)[w0.Bytes, w1.Bytes, w2.Bytes])
         {
@@ -208,20 +199,11 @@ public static unsafe partial class Gemm
     public static void LinearBackwardInputShared(Span<float> dx, int tokens, ReadOnlySpan<float> dy0, in WeightMatrix w0, ReadOnlySpan<float> dy1, in WeightMatrix w1, ReadOnlySpan<float> dy2 = default, in WeightMatrix w2 = default, bool accumulate = false, ComputePool? pool = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
-        bool third = !w2.Bytes.IsEmpty || w2.Rows != 0;
         CheckLength(dx.Length, (long)tokens * w0.Cols, nameof(dx), "tokens*w0.Cols");
         CheckShared(w0, w1, nameof(w1));
         CheckLength(dy0.Length, (long)tokens * w0.Rows, nameof(dy0), "tokens*w0.Rows");
         CheckLength(dy1.Length, (long)tokens * w1.Rows, nameof(dy1), "tokens*w1.Rows");
-        if (third)
-        {
-            CheckShared(w0, w2, nameof(w2));
-            CheckLength(dy2.Length, (long)tokens * w2.Rows, nameof(dy2), "tokens*w2.Rows");
-        }
-        else if (!dy2.IsEmpty)
-        {
-            throw new ArgumentException("dy2 is given without a third weight.", nameof(dy2));
-        }
+        bool third = CheckThird(w0, w2, tokens, dy2.Length, nameof(dy2));
 
         CheckNoOverlap(dx, dy0, nameof(dx), nameof(dy0));
         CheckNoOverlap(dx, dy1, nameof(dx), nameof(dy1));
@@ -346,6 +328,24 @@ public static unsafe partial class Gemm
         ArgumentOutOfRangeException.ThrowIfNegative(inFeatures);
     }
 
+    /// <summary>Whether the optional third weight is given (then checked like the second, its span against its rows).</summary>
+    private static bool CheckThird(in WeightMatrix first, in WeightMatrix third, int tokens, int spanLength, string spanName)
+    {
+        if (third.Bytes.IsEmpty && third.Rows == 0)
+        {
+            if (spanLength != 0)
+            {
+                throw new ArgumentException($"{spanName} is given without a third weight.", spanName);
+            }
+
+            return false;
+        }
+
+        CheckShared(first, third, "w2");
+        CheckLength(spanLength, (long)tokens * third.Rows, spanName, "tokens*w2.Rows");
+        return true;
+    }
+
     private static void CheckShared(in WeightMatrix first, in WeightMatrix other, string name)
     {
         if (other.Cols != first.Cols || other.Type != first.Type)
@@ -433,14 +433,14 @@ public static unsafe partial class Gemm
             return;
         }
 
-        if (!transposed && tokens == 1 && inF > 0 && !UseFewTokens(tokens))
+        if (!transposed && tokens == 1)
         {
             // Decoding: one GEMV pass over the rows of every weight.
             GemvCore(targets, x, type, inF, accumulate, pool);
             return;
         }
 
-        if (inF == 0 || (!transposed && tokens <= GemvMaxTokens) || (!transposed && UseFewTokens(tokens)))
+        if (inF == 0 || (!transposed && (tokens <= GemvMaxTokens || UseFewTokens(tokens))))
         {
             // Paths without a packed input: one product per weight.
             for (int i = 0; i < targets.Count; i++)
@@ -534,30 +534,27 @@ public static unsafe partial class Gemm
         public int Offset;
     }
 
+    /// <summary>Room for the (at most three) weights or inputs of one product, inline so a job struct stays a value.</summary>
+    [InlineArray(3)]
+    private struct Three<T>
+    {
+        private T _first;
+    }
+
     /// <summary>Up to three inputs laid side by side in k: <c>dX = Σ dY_i·W_i</c> as one product.</summary>
     private struct KSegments
     {
-        private KSegment _s0;
-        private KSegment _s1;
-        private KSegment _s2;
+        private Three<KSegment> _items;
 
         public int Count { get; private set; }
 
         public int Total { get; private set; }
 
-        public readonly KSegment this[int i] => i switch { 0 => _s0, 1 => _s1, _ => _s2 };
+        public readonly KSegment this[int i] => _items[i];
 
         public void Add(float* x, byte* w, int k)
         {
-            var seg = new KSegment { X = x, W = w, K = k, Offset = Total };
-            switch (Count)
-            {
-                case 0: _s0 = seg; break;
-                case 1: _s1 = seg; break;
-                default: _s2 = seg; break;
-            }
-
-            Count++;
+            _items[Count++] = new KSegment { X = x, W = w, K = k, Offset = Total };
             Total += k;
         }
     }
@@ -565,9 +562,7 @@ public static unsafe partial class Gemm
     /// <summary>Up to three weights sharing one packed input; their row blocks are numbered one after another.</summary>
     private struct LinearTargets
     {
-        private LinearTarget _t0;
-        private LinearTarget _t1;
-        private LinearTarget _t2;
+        private Three<LinearTarget> _items;
 
         public int Count { get; private set; }
 
@@ -575,19 +570,12 @@ public static unsafe partial class Gemm
 
         public long TotalRows { get; private set; }
 
-        public readonly LinearTarget this[int i] => i switch { 0 => _t0, 1 => _t1, _ => _t2 };
+        public readonly LinearTarget this[int i] => _items[i];
 
         public void Add(float* y, byte* w, int outF)
         {
             var t = new LinearTarget { Y = y, W = w, OutF = outF, Blocks = (outF + Mr - 1) / Mr };
-            switch (Count)
-            {
-                case 0: _t0 = t; break;
-                case 1: _t1 = t; break;
-                default: _t2 = t; break;
-            }
-
-            Count++;
+            _items[Count++] = t;
             TotalBlocks += t.Blocks;
             TotalRows += outF;
         }
@@ -595,19 +583,14 @@ public static unsafe partial class Gemm
         /// <summary>The target holding global row block <paramref name="block"/>, which becomes the block's index within it.</summary>
         public readonly LinearTarget Find(ref int block)
         {
-            if (block < _t0.Blocks)
+            int i = 0;
+            while (i < Count - 1 && block >= _items[i].Blocks)
             {
-                return _t0;
+                block -= _items[i].Blocks;
+                i++;
             }
 
-            block -= _t0.Blocks;
-            if (block < _t1.Blocks)
-            {
-                return _t1;
-            }
-
-            block -= _t1.Blocks;
-            return _t2;
+            return _items[i];
         }
     }
 
