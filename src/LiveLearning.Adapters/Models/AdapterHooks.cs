@@ -35,7 +35,9 @@ public interface IAdapterSlot
     void Forward(Span<float> y, Span<float> saved, ReadOnlySpan<float> x, int tokens, bool training, ComputePool? pool);
 
     /// <summary>Back-propagates <paramref name="dy"/>: accumulates parameter gradients and the input gradient.</summary>
-    /// <param name="dx">Input gradient <c>[tokens, InFeatures]</c> to accumulate into.</param>
+    /// <param name="dx">Input gradient <c>[tokens, InFeatures]</c> to accumulate into, or empty when nothing reads it (the
+    /// lowest adapted layer, whose input gradient would only reach the frozen embeddings): then only the parameter
+    /// gradients are computed.</param>
     /// <param name="gradients">Parameter gradients (length <see cref="ParameterCount"/>) to accumulate into.</param>
     /// <param name="dy">Output gradient <c>[tokens, OutFeatures]</c>.</param>
     /// <param name="x">The forward input.</param>

@@ -448,17 +448,47 @@ public sealed partial class LlamaModel
             LayerWeights w = _weights.Layers[l];
             LayerTape lt = tape.Layer(l)!;
 
+            // Below the lowest adapted layer nothing is trained and the embeddings are frozen, so that layer's own input
+            // gradient is never read: it stops at the last product an adapter slot there still needs a gradient through
+            // (slots get an empty dx and skip their input gradient). The parameter gradients are unchanged, bit for bit.
+            bool lowest = l == tape.LowestLayer;
+            bool needQkv = !lowest || HasSlot(adapter, l, Projection.QProj, Projection.KProj, Projection.VProj);
+            bool needAttentionOut = needQkv || HasSlot(adapter, l, Projection.OProj);
+            bool needMlpIn = needAttentionOut || HasSlot(adapter, l, Projection.GateProj, Projection.UpProj);
+
             // MLP block. dx is the gradient w.r.t. the layer output; the residual passes it through unchanged.
+            if (!needMlpIn)
+            {
+                AdapterBackward(Span<float>.Empty, dx, lt.M, l, Projection.DownProj, adapter, gradients, lt, n);
+                continue;
+            }
+
             BackProject(dm, dx, lt.M, l, Projection.DownProj, adapter, gradients, lt, n);
             dGate.Clear();
             dUp.Clear();
             SwiGluRows(dm, lt.Gate, lt.Up, dGate, dUp, n);
-            Gemm.LinearBackwardInputShared(dh, n, dGate, w.Projections[(int)Projection.GateProj], dUp, w.Projections[(int)Projection.UpProj], pool: _pool);
-            AdapterBackward(dh, dGate, lt.H2, l, Projection.GateProj, adapter, gradients, lt, n);
-            AdapterBackward(dh, dUp, lt.H2, l, Projection.UpProj, adapter, gradients, lt, n);
+            Span<float> dhMlp = needAttentionOut ? dh : Span<float>.Empty;
+            if (needAttentionOut)
+            {
+                Gemm.LinearBackwardInputShared(dh, n, dGate, w.Projections[(int)Projection.GateProj], dUp, w.Projections[(int)Projection.UpProj], pool: _pool);
+            }
+
+            AdapterBackward(dhMlp, dGate, lt.H2, l, Projection.GateProj, adapter, gradients, lt, n);
+            AdapterBackward(dhMlp, dUp, lt.H2, l, Projection.UpProj, adapter, gradients, lt, n);
+            if (!needAttentionOut)
+            {
+                continue;
+            }
+
             RmsNorm.Backward(dx, default, dh, lt.XMid, w.PostAttentionNorm, lt.Rstd2, n, c);
 
             // Attention block.
+            if (!needQkv)
+            {
+                AdapterBackward(Span<float>.Empty, dx, lt.O, l, Projection.OProj, adapter, gradients, lt, n);
+                continue;
+            }
+
             BackProject(dO, dx, lt.O, l, Projection.OProj, adapter, gradients, lt, n);
             dq.Clear();
             dk.Clear();
@@ -483,13 +513,26 @@ public sealed partial class LlamaModel
 
             Rope.Backward(dq, plan.Positions, _heads, _headDim, _rope);
             Rope.Backward(dk, plan.Positions, _kvHeads, _headDim, _rope);
-            Gemm.LinearBackwardInputShared(dh, n, dq, w.Projections[(int)Projection.QProj], dk, w.Projections[(int)Projection.KProj], dv, w.Projections[(int)Projection.VProj], pool: _pool);
-            AdapterBackward(dh, dq, lt.H1, l, Projection.QProj, adapter, gradients, lt, n);
-            AdapterBackward(dh, dk, lt.H1, l, Projection.KProj, adapter, gradients, lt, n);
-            AdapterBackward(dh, dv, lt.H1, l, Projection.VProj, adapter, gradients, lt, n);
-            RmsNorm.Backward(dx, default, dh, lt.XIn, w.InputNorm, lt.Rstd1, n, c);
+            Span<float> dhAttention = lowest ? Span<float>.Empty : dh;
+            if (!lowest)
+            {
+                Gemm.LinearBackwardInputShared(dh, n, dq, w.Projections[(int)Projection.QProj], dk, w.Projections[(int)Projection.KProj], dv, w.Projections[(int)Projection.VProj], pool: _pool);
+            }
+
+            AdapterBackward(dhAttention, dq, lt.H1, l, Projection.QProj, adapter, gradients, lt, n);
+            AdapterBackward(dhAttention, dk, lt.H1, l, Projection.KProj, adapter, gradients, lt, n);
+            AdapterBackward(dhAttention, dv, lt.H1, l, Projection.VProj, adapter, gradients, lt, n);
+            if (!lowest)
+            {
+                RmsNorm.Backward(dx, default, dh, lt.XIn, w.InputNorm, lt.Rstd1, n, c);
+            }
         }
     }
+
+    private static bool HasSlot(IModelAdapter adapter, int layer, Projection a, Projection? b = null, Projection? c = null)
+        => adapter.GetSlot(layer, a) is not null
+            || (b is { } pb && adapter.GetSlot(layer, pb) is not null)
+            || (c is { } pc && adapter.GetSlot(layer, pc) is not null);
 
     /// <summary>dx = dy·W, plus the adapter slot's input gradient and parameter gradients.</summary>
     private void BackProject(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int layer, Projection projection, IModelAdapter adapter, AdapterGradients gradients, LayerTape lt, int n)

@@ -44,6 +44,34 @@ public sealed class LoraGradientTests
         Assert.That(checkedSlots, Is.EqualTo(14));
     }
 
+    /// <summary>
+    /// The backward pass stops inside the lowest adapted layer at the last product a slot there needs (its input gradient
+    /// would only reach the frozen embeddings): each single-module layout exercises a different stopping point.
+    /// </summary>
+    [TestCase("down_proj", 0.0)]
+    [TestCase("gate_proj", 0.0)]
+    [TestCase("o_proj", 0.0)]
+    [TestCase("k_proj", 0.0)]
+    [TestCase("up_proj", 0.25)]
+    public void GradientsAreRightWhenTheLowestAdaptedLayerHasOneModule(string module, double dropout)
+    {
+        using var model = LoraTestKit.LoadModel(threads: 1);
+        var config = new LoraConfig { Rank = 3, Alpha = 6, Dropout = dropout, TargetModules = [module], Seed = 4 };
+        LoraAdapter adapter = LoraTestKit.RandomAdapter(model, config, seed: 5, bScale: 0.1f);
+        var batch = new[] { TrainingSequence.AllTokens(LoraTestKit.Ids(6, 7, model.Config.VocabSize)) };
+        var gradients = new AdapterGradients(adapter, model.Config.NumLayers);
+        model.ComputeGradients(batch, adapter, gradients);
+        int checkedSlots = 0;
+        foreach ((int l, Projection p, LoraLayer _) in adapter.Entries())
+        {
+            Assert.That(gradients.Get(l, p).ToArray().Max(MathF.Abs), Is.GreaterThan(0f), $"layer {l} {p}");
+            GradientChecks.CheckSlot(model, batch, adapter, l, p, gradients.Get(l, p).ToArray(), a => a);
+            checkedSlots++;
+        }
+
+        Assert.That(checkedSlots, Is.EqualTo(model.Config.NumLayers));
+    }
+
     [Test]
     public void ScalingTheAdapterScalesTheBGradientExactlyAsTheConfigSays()
     {
