@@ -13,8 +13,6 @@ public static partial class Attention
     /// <summary>Keys per forward softmax block (the unit of the split decode path too).</summary>
     private const int KeyBlock = 64;
 
-    /// <summary>Key rows per backward (kv head, key-block) work item.</summary>
-    private const int BackwardKeyBlock = 16;
 
     /// <summary>
     /// Largest <c>heads · tokens · (startPosition + tokens)</c> for which the backward keeps dS from its key pass
@@ -244,78 +242,6 @@ public static partial class Attention
         public float Scale;
     }
 
-    /// <summary>
-    /// Owns key rows <c>[kb·B, (kb+1)·B)</c> of one kv head: for each key, sums <c>dv_j = Σ P·dO</c> and
-    /// <c>dk_j = scale · Σ dS·q</c> over every query head of the group and every query that sees the key.
-    /// </summary>
-    private unsafe struct BackwardKvJob : IParallelJob
-    {
-        public BackwardArgs Args;
-
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public void Execute(int index)
-        {
-            ref readonly BackwardArgs a = ref Args;
-            int kb = index / a.KvHeads;
-            int g = index % a.KvHeads;
-            int d = a.HeadDim;
-            int kvStride = a.KvHeads * d;
-            int qStride = a.Heads * d;
-            int j0 = kb * BackwardKeyBlock;
-            int j1 = Math.Min(a.StartPosition + a.Tokens, j0 + BackwardKeyBlock);
-            float* s = stackalloc float[ScoreBlock];
-            float* dps = stackalloc float[ScoreBlock];
-            Span<float> scratch = d <= MaxStackHeadDim ? stackalloc float[2 * d] : new float[2 * d];
-            fixed (float* dkAcc = scratch)
-            {
-                float* dvAcc = dkAcc + d;
-                for (int j = j0; j < j1; j++)
-                {
-                    new Span<float>(dkAcc, 2 * d).Clear();
-                    float* kj = a.K + ((long)j * kvStride) + ((long)g * d);
-                    float* vj = a.V + ((long)j * kvStride) + ((long)g * d);
-                    int tStart = Math.Max(0, j - a.StartPosition);
-                    for (int h = g * a.Group; h < (g + 1) * a.Group; h++)
-                    {
-                        for (int t0 = tStart; t0 < a.Tokens; t0 += ScoreBlock)
-                        {
-                            int c = Math.Min(ScoreBlock, a.Tokens - t0);
-                            float* q0 = a.Q + ((long)t0 * qStride) + ((long)h * d);
-                            float* do0 = a.DOut + ((long)t0 * qStride) + ((long)h * d);
-                            Scores(s, kj, q0, qStride, c, d, a.Scale);
-                            Scores(dps, vj, do0, qStride, c, d, 1f);
-                            for (int i = 0; i < c; i++)
-                            {
-                                s[i] -= a.Lse[((long)(t0 + i) * a.Heads) + h];
-                            }
-
-                            ExpShifted(s, c, 0f);
-                            for (int i = 0; i < c; i++)
-                            {
-                                dps[i] = s[i] * (dps[i] - a.D[((long)(t0 + i) * a.Heads) + h]);
-                            }
-
-                            if (a.DsStore != null)
-                            {
-                                float* store = a.DsStore + ((((long)h * a.Tokens) + t0) * a.Keys) + j;
-                                for (int i = 0; i < c; i++)
-                                {
-                                    store[(long)i * a.Keys] = dps[i];
-                                }
-                            }
-
-                            AccumulateRows(dvAcc, s, do0, qStride, c, d);
-                            AccumulateRows(dkAcc, dps, q0, qStride, c, d);
-                        }
-                    }
-
-                    AddScaled(a.Dk + ((long)j * kvStride) + ((long)g * d), a.Scale, dkAcc, d);
-                    AddScaled(a.Dv + ((long)j * kvStride) + ((long)g * d), 1f, dvAcc, d);
-                }
-            }
-        }
-    }
-
     /// <summary>Owns the <c>dq</c> rows of one (head, query tile): <c>dq_t = scale · Σ_j dS_tj · k_j</c>.</summary>
     private unsafe struct BackwardQueryJob : IParallelJob
     {
@@ -335,6 +261,13 @@ public static partial class Attention
             float* vBase = a.V + ((long)(h / a.Group) * d);
             int t0 = tile * TileRows;
             int t1 = Math.Min(a.Tokens, t0 + TileRows);
+            if (a.DsStore != null)
+            {
+                // dS was stored by the key pass: dq_t = scale · Σ_j dS_tj · k_j.
+                StoredQueryRows(a, h, t0, t1);
+                return;
+            }
+
             float* s = stackalloc float[ScoreBlock];
             float* dp = stackalloc float[ScoreBlock];
             Span<float> accSpan = d <= MaxStackHeadDim ? stackalloc float[d] : new float[d];
@@ -349,13 +282,6 @@ public static partial class Attention
                     float dRow = a.D[row];
                     int n = a.StartPosition + t + 1;
                     new Span<float>(acc, d).Clear();
-                    if (a.DsStore != null)
-                    {
-                        // dS was stored by the key pass: dq_t = scale · Σ_j dS_tj · k_j.
-                        AccumulateRows(acc, a.DsStore + ((((long)h * a.Tokens) + t) * a.Keys), kBase, kvStride, n, d);
-                        AddScaled(a.Dq + (row * d), a.Scale, acc, d);
-                        continue;
-                    }
 
                     for (int j0 = 0; j0 < n; j0 += ScoreBlock)
                     {

@@ -1,0 +1,132 @@
+using System.Runtime.Intrinsics;
+
+namespace LiveLearning.Numerics;
+
+/// <summary>
+/// The vector operations the width-generic kernels need (LoRA passes, attention tiles); one struct per width, so the
+/// JIT specialises each kernel for <see cref="Vector512{T}"/>, <see cref="Vector256{T}"/>, <see cref="Vector128{T}"/>
+/// and plain <see cref="float"/> (the scalar fallback).
+/// </summary>
+internal unsafe interface IVecOps<TV>
+    where TV : struct
+{
+    static abstract int Count { get; }
+
+    static abstract TV Zero { get; }
+
+    static abstract TV Splat(float value);
+
+    static abstract TV Load(float* source);
+
+    static abstract void Store(TV value, float* destination);
+
+    /// <summary>a · b + c, fused where the hardware has FMA.</summary>
+    static abstract TV Fma(TV a, TV b, TV c);
+
+    static abstract float Sum(TV value);
+
+    /// <summary>a − b.</summary>
+    static abstract TV Subtract(TV a, TV b);
+
+    /// <summary>a · b.</summary>
+    static abstract TV Multiply(TV a, TV b);
+
+    /// <summary>e^x per lane (<see cref="FastExp"/>: below about −87.3 flushes to 0, NaN stays NaN).</summary>
+    static abstract TV Exp(TV x);
+}
+
+/// <summary>16 float lanes.</summary>
+internal readonly unsafe struct V512 : IVecOps<Vector512<float>>
+{
+    public static int Count => Vector512<float>.Count;
+
+    public static Vector512<float> Zero => Vector512<float>.Zero;
+
+    public static Vector512<float> Splat(float value) => Vector512.Create(value);
+
+    public static Vector512<float> Load(float* source) => Vector512.Load(source);
+
+    public static void Store(Vector512<float> value, float* destination) => value.Store(destination);
+
+    public static Vector512<float> Fma(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.MultiplyAddEstimate(a, b, c);
+
+    public static float Sum(Vector512<float> value) => Vector512.Sum(value);
+
+    public static Vector512<float> Subtract(Vector512<float> a, Vector512<float> b) => a - b;
+
+    public static Vector512<float> Multiply(Vector512<float> a, Vector512<float> b) => a * b;
+
+    public static Vector512<float> Exp(Vector512<float> x) => FastExp.Exp(x);
+}
+
+/// <summary>8 float lanes.</summary>
+internal readonly unsafe struct V256 : IVecOps<Vector256<float>>
+{
+    public static int Count => Vector256<float>.Count;
+
+    public static Vector256<float> Zero => Vector256<float>.Zero;
+
+    public static Vector256<float> Splat(float value) => Vector256.Create(value);
+
+    public static Vector256<float> Load(float* source) => Vector256.Load(source);
+
+    public static void Store(Vector256<float> value, float* destination) => value.Store(destination);
+
+    public static Vector256<float> Fma(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.MultiplyAddEstimate(a, b, c);
+
+    public static float Sum(Vector256<float> value) => Vector256.Sum(value);
+
+    public static Vector256<float> Subtract(Vector256<float> a, Vector256<float> b) => a - b;
+
+    public static Vector256<float> Multiply(Vector256<float> a, Vector256<float> b) => a * b;
+
+    public static Vector256<float> Exp(Vector256<float> x) => FastExp.Exp(x);
+}
+
+/// <summary>4 float lanes.</summary>
+internal readonly unsafe struct V128 : IVecOps<Vector128<float>>
+{
+    public static int Count => Vector128<float>.Count;
+
+    public static Vector128<float> Zero => Vector128<float>.Zero;
+
+    public static Vector128<float> Splat(float value) => Vector128.Create(value);
+
+    public static Vector128<float> Load(float* source) => Vector128.Load(source);
+
+    public static void Store(Vector128<float> value, float* destination) => value.Store(destination);
+
+    public static Vector128<float> Fma(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.MultiplyAddEstimate(a, b, c);
+
+    public static float Sum(Vector128<float> value) => Vector128.Sum(value);
+
+    public static Vector128<float> Subtract(Vector128<float> a, Vector128<float> b) => a - b;
+
+    public static Vector128<float> Multiply(Vector128<float> a, Vector128<float> b) => a * b;
+
+    public static Vector128<float> Exp(Vector128<float> x) => FastExp.Exp(x);
+}
+
+/// <summary>One lane: the fallback when no vector width is accelerated (multiply and add are not fused).</summary>
+internal readonly unsafe struct Scalar : IVecOps<float>
+{
+    public static int Count => 1;
+
+    public static float Zero => 0f;
+
+    public static float Splat(float value) => value;
+
+    public static float Load(float* source) => *source;
+
+    public static void Store(float value, float* destination) => *destination = value;
+
+    public static float Fma(float a, float b, float c) => (a * b) + c;
+
+    public static float Sum(float value) => value;
+
+    public static float Subtract(float a, float b) => a - b;
+
+    public static float Multiply(float a, float b) => a * b;
+
+    public static float Exp(float x) => FastExp.Exp(x);
+}
