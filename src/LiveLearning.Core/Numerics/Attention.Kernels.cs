@@ -52,11 +52,21 @@ public static partial class Attention
             float* vBase = V + ((long)(h / Group) * d);
             int t0 = tile * TileRows;
             int t1 = Math.Min(Tokens, t0 + TileRows);
-            float* scores = stackalloc float[KeyBlock];
-            Span<float> scratch = d <= MaxStackHeadDim ? stackalloc float[2 * d] : new float[2 * d];
+            float* scores = stackalloc float[QuadRows * KeyBlock];
+            Span<float> scratch = d <= MaxStackHeadDim ? stackalloc float[2 * QuadRows * d] : new float[2 * QuadRows * d];
             fixed (float* run = scratch)
             {
-                for (int t = t0; t < t1; t++)
+                int t = t0;
+                if (QuadRowsApply(d))
+                {
+                    for (; t + QuadRows <= t1; t += QuadRows)
+                    {
+                        long row = ((long)t * Heads) + h;
+                        ForwardQuad(Output + (row * d), Q + (row * d), (long)Heads * d, kBase, vBase, kvStride, StartPosition + t + 1, d, Scale, scores, run, run + (QuadRows * d), Lse == null ? null : Lse + row, Heads);
+                    }
+                }
+
+                for (; t < t1; t++)
                 {
                     long row = ((long)t * Heads) + h;
                     float lse = ForwardRow(Output + (row * d), Q + (row * d), kBase, vBase, kvStride, StartPosition + t + 1, d, Scale, scores, run, run + d);
