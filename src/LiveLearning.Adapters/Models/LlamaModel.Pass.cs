@@ -177,7 +177,7 @@ public sealed partial class LlamaModel
 
             // Attention block: h = RMSNorm(x); q, k, v projections; RoPE; causal attention; x += o·Woᵀ.
             Span<float> h1 = lt is null ? h : lt.H1;
-            RmsNorm.Forward(h1, lt is null ? Span<float>.Empty : lt.Rstd1.Span, x, w.InputNorm, n, c, _eps);
+            RmsNorm.Forward(h1, lt is null ? Span<float>.Empty : lt.Rstd1.Span, x, w.InputNorm, n, c, _eps, _pool);
             Span<float> ql = lt is null ? q : lt.Q;
             Span<float> kl = lt is null ? k : lt.K;
             Span<float> vl = lt is null ? v : lt.V;
@@ -208,8 +208,8 @@ public sealed partial class LlamaModel
 
             AddBiasAndAdapter(kl, h1, l, Projection.KProj, plan, lt, n, arena);
             AddBiasAndAdapter(vl, h1, l, Projection.VProj, plan, lt, n, arena);
-            Rope.Forward(ql, queries.Positions, _heads, _headDim, _rope);
-            Rope.Forward(kl, plan.Positions, _kvHeads, _headDim, _rope);
+            Rope.Forward(ql, queries.Positions, _heads, _headDim, _rope, _pool);
+            Rope.Forward(kl, plan.Positions, _kvHeads, _headDim, _rope, _pool);
 
             Span<float> ol = lt is null ? o : lt.O;
             for (int i = 0; i < plan.Sequences.Length; i++)
@@ -253,7 +253,7 @@ public sealed partial class LlamaModel
 
             // MLP block: h = RMSNorm(x); x += down(silu(gate(h)) ⊙ up(h)).
             Span<float> h2 = (lt is null || lt.H2.Length == 0 ? h : lt.H2)[..(n * c)];
-            RmsNorm.Forward(h2, lt is null ? Span<float>.Empty : lt.Rstd2.Span, x, w.PostAttentionNorm, n, c, _eps);
+            RmsNorm.Forward(h2, lt is null ? Span<float>.Empty : lt.Rstd2.Span, x, w.PostAttentionNorm, n, c, _eps, _pool);
             Span<float> gl = (lt is null ? gate : lt.Gate)[..(n * _intermediate)];
             Span<float> ul = (lt is null ? up : lt.Up)[..(n * _intermediate)];
             Span<float> ml = (lt is null || lt.M.Length == 0 ? m : lt.M)[..(n * _intermediate)];
@@ -283,7 +283,7 @@ public sealed partial class LlamaModel
         }
 
         Span<float> normed = tape is null ? h[..(rows * c)] : tape.FinalNormed.Span;
-        RmsNorm.Forward(normed, tape is null ? Span<float>.Empty : tape.FinalRstd.Span, selected, _weights.FinalNorm, rows, c, _eps);
+        RmsNorm.Forward(normed, tape is null ? Span<float>.Empty : tape.FinalRstd.Span, selected, _weights.FinalNorm, rows, c, _eps, _pool);
         if (tape is null)
         {
             // Training leaves the LM head to the caller, which runs it in row chunks fused with the loss (see LossAndHeadGradient).
@@ -333,7 +333,7 @@ public sealed partial class LlamaModel
 
     /// <summary>
     /// SwiGLU forward (<paramref name="dGate"/> empty: <c>y = silu(gate)·up</c>) or backward (<paramref name="y"/> is the
-    /// output gradient; accumulates into <paramref name="dGate"/> and <paramref name="dUp"/>), split by rows over the
+    /// output gradient; overwrites <paramref name="dGate"/> and <paramref name="dUp"/>), split by rows over the
     /// pool: it is element-wise and exp-heavy, and would otherwise leave the other core idle.
     /// </summary>
     private unsafe void SwiGluRows(Span<float> y, ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> dGate, Span<float> dUp, int rows)
@@ -367,6 +367,9 @@ public sealed partial class LlamaModel
             int length = count * Width;
             if (Backward)
             {
+                // The gradients start at zero: each item clears its own rows just before accumulating into them.
+                new Span<float>(DGate + offset, length).Clear();
+                new Span<float>(DUp + offset, length).Clear();
                 Activations.SwiGluBackward(new Span<float>(DGate + offset, length), new Span<float>(DUp + offset, length), new ReadOnlySpan<float>(Y + offset, length), new ReadOnlySpan<float>(Gate + offset, length), new ReadOnlySpan<float>(Up + offset, length));
             }
             else
@@ -432,7 +435,7 @@ public sealed partial class LlamaModel
         int c = _hidden;
         Span<float> dx = arena.Rent(n * c);
         dx.Clear();
-        RmsNorm.Backward(dx, default, dNormed, tape.FinalIn, _weights.FinalNorm, tape.FinalRstd, n, c);
+        RmsNorm.Backward(dx, default, dNormed, tape.FinalIn, _weights.FinalNorm, tape.FinalRstd, n, c, _pool);
 
         Span<float> dh = arena.Rent(n * c);
         Span<float> dm = arena.Rent(n * _intermediate);
@@ -464,8 +467,6 @@ public sealed partial class LlamaModel
             }
 
             BackProject(dm, dx, lt.M, l, Projection.DownProj, adapter, gradients, lt, n);
-            dGate.Clear();
-            dUp.Clear();
             SwiGluRows(dm, lt.Gate, lt.Up, dGate, dUp, n);
             Span<float> dhMlp = needAttentionOut ? dh : Span<float>.Empty;
             if (needAttentionOut)
@@ -480,7 +481,7 @@ public sealed partial class LlamaModel
                 continue;
             }
 
-            RmsNorm.Backward(dx, default, dh, lt.XMid, w.PostAttentionNorm, lt.Rstd2, n, c);
+            RmsNorm.Backward(dx, default, dh, lt.XMid, w.PostAttentionNorm, lt.Rstd2, n, c, _pool);
 
             // Attention block.
             if (!needQkv)
@@ -511,8 +512,8 @@ public sealed partial class LlamaModel
                     s.Length, 0, s.Length, _heads, _kvHeads, _headDim, _attentionScale, _pool);
             }
 
-            Rope.Backward(dq, plan.Positions, _heads, _headDim, _rope);
-            Rope.Backward(dk, plan.Positions, _kvHeads, _headDim, _rope);
+            Rope.Backward(dq, plan.Positions, _heads, _headDim, _rope, _pool);
+            Rope.Backward(dk, plan.Positions, _kvHeads, _headDim, _rope, _pool);
             Span<float> dhAttention = lowest ? Span<float>.Empty : dh;
             if (!lowest)
             {
@@ -524,7 +525,7 @@ public sealed partial class LlamaModel
             AdapterBackward(dhAttention, dv, lt.H1, l, Projection.VProj, adapter, gradients, lt, n);
             if (!lowest)
             {
-                RmsNorm.Backward(dx, default, dh, lt.XIn, w.InputNorm, lt.Rstd1, n, c);
+                RmsNorm.Backward(dx, default, dh, lt.XIn, w.InputNorm, lt.Rstd1, n, c, _pool);
             }
         }
     }

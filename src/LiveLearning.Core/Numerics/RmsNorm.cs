@@ -20,9 +20,10 @@ public static class RmsNorm
     /// <param name="tokens">Number of rows.</param>
     /// <param name="dim">Row length (at least 1).</param>
     /// <param name="eps">Added to the mean square before the square root (non-negative).</param>
+    /// <param name="pool">Optional pool: rows are split over its threads (each row is computed the same way either way).</param>
     /// <exception cref="ArgumentException">A length does not match the shape, or outputs overlap inputs.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A shape is out of range or <paramref name="eps"/> is negative or NaN.</exception>
-    public static void Forward(Span<float> y, Span<float> rstd, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, int tokens, int dim, float eps)
+    public static unsafe void Forward(Span<float> y, Span<float> rstd, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, int tokens, int dim, float eps, ComputePool? pool = null)
     {
         NnChecks.NonNegative(tokens, nameof(tokens));
         NnChecks.Positive(dim, nameof(dim));
@@ -46,7 +47,22 @@ public static class RmsNorm
         NnChecks.NoOverlap(rstd, y, nameof(rstd), nameof(y));
         NnChecks.NoOverlap(rstd, weight, nameof(rstd), nameof(weight));
 
-        for (int t = 0; t < tokens; t++)
+        if (tokens == 0)
+        {
+            return;
+        }
+
+        fixed (float* py = y, pr = rstd, px = x, pw = weight)
+        {
+            var job = new RowsJob { Y = py, Rstd = rstd.IsEmpty ? null : pr, X = px, Weight = pw, Tokens = tokens, Dim = dim, Eps = eps, Items = Items(tokens, dim, pool) };
+            ComputePool.Run(job.Items == 1 ? null : pool, job.Items, ref job);
+        }
+    }
+
+    /// <summary>Rows of <see cref="Forward"/> for <paramref name="t0"/> ≤ t &lt; <paramref name="t1"/>.</summary>
+    private static void ForwardRows(Span<float> y, Span<float> rstd, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, int dim, float eps, int t0, int t1)
+    {
+        for (int t = t0; t < t1; t++)
         {
             ReadOnlySpan<float> row = x.Slice(t * dim, dim);
             float r = 1f / MathF.Sqrt((TensorPrimitives.SumOfSquares(row) / dim) + eps);
@@ -56,6 +72,43 @@ public static class RmsNorm
             }
 
             ScaleRow(y.Slice(t * dim, dim), row, r, weight);
+        }
+    }
+
+    /// <summary>Work items for a row-parallel pass: one per 16 Ki elements, at most two per thread.</summary>
+    private static int Items(int tokens, int dim, ComputePool? pool)
+        => pool is null || pool.ThreadCount == 1 ? 1 : (int)Math.Clamp((long)tokens * dim / 16384, 1, Math.Min(tokens, 2 * pool.ThreadCount));
+
+    /// <summary>Contiguous row ranges of a forward or backward pass (rows are independent, so the split changes nothing).</summary>
+    private unsafe struct RowsJob : IParallelJob
+    {
+        public float* Y;
+        public float* Rstd;
+        public float* X;
+        public float* Weight;
+        public float* Dx;
+        public float* Dy;
+        public int Tokens;
+        public int Dim;
+        public float Eps;
+        public int Items;
+        public bool Backward;
+
+        public readonly void Execute(int index)
+        {
+            int t0 = (int)((long)Tokens * index / Items);
+            int t1 = (int)((long)Tokens * (index + 1) / Items);
+            long size = (long)Tokens * Dim;
+            var x = new ReadOnlySpan<float>(X, (int)size);
+            var weight = new ReadOnlySpan<float>(Weight, Dim);
+            if (Backward)
+            {
+                BackwardRows(new Span<float>(Dx, (int)size), Span<float>.Empty, new ReadOnlySpan<float>(Dy, (int)size), x, weight, new ReadOnlySpan<float>(Rstd, Tokens), Dim, t0, t1);
+            }
+            else
+            {
+                ForwardRows(new Span<float>(Y, (int)size), Rstd == null ? Span<float>.Empty : new Span<float>(Rstd, Tokens), x, weight, Dim, Eps, t0, t1);
+            }
         }
     }
 
@@ -71,9 +124,12 @@ public static class RmsNorm
     /// <param name="rstd">The <c>rstd</c> written by <see cref="Forward"/> (<c>[tokens]</c>).</param>
     /// <param name="tokens">Number of rows.</param>
     /// <param name="dim">Row length (at least 1).</param>
+    /// <param name="pool">Optional pool: without <paramref name="dWeight"/> rows are split over its threads (each row is
+    /// computed the same way either way); the weight gradient, a sum over rows, is always accumulated in row order on
+    /// the calling thread.</param>
     /// <exception cref="ArgumentException">A length does not match the shape, or outputs overlap inputs.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A shape is out of range.</exception>
-    public static void Backward(Span<float> dx, Span<float> dWeight, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> rstd, int tokens, int dim)
+    public static unsafe void Backward(Span<float> dx, Span<float> dWeight, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> rstd, int tokens, int dim, ComputePool? pool = null)
     {
         NnChecks.NonNegative(tokens, nameof(tokens));
         NnChecks.Positive(dim, nameof(dim));
@@ -98,7 +154,23 @@ public static class RmsNorm
         NnChecks.NoOverlap(dWeight, weight, nameof(dWeight), nameof(weight));
         NnChecks.NoOverlap(dWeight, rstd, nameof(dWeight), nameof(rstd));
 
-        for (int t = 0; t < tokens; t++)
+        if (!dWeight.IsEmpty || tokens == 0 || Items(tokens, dim, pool) == 1)
+        {
+            BackwardRows(dx, dWeight, dy, x, weight, rstd, dim, 0, tokens);
+            return;
+        }
+
+        fixed (float* pdx = dx, pdy = dy, px = x, pw = weight, pr = rstd)
+        {
+            var job = new RowsJob { Dx = pdx, Dy = pdy, X = px, Weight = pw, Rstd = pr, Tokens = tokens, Dim = dim, Items = Items(tokens, dim, pool), Backward = true };
+            ComputePool.Run(pool, job.Items, ref job);
+        }
+    }
+
+    /// <summary>Rows of <see cref="Backward"/> for <paramref name="t0"/> ≤ t &lt; <paramref name="t1"/>.</summary>
+    private static void BackwardRows(Span<float> dx, Span<float> dWeight, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> rstd, int dim, int t0, int t1)
+    {
+        for (int t = t0; t < t1; t++)
         {
             ReadOnlySpan<float> xRow = x.Slice(t * dim, dim);
             ReadOnlySpan<float> dyRow = dy.Slice(t * dim, dim);

@@ -121,10 +121,11 @@ public static class Rope
     /// <param name="heads">Heads per token (at least 1).</param>
     /// <param name="headDim">Head dimension; must equal <see cref="RopeTable.HeadDim"/>.</param>
     /// <param name="table">Precomputed cos/sin.</param>
+    /// <param name="pool">Optional pool: tokens are split over its threads (each token is rotated the same way either way).</param>
     /// <exception cref="ArgumentException">A length or the head dimension does not match.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A position is outside the table, or <paramref name="heads"/> is less than 1.</exception>
-    public static void Forward(Span<float> x, ReadOnlySpan<int> positions, int heads, int headDim, RopeTable table)
-        => Apply(x, positions, heads, headDim, table, transpose: false);
+    public static void Forward(Span<float> x, ReadOnlySpan<int> positions, int heads, int headDim, RopeTable table, ComputePool? pool = null)
+        => Apply(x, positions, heads, headDim, table, transpose: false, pool);
 
     /// <summary>
     /// Applies the transposed rotation in place (<c>dx = Rᵀ·dy</c>), the input gradient of <see cref="Forward"/>:
@@ -136,12 +137,13 @@ public static class Rope
     /// <param name="heads">Heads per token (at least 1).</param>
     /// <param name="headDim">Head dimension; must equal <see cref="RopeTable.HeadDim"/>.</param>
     /// <param name="table">Precomputed cos/sin.</param>
+    /// <param name="pool">Optional pool: tokens are split over its threads (each token is rotated the same way either way).</param>
     /// <exception cref="ArgumentException">A length or the head dimension does not match.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A position is outside the table, or <paramref name="heads"/> is less than 1.</exception>
-    public static void Backward(Span<float> dx, ReadOnlySpan<int> positions, int heads, int headDim, RopeTable table)
-        => Apply(dx, positions, heads, headDim, table, transpose: true);
+    public static void Backward(Span<float> dx, ReadOnlySpan<int> positions, int heads, int headDim, RopeTable table, ComputePool? pool = null)
+        => Apply(dx, positions, heads, headDim, table, transpose: true, pool);
 
-    private static void Apply(Span<float> x, ReadOnlySpan<int> positions, int heads, int headDim, RopeTable table, bool transpose)
+    private static unsafe void Apply(Span<float> x, ReadOnlySpan<int> positions, int heads, int headDim, RopeTable table, bool transpose, ComputePool? pool)
     {
         ArgumentNullException.ThrowIfNull(table);
         NnChecks.Positive(heads, nameof(heads));
@@ -162,8 +164,27 @@ public static class Rope
 
         // The transposed rotation is the forward rotation with the sine negated.
         float sign = transpose ? -1f : 1f;
+        long size = (long)tokens * heads * headDim;
+        int items = pool is null || pool.ThreadCount == 1 ? 1 : (int)Math.Clamp(size / 16384, 1, Math.Min(tokens, 2 * pool.ThreadCount));
+        if (items == 1)
+        {
+            RotateTokens(x, positions, heads, headDim, table, sign, 0, tokens);
+            return;
+        }
+
+        fixed (float* px = x)
+        fixed (int* pp = positions)
+        {
+            var job = new TokensJob { X = px, Positions = pp, Tokens = tokens, Heads = heads, HeadDim = headDim, Table = table, Sign = sign, Items = items };
+            pool!.For(items, ref job);
+        }
+    }
+
+    /// <summary>Rotates tokens <paramref name="t0"/> ≤ t &lt; <paramref name="t1"/>.</summary>
+    private static void RotateTokens(Span<float> x, ReadOnlySpan<int> positions, int heads, int headDim, RopeTable table, float sign, int t0, int t1)
+    {
         int half = headDim / 2;
-        for (int t = 0; t < tokens; t++)
+        for (int t = t0; t < t1; t++)
         {
             ReadOnlySpan<float> cos = table.Cos(positions[t]);
             ReadOnlySpan<float> sin = table.Sin(positions[t]);
@@ -172,6 +193,27 @@ public static class Rope
                 Span<float> head = x.Slice(((t * heads) + h) * headDim, headDim);
                 RotateHead(head[..half], head[half..], cos, sin, sign);
             }
+        }
+    }
+
+    /// <summary>Contiguous token ranges of one rotation (tokens are independent, so the split changes nothing).</summary>
+    private unsafe struct TokensJob : IParallelJob
+    {
+        public float* X;
+        public int* Positions;
+        public int Tokens;
+        public int Heads;
+        public int HeadDim;
+        public RopeTable Table;
+        public float Sign;
+        public int Items;
+
+        public readonly void Execute(int index)
+        {
+            int t0 = (int)((long)Tokens * index / Items);
+            int t1 = (int)((long)Tokens * (index + 1) / Items);
+            var x = new Span<float>(X, Tokens * Heads * HeadDim);
+            RotateTokens(x, new ReadOnlySpan<int>(Positions, Tokens), Heads, HeadDim, Table, Sign, t0, t1);
         }
     }
 

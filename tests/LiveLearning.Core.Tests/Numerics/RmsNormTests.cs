@@ -165,6 +165,34 @@ public sealed class RmsNormTests
         Assert.That(b, Is.EqualTo(a));
     }
 
+    [TestCase(256, 576)]
+    [TestCase(29, 577)]
+    [TestCase(3, 64)]
+    public void SplittingRowsOverAPool_ChangesNoBit(int tokens, int dim)
+    {
+        using var pool = new ComputePool(2);
+        float[] x = TestData.Uniform(tokens * dim, seed: dim, scale: 2f);
+        float[] w = TestData.Uniform(dim, seed: dim + 1, scale: 1.5f);
+        float[] dy = TestData.Uniform(tokens * dim, seed: dim + 2);
+        float[] y0 = new float[tokens * dim], y1 = new float[tokens * dim], r0 = new float[tokens], r1 = new float[tokens];
+        RmsNorm.Forward(y0, r0, x, w, tokens, dim, Eps);
+        RmsNorm.Forward(y1, r1, x, w, tokens, dim, Eps, pool);
+        Assert.That(y1, Is.EqualTo(y0));
+        Assert.That(r1, Is.EqualTo(r0));
+
+        float[] dx0 = TestData.Uniform(tokens * dim, seed: dim + 3), dx1 = (float[])dx0.Clone();
+        RmsNorm.Backward(dx0, default, dy, x, w, r0, tokens, dim);
+        RmsNorm.Backward(dx1, default, dy, x, w, r0, tokens, dim, pool);
+        Assert.That(dx1, Is.EqualTo(dx0));
+
+        // With a weight gradient (a sum over rows) the pass stays on the calling thread, in row order.
+        float[] dw0 = new float[dim], dw1 = new float[dim];
+        RmsNorm.Backward(dx0, dw0, dy, x, w, r0, tokens, dim);
+        RmsNorm.Backward(dx1, dw1, dy, x, w, r0, tokens, dim, pool);
+        Assert.That(dw1, Is.EqualTo(dw0));
+        Assert.That(dx1, Is.EqualTo(dx0));
+    }
+
     [Test]
     public void ZeroTokens_IsANoOp()
     {

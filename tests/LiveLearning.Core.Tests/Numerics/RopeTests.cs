@@ -45,6 +45,23 @@ public sealed class RopeTests
         Assert.That(z[3], Is.EqualTo((float)Math.Cos(1)));
     }
 
+    [TestCase(256, 9, 64)]
+    [TestCase(37, 3, 18)]
+    [TestCase(1, 9, 64)]
+    public void SplittingTokensOverAPool_ChangesNoBit(int tokens, int heads, int headDim)
+    {
+        using var pool = new ComputePool(2);
+        var table = new RopeTable(RopeTable.DefaultInverseFrequencies(headDim, 10000), 300);
+        int[] positions = Enumerable.Range(0, tokens).Select(t => (t * 7) % 300).ToArray();
+        float[] x0 = TestData.Uniform(tokens * heads * headDim, seed: headDim), x1 = (float[])x0.Clone();
+        Rope.Forward(x0, positions, heads, headDim, table);
+        Rope.Forward(x1, positions, heads, headDim, table, pool);
+        Assert.That(x1, Is.EqualTo(x0));
+        Rope.Backward(x0, positions, heads, headDim, table);
+        Rope.Backward(x1, positions, heads, headDim, table, pool);
+        Assert.That(x1, Is.EqualTo(x0));
+    }
+
     [Test]
     public void ForwardAndBackward_MatchScalarReference_AtEveryHalfDim_WithoutOutOfBoundsWrites()
     {
