@@ -13,7 +13,6 @@ public static partial class Attention
     /// <summary>Keys per forward softmax block (the unit of the split decode path too).</summary>
     private const int KeyBlock = 64;
 
-
     /// <summary>
     /// Largest <c>heads · tokens · (startPosition + tokens)</c> for which the backward keeps dS from its key pass
     /// (4 Mi floats = 16 MiB) instead of recomputing scores in its query pass.

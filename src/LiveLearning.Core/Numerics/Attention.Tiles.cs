@@ -25,7 +25,7 @@ public static partial class Attention
     /// <summary>Query rows per backward score tile.</summary>
     private const int ScoreTileRows = 8;
 
-    /// <summary>Head dimensions up to this keep the backward item's scratch on the stack (4·16·128 floats = 32 KB).</summary>
+    /// <summary>Head dimensions up to this keep the backward item's scratch on the stack (4·16·128 + 2·8·16 floats, about 33 KB).</summary>
     private const int MaxStackTileHeadDim = 128;
 
     /// <summary>

@@ -15,6 +15,9 @@ namespace LiveLearning.Numerics;
 /// blocks of query heads share one kv head).</para>
 /// <para>Key and value rows at or beyond <c>startPosition + tokens</c> are never read (they are masked for every
 /// query), so <c>k</c> and <c>v</c> may be a cache with spare capacity.</para>
+/// <para>With 512-bit vectors and a head dimension that is a multiple of 16 the forward computes four consecutive
+/// query rows of a head together (each key loaded once for the four), with the one-row path's exact arithmetic, so a
+/// row's result does not depend on which rows it was computed with.</para>
 /// <para>With a <see cref="ComputePool"/> the forward runs (head, query-tile) items in parallel; the backward runs
 /// (kv head, key-block) items that own their <c>dk</c>/<c>dv</c> rows and then (head, query-tile) items that own
 /// their <c>dq</c> rows (reusing the dS the first pass stored when <c>heads · tokens · (startPosition + tokens)</c>

@@ -77,7 +77,7 @@ public static class RmsNorm
 
     /// <summary>Work items for a row-parallel pass: one per 16 Ki elements, at most two per thread.</summary>
     private static int Items(int tokens, int dim, ComputePool? pool)
-        => pool is null || pool.ThreadCount == 1 ? 1 : (int)Math.Clamp((long)tokens * dim / 16384, 1, Math.Min(tokens, 2 * pool.ThreadCount));
+        => pool is null || pool.ThreadCount == 1 || tokens == 0 ? 1 : (int)Math.Clamp((long)tokens * dim / 16384, 1, Math.Min(tokens, 2 * pool.ThreadCount));
 
     /// <summary>Contiguous row ranges of a forward or backward pass (rows are independent, so the split changes nothing).</summary>
     private unsafe struct RowsJob : IParallelJob

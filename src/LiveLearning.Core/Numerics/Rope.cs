@@ -165,7 +165,7 @@ public static class Rope
         // The transposed rotation is the forward rotation with the sine negated.
         float sign = transpose ? -1f : 1f;
         long size = (long)tokens * heads * headDim;
-        int items = pool is null || pool.ThreadCount == 1 ? 1 : (int)Math.Clamp(size / 16384, 1, Math.Min(tokens, 2 * pool.ThreadCount));
+        int items = pool is null || pool.ThreadCount == 1 || tokens == 0 ? 1 : (int)Math.Clamp(size / 16384, 1, Math.Min(tokens, 2 * pool.ThreadCount));
         if (items == 1)
         {
             RotateTokens(x, positions, heads, headDim, table, sign, 0, tokens);

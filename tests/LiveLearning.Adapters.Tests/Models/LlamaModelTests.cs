@@ -201,6 +201,19 @@ public sealed class LlamaModelTests
         Assert.That(cache.Length, Is.Zero);
     }
 
+    [TestCase(1)]
+    [TestCase(2)]
+    public void AnEmptyForwardReturnsNoLogitsAndLeavesTheCacheEmpty(int threads)
+    {
+        // With two threads the per-token kernels split over the pool; zero tokens must not reach a split of nothing.
+        ModelFixture f = ModelFixture.Load("llama-gqa-tied");
+        using var model = LlamaModel.Load(f.Directory, new ModelOptions { ThreadCount = threads });
+        KvCache cache = model.CreateCache();
+        Assert.That(model.Forward(ReadOnlySpan<int>.Empty, null, allPositions: true), Is.Empty);
+        Assert.That(model.Forward(ReadOnlySpan<int>.Empty, cache), Is.Empty);
+        Assert.That(cache.Length, Is.Zero);
+    }
+
     [Test]
     public void ScoreEqualsTheSumOfLogSoftmaxOfTheCompletionTokens()
     {

@@ -46,8 +46,9 @@ public sealed class RopeTests
     }
 
     [TestCase(256, 9, 64)]
-    [TestCase(37, 3, 18)]
-    [TestCase(1, 9, 64)]
+    [TestCase(9, 32, 128)]
+    [TestCase(37, 9, 130)]
+    [TestCase(0, 9, 64)]
     public void SplittingTokensOverAPool_ChangesNoBit(int tokens, int heads, int headDim)
     {
         using var pool = new ComputePool(2);
