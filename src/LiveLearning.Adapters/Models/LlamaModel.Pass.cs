@@ -342,7 +342,7 @@ public sealed partial class LlamaModel
         fixed (float* py = y, pg = gate, pu = up, pdg = dGate, pdu = dUp)
         {
             var job = new SwiGluJob { Y = py, Gate = pg, Up = pu, DGate = pdg, DUp = pdu, Rows = rows, Width = width, Backward = !dGate.IsEmpty };
-            job.Items = (long)rows * width < 16384 ? 1 : Math.Min(rows, 2 * _pool.ThreadCount);
+            job.Items = ComputePool.RowItems(_pool, rows, (long)rows * width);
             _pool.For(job.Items, ref job);
         }
     }
@@ -361,8 +361,8 @@ public sealed partial class LlamaModel
 
         public readonly void Execute(int index)
         {
-            int first = (int)((long)Rows * index / Items);
-            int count = (int)((long)Rows * (index + 1) / Items) - first;
+            (int first, int end) = ComputePool.ItemRange(Rows, index, Items);
+            int count = end - first;
             nint offset = (nint)first * Width;
             int length = count * Width;
             if (Backward)
@@ -530,10 +530,18 @@ public sealed partial class LlamaModel
         }
     }
 
-    private static bool HasSlot(IModelAdapter adapter, int layer, Projection a, Projection? b = null, Projection? c = null)
-        => adapter.GetSlot(layer, a) is not null
-            || (b is { } pb && adapter.GetSlot(layer, pb) is not null)
-            || (c is { } pc && adapter.GetSlot(layer, pc) is not null);
+    private static bool HasSlot(IModelAdapter adapter, int layer, params ReadOnlySpan<Projection> projections)
+    {
+        foreach (Projection p in projections)
+        {
+            if (adapter.GetSlot(layer, p) is not null)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
 
     /// <summary>dx = dy·W, plus the adapter slot's input gradient and parameter gradients.</summary>
     private void BackProject(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int layer, Projection projection, IModelAdapter adapter, AdapterGradients gradients, LayerTape lt, int n)

@@ -309,44 +309,18 @@ public static partial class Attention
                 // Two keys per pass share each load of the eight rows.
                 AccumulateTwoKeys<TV, TOps>(aj, aj + d, coef + j, x, stride, d);
                 j++;
+                continue;
             }
-            else if (first == 0 && rows == ScoreTileRows)
-            {
-                float* x0 = x;
-                float* x1 = x0 + stride;
-                float* x2 = x1 + stride;
-                float* x3 = x2 + stride;
-                float* x4 = x3 + stride;
-                float* x5 = x4 + stride;
-                float* x6 = x5 + stride;
-                float* x7 = x6 + stride;
-                TV c0 = TOps.Splat(coef[j]), c1 = TOps.Splat(coef[B + j]), c2 = TOps.Splat(coef[(2 * B) + j]), c3 = TOps.Splat(coef[(3 * B) + j]);
-                TV c4 = TOps.Splat(coef[(4 * B) + j]), c5 = TOps.Splat(coef[(5 * B) + j]), c6 = TOps.Splat(coef[(6 * B) + j]), c7 = TOps.Splat(coef[(7 * B) + j]);
-                for (int e = 0; e < dv; e += w)
-                {
-                    TV y = TOps.Load(aj + e);
-                    y = TOps.Fma(c0, TOps.Load(x0 + e), y);
-                    y = TOps.Fma(c1, TOps.Load(x1 + e), y);
-                    y = TOps.Fma(c2, TOps.Load(x2 + e), y);
-                    y = TOps.Fma(c3, TOps.Load(x3 + e), y);
-                    y = TOps.Fma(c4, TOps.Load(x4 + e), y);
-                    y = TOps.Fma(c5, TOps.Load(x5 + e), y);
-                    y = TOps.Fma(c6, TOps.Load(x6 + e), y);
-                    TOps.Store(TOps.Fma(c7, TOps.Load(x7 + e), y), aj + e);
-                }
-            }
-            else
-            {
-                for (int e = 0; e < dv; e += w)
-                {
-                    TV y = TOps.Load(aj + e);
-                    for (int r = first; r < rows; r++)
-                    {
-                        y = TOps.Fma(TOps.Splat(coef[(r * B) + j]), TOps.Load(x + (r * stride) + e), y);
-                    }
 
-                    TOps.Store(y, aj + e);
+            for (int e = 0; e < dv; e += w)
+            {
+                TV y = TOps.Load(aj + e);
+                for (int r = first; r < rows; r++)
+                {
+                    y = TOps.Fma(TOps.Splat(coef[(r * B) + j]), TOps.Load(x + (r * stride) + e), y);
                 }
+
+                TOps.Store(y, aj + e);
             }
 
             // The head dimension's remainder past the last full vector, one element at a time in the same row order.

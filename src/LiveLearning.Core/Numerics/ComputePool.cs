@@ -119,6 +119,28 @@ public sealed unsafe class ComputePool : IDisposable
         }
     }
 
+    /// <summary>
+    /// Item <paramref name="index"/> of <paramref name="items"/> contiguous, near-equal parts of <c>[0, total)</c>: the
+    /// split every range-parallel job uses, so a part depends only on the three numbers.
+    /// </summary>
+    /// <param name="total">Length of the range.</param>
+    /// <param name="index">The item, 0 to <paramref name="items"/> − 1.</param>
+    /// <param name="items">Number of items (at least 1).</param>
+    /// <returns>The part's start (inclusive) and end (exclusive).</returns>
+    public static (int Start, int End) ItemRange(int total, int index, int items)
+        => ((int)((long)total * index / items), (int)((long)total * (index + 1) / items));
+
+    /// <summary>
+    /// Work items for a pass over independent rows (normalisation, rotation, element-wise activations): one per 16 Ki
+    /// elements, at most two per thread and one per row; 1 without a pool of several threads or for zero rows.
+    /// </summary>
+    /// <param name="pool">The pool, or <see langword="null"/>.</param>
+    /// <param name="rows">Number of rows.</param>
+    /// <param name="elements">Elements in all rows together.</param>
+    /// <returns>The item count (at least 1).</returns>
+    public static int RowItems(ComputePool? pool, int rows, long elements)
+        => pool is null || pool.ThreadCount == 1 || rows == 0 ? 1 : (int)Math.Clamp(elements / 16384, 1, Math.Min(rows, 2 * pool.ThreadCount));
+
     /// <summary>Convenience: runs <paramref name="job"/> on a pool when one is given, else inline.</summary>
     /// <typeparam name="TJob">The job struct.</typeparam>
     /// <param name="pool">The pool, or <see langword="null"/> to run on the calling thread.</param>

@@ -148,8 +148,7 @@ public static unsafe partial class Gemm
 
         public readonly void Execute(int index)
         {
-            int first = (int)((long)Groups * index / Items);
-            int last = (int)((long)Groups * (index + 1) / Items);
+            (int first, int last) = ComputePool.ItemRange(Groups, index, Items);
             for (int g = first; g < last; g++)
             {
                 int r0 = g * GemvRows;

@@ -195,8 +195,7 @@ public static unsafe partial class Gemm
         public readonly void Execute(int index)
         {
             int blocks = Targets.TotalBlocks;
-            int first = (int)((long)blocks * index / Items);
-            int last = (int)((long)blocks * (index + 1) / Items);
+            (int first, int last) = ComputePool.ItemRange(blocks, index, Items);
             int mr = Mr;
             for (int b = first; b < last; b++)
             {

@@ -925,8 +925,7 @@ public static unsafe partial class Gemm
         public readonly void Execute(int index)
         {
             int blocks = Targets.TotalBlocks;
-            int first = (int)((long)blocks * index / Items);
-            int last = (int)((long)blocks * (index + 1) / Items);
+            (int first, int last) = ComputePool.ItemRange(blocks, index, Items);
             if (Type == WeightType.F32)
             {
                 Run(first, last, null);
@@ -1073,8 +1072,7 @@ public static unsafe partial class Gemm
 
         public readonly void Execute(int index)
         {
-            int first = (int)((long)Panels * index / Items);
-            int last = (int)((long)Panels * (index + 1) / Items);
+            (int first, int last) = ComputePool.ItemRange(Panels, index, Items);
             int nr = Nr;
             float[] rented = ArrayPool<float>.Shared.Rent((KBlock * nr) + 16);
             try

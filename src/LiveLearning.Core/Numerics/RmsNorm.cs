@@ -54,7 +54,7 @@ public static class RmsNorm
 
         fixed (float* py = y, pr = rstd, px = x, pw = weight)
         {
-            var job = new RowsJob { Y = py, Rstd = rstd.IsEmpty ? null : pr, X = px, Weight = pw, Tokens = tokens, Dim = dim, Eps = eps, Items = Items(tokens, dim, pool) };
+            var job = new RowsJob { Y = py, Rstd = rstd.IsEmpty ? null : pr, X = px, Weight = pw, Tokens = tokens, Dim = dim, Eps = eps, Items = ComputePool.RowItems(pool, tokens, (long)tokens * dim) };
             ComputePool.Run(job.Items == 1 ? null : pool, job.Items, ref job);
         }
     }
@@ -75,10 +75,6 @@ public static class RmsNorm
         }
     }
 
-    /// <summary>Work items for a row-parallel pass: one per 16 Ki elements, at most two per thread.</summary>
-    private static int Items(int tokens, int dim, ComputePool? pool)
-        => pool is null || pool.ThreadCount == 1 || tokens == 0 ? 1 : (int)Math.Clamp((long)tokens * dim / 16384, 1, Math.Min(tokens, 2 * pool.ThreadCount));
-
     /// <summary>Contiguous row ranges of a forward or backward pass (rows are independent, so the split changes nothing).</summary>
     private unsafe struct RowsJob : IParallelJob
     {
@@ -96,8 +92,7 @@ public static class RmsNorm
 
         public readonly void Execute(int index)
         {
-            int t0 = (int)((long)Tokens * index / Items);
-            int t1 = (int)((long)Tokens * (index + 1) / Items);
+            (int t0, int t1) = ComputePool.ItemRange(Tokens, index, Items);
             long size = (long)Tokens * Dim;
             var x = new ReadOnlySpan<float>(X, (int)size);
             var weight = new ReadOnlySpan<float>(Weight, Dim);
@@ -154,7 +149,8 @@ public static class RmsNorm
         NnChecks.NoOverlap(dWeight, weight, nameof(dWeight), nameof(weight));
         NnChecks.NoOverlap(dWeight, rstd, nameof(dWeight), nameof(rstd));
 
-        if (!dWeight.IsEmpty || tokens == 0 || Items(tokens, dim, pool) == 1)
+        int items = ComputePool.RowItems(pool, tokens, (long)tokens * dim);
+        if (!dWeight.IsEmpty || items == 1)
         {
             BackwardRows(dx, dWeight, dy, x, weight, rstd, dim, 0, tokens);
             return;
@@ -162,7 +158,7 @@ public static class RmsNorm
 
         fixed (float* pdx = dx, pdy = dy, px = x, pw = weight, pr = rstd)
         {
-            var job = new RowsJob { Dx = pdx, Dy = pdy, X = px, Weight = pw, Rstd = pr, Tokens = tokens, Dim = dim, Items = Items(tokens, dim, pool), Backward = true };
+            var job = new RowsJob { Dx = pdx, Dy = pdy, X = px, Weight = pw, Rstd = pr, Tokens = tokens, Dim = dim, Items = items, Backward = true };
             ComputePool.Run(pool, job.Items, ref job);
         }
     }

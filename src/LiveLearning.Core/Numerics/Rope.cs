@@ -165,7 +165,7 @@ public static class Rope
         // The transposed rotation is the forward rotation with the sine negated.
         float sign = transpose ? -1f : 1f;
         long size = (long)tokens * heads * headDim;
-        int items = pool is null || pool.ThreadCount == 1 || tokens == 0 ? 1 : (int)Math.Clamp(size / 16384, 1, Math.Min(tokens, 2 * pool.ThreadCount));
+        int items = ComputePool.RowItems(pool, tokens, size);
         if (items == 1)
         {
             RotateTokens(x, positions, heads, headDim, table, sign, 0, tokens);
@@ -210,8 +210,7 @@ public static class Rope
 
         public readonly void Execute(int index)
         {
-            int t0 = (int)((long)Tokens * index / Items);
-            int t1 = (int)((long)Tokens * (index + 1) / Items);
+            (int t0, int t1) = ComputePool.ItemRange(Tokens, index, Items);
             var x = new Span<float>(X, Tokens * Heads * HeadDim);
             RotateTokens(x, new ReadOnlySpan<int>(Positions, Tokens), Heads, HeadDim, Table, Sign, t0, t1);
         }
