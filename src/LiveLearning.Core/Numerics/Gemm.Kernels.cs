@@ -99,7 +99,7 @@ public static unsafe partial class Gemm
             if (TRows.Value > 5) { av = TSource.Broadcast512(a4 + sm); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51); }
             if (TRows.Value > 6) { av = TSource.Broadcast512(a4 + s2); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61); }
             if (TRows.Value > 7) { av = TSource.Broadcast512(a4 + s3); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71); }
-            TSource.Touch(a);
+            TSource.Touch(a, sm, k);
             a += sk;
             a4 += sk;
         }
@@ -146,7 +146,7 @@ public static unsafe partial class Gemm
             if (TRows.Value > 3) { av = TSource.Broadcast256(a3); c30 = Vector256.FusedMultiplyAdd(av, b0, c30); c31 = Vector256.FusedMultiplyAdd(av, b1, c31); }
             if (TRows.Value > 4) { av = TSource.Broadcast256(a3 + sm); c40 = Vector256.FusedMultiplyAdd(av, b0, c40); c41 = Vector256.FusedMultiplyAdd(av, b1, c41); }
             if (TRows.Value > 5) { av = TSource.Broadcast256(a3 + s2); c50 = Vector256.FusedMultiplyAdd(av, b0, c50); c51 = Vector256.FusedMultiplyAdd(av, b1, c51); }
-            TSource.Touch(a);
+            TSource.Touch(a, sm, k);
             a += sk;
             a3 += sk;
         }
@@ -185,6 +185,7 @@ public static unsafe partial class Gemm
             if (TRows.Value > 1) { av = TSource.Broadcast128(a + sm); c10 = Fma128(av, b0, c10); c11 = Fma128(av, b1, c11); }
             if (TRows.Value > 2) { av = TSource.Broadcast128(a + s2); c20 = Fma128(av, b0, c20); c21 = Fma128(av, b1, c21); }
             if (TRows.Value > 3) { av = TSource.Broadcast128(a + s3); c30 = Fma128(av, b0, c30); c31 = Fma128(av, b1, c31); }
+            TSource.Touch(a, sm, k);
             a += sk;
         }
 
@@ -226,8 +227,11 @@ public static unsafe partial class Gemm
 
         static abstract float Read(byte* p);
 
-        /// <summary>Called once per k step with row 0's element (a hook for a software prefetch; usually nothing).</summary>
-        static abstract void Touch(byte* p);
+        /// <summary>
+        /// Called once per k step with row 0's element, the row stride in bytes and the step (a hook for a software
+        /// prefetch; usually nothing).
+        /// </summary>
+        static abstract void Touch(byte* p, nint rowStride, int k);
     }
 
     /// <summary>float32 elements: a broadcast load.</summary>
@@ -246,7 +250,7 @@ public static unsafe partial class Gemm
         public static float Read(byte* p) => *(float*)p;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Touch(byte* p)
+        public static void Touch(byte* p, nint rowStride, int k)
         {
         }
     }
@@ -272,7 +276,7 @@ public static unsafe partial class Gemm
         public static float Read(byte* p) => F32Source.Read(p);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Touch(byte* p)
+        public static void Touch(byte* p, nint rowStride, int k)
         {
             if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
             {
@@ -302,8 +306,68 @@ public static unsafe partial class Gemm
         public static float Read(byte* p) => Precision.BF16ToSingle(*(ushort*)p);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Touch(byte* p)
+        public static void Touch(byte* p, nint rowStride, int k)
         {
+        }
+    }
+
+    /// <summary>
+    /// float32 weight rows read in place (the forward form), prefetching the next row block into L2 as it goes: every
+    /// second k step touches one of the eight rows after this block's, at the current column, so the sweep covers each
+    /// of those rows' cache lines once (a float32 line holds 16 steps). A forward product over a cold weight otherwise
+    /// waits on memory at the start of every row block, since the kernel's eight interleaved row streams are more than
+    /// the hardware prefetcher runs ahead on. Used on a block's last token panel, when the block's own rows are in cache.
+    /// Eight rows cover the 512-bit kernel's next block; with the 256-bit kernel's six they reach two rows further.
+    /// </summary>
+    private struct F32NextBlockSource : IBroadcastSource
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Broadcast512(byte* p) => F32Source.Broadcast512(p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Broadcast256(byte* p) => F32Source.Broadcast256(p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector128<float> Broadcast128(byte* p) => F32Source.Broadcast128(p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Read(byte* p) => F32Source.Read(p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Touch(byte* p, nint rowStride, int k)
+        {
+            if ((k & 1) == 0 && System.Runtime.Intrinsics.X86.Sse.IsSupported)
+            {
+                System.Runtime.Intrinsics.X86.Sse.Prefetch1(p + ((Mr + ((k >> 1) & 7)) * rowStride));
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="BF16Source"/> with the next row block prefetched as in <see cref="F32NextBlockSource"/>; a bfloat16
+    /// line holds 32 steps, so one row is touched every fourth step.
+    /// </summary>
+    private struct BF16NextBlockSource : IBroadcastSource
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Broadcast512(byte* p) => BF16Source.Broadcast512(p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Broadcast256(byte* p) => BF16Source.Broadcast256(p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector128<float> Broadcast128(byte* p) => BF16Source.Broadcast128(p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Read(byte* p) => BF16Source.Read(p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Touch(byte* p, nint rowStride, int k)
+        {
+            if ((k & 3) == 0 && System.Runtime.Intrinsics.X86.Sse.IsSupported)
+            {
+                System.Runtime.Intrinsics.X86.Sse.Prefetch1(p + ((Mr + ((k >> 2) & 7)) * rowStride));
+            }
         }
     }
 
