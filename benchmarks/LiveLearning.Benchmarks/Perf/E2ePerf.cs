@@ -9,41 +9,48 @@ namespace LiveLearning.Benchmarks.Perf;
 
 /// <summary>
 /// End-to-end figures on a model of the SmolLM2-135M shape with random weights, F32 and BF16, 2 threads. Each
-/// precision runs in a child process so its peak memory is its own.
+/// scenario (F32 inference, BF16 inference, LoRA training) runs in a child process so its peak memory is its own, and
+/// each child starts after a rest: this VM kind slows its cores for 10-20 s after sustained load on both (a 10 s busy
+/// loop made the next prefill 141 ms against 91 ms 20 s later), so without it a scenario's figures would depend on the
+/// one that ran before it. Training runs last, being the longest load.
 /// </summary>
 internal sealed class E2ePerf : IPerfProbe
 {
+    private static readonly TimeSpan Rest = TimeSpan.FromSeconds(20);
+
     public int Order => 100;
 
     public void Run(PerfContext perf)
     {
-        foreach (WeightType type in new[] { WeightType.F32, WeightType.BF16 })
-        {
-            string dir = E2eModels.Ensure(type);
-            Dictionary<string, double> metrics = E2eWorker.RunInChild(dir, type);
-            string suffix = type == WeightType.BF16 ? "_bf16" : string.Empty;
-            perf.Report($"e2e_prefill64{suffix}_ms", metrics["prefill64_ms"]);
-            perf.Report($"e2e_decode{suffix}_ms_per_token", metrics["decode_ms_per_token"]);
-            if (type == WeightType.F32)
-            {
-                perf.Report("e2e_forward64_ms", metrics["forward64_ms"]);
-                perf.Report("e2e_peak_rss_mb", metrics["peak_rss_mb"]);
-                perf.Report("e2e_weights_mb", metrics["weights_mb"]);
+        string f32Dir = E2eModels.Ensure(WeightType.F32);
+        string bf16Dir = E2eModels.Ensure(WeightType.BF16);
+        Dictionary<string, double> f32 = RunRested(f32Dir, WeightType.F32);
+        Dictionary<string, double> bf16 = RunRested(bf16Dir, WeightType.BF16);
 
-                // LoRA figures in a process of their own (load, prefill overhead, 1×64 steps, then 4×64 steps), so its
-                // peak RSS is that of a training process, like the per-scenario PyTorch anchors.
-                Dictionary<string, double> lora = E2eWorker.RunInChild(dir, type, E2eWorker.LoraMode);
-                perf.Report("lora_overhead_prefill_pct", lora["lora_overhead_prefill_pct"]);
-                perf.Report("e2e_train64_ms", lora["train64_ms"]);
-                perf.Report("e2e_train4x64_tokens_per_s", lora["train4x64_tokens_per_s"]);
-                perf.Report("e2e_train64_peak_rss_mb", lora["train64_peak_rss_mb"]);
-                perf.Report("e2e_train4x64_peak_rss_mb", lora["train4x64_peak_rss_mb"]);
-            }
-            else
-            {
-                perf.Report("e2e_peak_rss_bf16_mb", metrics["peak_rss_mb"]);
-            }
-        }
+        // LoRA figures in a process of their own (load, prefill overhead, 1×64 steps, then 4×64 steps), so its peak RSS
+        // is that of a training process, like the per-scenario PyTorch anchors.
+        Dictionary<string, double> lora = RunRested(f32Dir, WeightType.F32, E2eWorker.LoraMode);
+
+        perf.Report("e2e_prefill64_ms", f32["prefill64_ms"]);
+        perf.Report("e2e_decode_ms_per_token", f32["decode_ms_per_token"]);
+        perf.Report("e2e_forward64_ms", f32["forward64_ms"]);
+        perf.Report("e2e_peak_rss_mb", f32["peak_rss_mb"]);
+        perf.Report("e2e_weights_mb", f32["weights_mb"]);
+        perf.Report("lora_overhead_prefill_pct", lora["lora_overhead_prefill_pct"]);
+        perf.Report("e2e_train64_ms", lora["train64_ms"]);
+        perf.Report("e2e_train4x64_tokens_per_s", lora["train4x64_tokens_per_s"]);
+        perf.Report("e2e_train64_peak_rss_mb", lora["train64_peak_rss_mb"]);
+        perf.Report("e2e_train4x64_peak_rss_mb", lora["train4x64_peak_rss_mb"]);
+        perf.Report("e2e_prefill64_bf16_ms", bf16["prefill64_ms"]);
+        perf.Report("e2e_decode_bf16_ms_per_token", bf16["decode_ms_per_token"]);
+        perf.Report("e2e_peak_rss_bf16_mb", bf16["peak_rss_mb"]);
+    }
+
+    private static Dictionary<string, double> RunRested(string dir, WeightType type, string? mode = null)
+    {
+        Console.WriteLine($"  resting {Rest.TotalSeconds:0} s, then {mode ?? "inference"} ({type}) in a child process ...");
+        Thread.Sleep(Rest);
+        return E2eWorker.RunInChild(dir, type, mode);
     }
 }
 
