@@ -18,6 +18,8 @@ internal sealed class GemmPerf : IPerfProbe
         Linear(perf, pool, 64, 4096, 4096, WeightType.F32, "gemm_64x4096x4096_gflops");
         Linear(perf, pool, 1, 576, 576, WeightType.F32, "gemm_1x576x576_gflops");
         Linear(perf, pool, 64, 576, 1536, WeightType.BF16, "gemm_64x576x1536_bf16_gflops");
+        ColdLinear(perf, pool, 64, 576, 1536, WeightType.F32, "gemm_64x576x1536_cold_gflops");
+        ColdLinear(perf, pool, 64, 576, 1536, WeightType.BF16, "gemm_64x576x1536_cold_bf16_gflops");
         Linear(perf, null, 64, 576, 1536, WeightType.F32, "gemm_64x576x1536_1thread_gflops");
         Linear(perf, pool, 4, 4096, 4096, WeightType.F32, "gemm_4x4096x4096_gflops");
         Linear(perf, pool, 8, 576, 1536, WeightType.F32, "gemm_8x576x1536_gflops");
@@ -69,6 +71,21 @@ internal sealed class GemmPerf : IPerfProbe
         float[] x = Data(tokens * inF, 2);
         var y = new float[tokens * outF];
         double seconds = Time(() => Gemm.Linear(y, x, w, tokens, pool: pool), tokens * inF * (double)outF);
+        perf.Report(name, 2.0 * tokens * inF * outF / seconds / 1e9);
+    }
+
+    /// <summary>
+    /// The same product over 48 distinct weights in turn (170 MB as F32, 85 MB as BF16: far beyond the 32 MB L3), so each
+    /// call streams its weight from memory as a prefill does, layer after layer.
+    /// </summary>
+    private static void ColdLinear(PerfContext perf, ComputePool? pool, int tokens, int inF, int outF, WeightType type, string name)
+    {
+        const int Copies = 48;
+        WeightMatrix[] weights = Enumerable.Range(0, Copies).Select(i => MakeWeight(outF, inF, type, 100 + i)).ToArray();
+        float[] x = Data(tokens * inF, 2);
+        var y = new float[tokens * outF];
+        int next = 0;
+        double seconds = Time(() => Gemm.Linear(y, x, weights[next++ % Copies], tokens, pool: pool), tokens * inF * (double)outF);
         perf.Report(name, 2.0 * tokens * inF * outF / seconds / 1e9);
     }
 
