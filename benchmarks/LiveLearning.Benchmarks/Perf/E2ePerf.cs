@@ -24,31 +24,33 @@ internal sealed class E2ePerf : IPerfProbe
     {
         string f32Dir = E2eModels.Ensure(WeightType.F32);
         string bf16Dir = E2eModels.Ensure(WeightType.BF16);
+
+        // Each group is reported as soon as its child is done, so a later failure keeps the earlier figures.
         Dictionary<string, double> f32 = RunRested(f32Dir, WeightType.F32);
-        Dictionary<string, double> bf16 = RunRested(bf16Dir, WeightType.BF16);
-
-        // LoRA figures in a process of their own (load, prefill overhead, 1×64 steps, then 4×64 steps), so its peak RSS
-        // is that of a training process, like the per-scenario PyTorch anchors.
-        Dictionary<string, double> lora = RunRested(f32Dir, WeightType.F32, E2eWorker.LoraMode);
-
         perf.Report("e2e_prefill64_ms", f32["prefill64_ms"]);
         perf.Report("e2e_decode_ms_per_token", f32["decode_ms_per_token"]);
         perf.Report("e2e_forward64_ms", f32["forward64_ms"]);
         perf.Report("e2e_peak_rss_mb", f32["peak_rss_mb"]);
         perf.Report("e2e_weights_mb", f32["weights_mb"]);
+
+        Dictionary<string, double> bf16 = RunRested(bf16Dir, WeightType.BF16);
+        perf.Report("e2e_prefill64_bf16_ms", bf16["prefill64_ms"]);
+        perf.Report("e2e_decode_bf16_ms_per_token", bf16["decode_ms_per_token"]);
+        perf.Report("e2e_peak_rss_bf16_mb", bf16["peak_rss_mb"]);
+
+        // LoRA figures in a process of their own (load, prefill overhead, 1×64 steps, then 4×64 steps), so its peak RSS
+        // is that of a training process, like the per-scenario PyTorch anchors.
+        Dictionary<string, double> lora = RunRested(f32Dir, WeightType.F32, E2eWorker.LoraMode);
         perf.Report("lora_overhead_prefill_pct", lora["lora_overhead_prefill_pct"]);
         perf.Report("e2e_train64_ms", lora["train64_ms"]);
         perf.Report("e2e_train4x64_tokens_per_s", lora["train4x64_tokens_per_s"]);
         perf.Report("e2e_train64_peak_rss_mb", lora["train64_peak_rss_mb"]);
         perf.Report("e2e_train4x64_peak_rss_mb", lora["train4x64_peak_rss_mb"]);
-        perf.Report("e2e_prefill64_bf16_ms", bf16["prefill64_ms"]);
-        perf.Report("e2e_decode_bf16_ms_per_token", bf16["decode_ms_per_token"]);
-        perf.Report("e2e_peak_rss_bf16_mb", bf16["peak_rss_mb"]);
     }
 
     private static Dictionary<string, double> RunRested(string dir, WeightType type, string? mode = null)
     {
-        Console.WriteLine($"  resting {Rest.TotalSeconds:0} s, then {mode ?? "inference"} ({type}) in a child process ...");
+        Console.WriteLine($"  resting {Rest.TotalSeconds:0} s, then {(mode is null ? "inference" : "LoRA training")} ({type}) in a child process ...");
         Thread.Sleep(Rest);
         return E2eWorker.RunInChild(dir, type, mode);
     }

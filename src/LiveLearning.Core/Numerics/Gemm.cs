@@ -1018,9 +1018,9 @@ public static unsafe partial class Gemm
                             aRowStride = kc;
                         }
 
-                        // The next row block of this weight is prefetched during the block's last panel, when its own rows
-                        // are in cache, spread over the kernel's k steps (see F32NextBlockSource; interleaved A/B, 64-token
-                        // prefill: F32 0.96, BF16 0.93). A burst of prefetches at the block's start cost 2-8 % instead.
+                        // The next row block of this weight is prefetched during the block's last panel, spread over the
+                        // kernel's k steps (see F32NextBlockSource; interleaved A/B, 64-token prefill: F32 0.96, BF16
+                        // 0.93). A burst of prefetches at the block's start cost 2-8 % instead.
                         for (int p = 0; p < panels; p++)
                         {
                             int t0 = p * nr;
