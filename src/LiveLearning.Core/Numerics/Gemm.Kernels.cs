@@ -227,6 +227,9 @@ public static unsafe partial class Gemm
 
         static abstract float Read(byte* p);
 
+        /// <summary>Bytes per stored element.</summary>
+        static abstract int Size { get; }
+
         /// <summary>
         /// Called by the SIMD kernels once per k step with row 0's element, the row stride in bytes and the step (a hook
         /// for a software prefetch; usually nothing; the scalar kernel does not call it).
@@ -248,6 +251,8 @@ public static unsafe partial class Gemm
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static float Read(byte* p) => *(float*)p;
+
+        public static int Size => sizeof(float);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Touch(byte* p, nint rowStride, int k)
@@ -274,6 +279,8 @@ public static unsafe partial class Gemm
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static float Read(byte* p) => F32Source.Read(p);
+
+        public static int Size => sizeof(float);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Touch(byte* p, nint rowStride, int k)
@@ -305,6 +312,8 @@ public static unsafe partial class Gemm
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static float Read(byte* p) => Precision.BF16ToSingle(*(ushort*)p);
 
+        public static int Size => sizeof(ushort);
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Touch(byte* p, nint rowStride, int k)
         {
@@ -312,64 +321,41 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>
-    /// float32 weight rows read in place (the forward form), prefetching the next row block into L2 as it goes: every
-    /// second k step touches one of the eight rows after this block's, at the current column, so the sweep covers each
-    /// of those rows' cache lines once (a float32 line holds 16 steps). A forward product over a cold weight otherwise
-    /// waits on memory at the start of every row block, since the kernel's eight interleaved row streams are more than
-    /// the hardware prefetcher runs ahead on. Used on a block's last token panel: with several panels the block's own
-    /// rows are in cache by then; with one (up to 32 tokens at 512 bits) the block streams its own rows meanwhile, which
-    /// still gained (32 tokens over 48 cold weights, interleaved A/B: 0.93 of the time without it). Eight rows cover
-    /// the 512-bit kernel's next block; with the 256-bit kernel's six they reach two rows further, with the 128-bit
-    /// kernel's four the next two blocks (those widths' gain is not measured on this machine).
+    /// Weight rows read in place as <typeparamref name="TElement"/> (the forward form), prefetching the next row block
+    /// into L2 as it goes: every few k steps (2 for float32, 4 for bfloat16: an eighth of a 64-byte line's elements) one
+    /// of the eight rows after this block's is touched at the current column, so the sweep covers each of those rows'
+    /// cache lines once. A forward product over a cold weight otherwise waits on memory at the start of every row block,
+    /// since the kernel's eight interleaved row streams are more than the hardware prefetcher runs ahead on. Used on a
+    /// block's last token panel: with several panels the block's own rows are in cache by then; with one (up to 32
+    /// tokens at 512 bits) the block streams its own rows meanwhile, which still gained (32 tokens over 48 cold weights,
+    /// interleaved A/B: 0.93 of the time without it). Eight rows cover the 512-bit kernel's next block; with the 256-bit
+    /// kernel's six they reach two rows further, with the 128-bit kernel's four the next two blocks (those widths' gain
+    /// is not measured on this machine).
     /// </summary>
-    private struct F32NextBlockSource : IBroadcastSource
+    private struct NextBlockSource<TElement> : IBroadcastSource
+        where TElement : struct, IBroadcastSource
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Broadcast512(byte* p) => F32Source.Broadcast512(p);
+        public static Vector512<float> Broadcast512(byte* p) => TElement.Broadcast512(p);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Broadcast256(byte* p) => F32Source.Broadcast256(p);
+        public static Vector256<float> Broadcast256(byte* p) => TElement.Broadcast256(p);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector128<float> Broadcast128(byte* p) => F32Source.Broadcast128(p);
+        public static Vector128<float> Broadcast128(byte* p) => TElement.Broadcast128(p);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static float Read(byte* p) => F32Source.Read(p);
+        public static float Read(byte* p) => TElement.Read(p);
+
+        public static int Size => TElement.Size;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Touch(byte* p, nint rowStride, int k)
         {
-            if ((k & 1) == 0 && System.Runtime.Intrinsics.X86.Sse.IsSupported)
+            uint every = (uint)(64 / (8 * TElement.Size));
+            if ((uint)k % every == 0 && System.Runtime.Intrinsics.X86.Sse.IsSupported)
             {
-                System.Runtime.Intrinsics.X86.Sse.Prefetch1(p + ((Mr + ((k >> 1) & 7)) * rowStride));
-            }
-        }
-    }
-
-    /// <summary>
-    /// <see cref="BF16Source"/> with the next row block prefetched as in <see cref="F32NextBlockSource"/>; a bfloat16
-    /// line holds 32 steps, so one row is touched every fourth step.
-    /// </summary>
-    private struct BF16NextBlockSource : IBroadcastSource
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Broadcast512(byte* p) => BF16Source.Broadcast512(p);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Broadcast256(byte* p) => BF16Source.Broadcast256(p);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector128<float> Broadcast128(byte* p) => BF16Source.Broadcast128(p);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static float Read(byte* p) => BF16Source.Read(p);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Touch(byte* p, nint rowStride, int k)
-        {
-            if ((k & 3) == 0 && System.Runtime.Intrinsics.X86.Sse.IsSupported)
-            {
-                System.Runtime.Intrinsics.X86.Sse.Prefetch1(p + ((Mr + ((k >> 2) & 7)) * rowStride));
+                System.Runtime.Intrinsics.X86.Sse.Prefetch1(p + ((Mr + (int)(((uint)k / every) & 7)) * rowStride));
             }
         }
     }

@@ -1019,7 +1019,7 @@ public static unsafe partial class Gemm
                         }
 
                         // The next row block of this weight is prefetched during the block's last panel, spread over the
-                        // kernel's k steps (see F32NextBlockSource; interleaved A/B, 64-token prefill: F32 0.96, BF16
+                        // kernel's k steps (see NextBlockSource; interleaved A/B, 64-token prefill: F32 0.96, BF16
                         // 0.93). A burst of prefetches at the block's start cost 2-8 % instead.
                         for (int p = 0; p < panels; p++)
                         {
@@ -1032,11 +1032,11 @@ public static unsafe partial class Gemm
                             bool ahead = p == panels - 1 && o0 + mr < OutF;
                             if (bf16InPlace && ahead)
                             {
-                                MicroTile<BF16NextBlockSource>((byte*)a, aRowStride * sizeof(ushort), aColStride * sizeof(ushort), panel, kc, rows, cols, yt, 1, OutF, add, tile);
+                                MicroTile<NextBlockSource<BF16Source>>((byte*)a, aRowStride * sizeof(ushort), aColStride * sizeof(ushort), panel, kc, rows, cols, yt, 1, OutF, add, tile);
                             }
                             else if (!Transposed && widened is null && ahead)
                             {
-                                MicroTile<F32NextBlockSource>((byte*)a, aRowStride * sizeof(float), aColStride * sizeof(float), panel, kc, rows, cols, yt, 1, OutF, add, tile);
+                                MicroTile<NextBlockSource<F32Source>>((byte*)a, aRowStride * sizeof(float), aColStride * sizeof(float), panel, kc, rows, cols, yt, 1, OutF, add, tile);
                             }
                             else if (bf16InPlace)
                             {
