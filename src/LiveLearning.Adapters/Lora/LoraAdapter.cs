@@ -68,8 +68,8 @@ public sealed partial class LoraAdapter : IModelAdapter
     /// <summary>The config: what <see cref="SavePeft"/> writes to <c>adapter_config.json</c>.</summary>
     public LoraConfig Config { get; }
 
-    /// <summary>Number of LoRA layers.</summary>
-    public int LayerCount => _layers.Count(l => l is not null);
+    /// <summary>Number of adapted modules: one LoRA layer per (decoder layer, projection) pair, as PEFT counts modules.</summary>
+    public int ModuleCount => _layers.Count(l => l is not null);
 
     /// <summary>Total trainable parameters (Σ rank·(in + out)).</summary>
     public long ParameterCount => _layers.Sum(l => (long)(l?.ParameterCount ?? 0));

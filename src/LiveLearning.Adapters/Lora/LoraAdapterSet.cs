@@ -135,7 +135,7 @@ public sealed class LoraAdapterSet
 
     /// <summary>
     /// The named adapters (with their scales, regardless of the enabled flag), stacked, from one snapshot: a per-request
-    /// choice to put in <see cref="SequenceBatch.Adapter"/>. No names gives null (the base model).
+    /// choice to put in <see cref="ForwardSequence.Adapter"/>. No names gives null (the base model).
     /// </summary>
     /// <param name="names">Adapter names, bottom first.</param>
     /// <returns>The adapter or null.</returns>

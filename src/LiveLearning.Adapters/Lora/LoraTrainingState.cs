@@ -60,10 +60,10 @@ public sealed class LoraTrainingState
     /// <summary>The gradients of the last <see cref="ComputeGradients"/> (same layout).</summary>
     public ReadOnlySpan<float> Gradients => _gradients;
 
-    /// <summary>AdamW first moments (same layout as <see cref="Parameters"/>), for snapshots.</summary>
+    /// <summary>AdamW first moments, or the SGD momentum buffer (same layout as <see cref="Parameters"/>), for snapshots.</summary>
     public ReadOnlySpan<float> FirstMoment => _m;
 
-    /// <summary>AdamW second moments (same layout as <see cref="Parameters"/>), for snapshots.</summary>
+    /// <summary>AdamW second moments (same layout as <see cref="Parameters"/>; unused by SGD), for snapshots.</summary>
     public ReadOnlySpan<float> SecondMoment => _v;
 
     /// <summary>Bytes of training state (parameters, gradients, two moments).</summary>
@@ -110,21 +110,25 @@ public sealed class LoraTrainingState
         return Optimizers.ClipByGlobalNorm(all, maxNorm);
     }
 
-    /// <summary>One AdamW step on every parameter; B's learning rate is multiplied by the LoRA+ ratio.</summary>
-    /// <param name="learningRate">Learning rate of A.</param>
-    /// <param name="weightDecay">Decoupled weight decay.</param>
-    /// <param name="beta1">First-moment decay.</param>
-    /// <param name="beta2">Second-moment decay.</param>
-    /// <param name="epsilon">Denominator epsilon.</param>
+    /// <summary>
+    /// One optimizer step on every parameter (AdamW or SGD with momentum, as <paramref name="options"/> says), at the
+    /// warm-up learning rate of the next step; B's learning rate is multiplied by the LoRA+ ratio of the config.
+    /// Clipping is <see cref="ClipGradients"/>'s job (or <see cref="TrainStep"/>'s).
+    /// </summary>
+    /// <param name="options">The optimizer settings.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A setting is out of range (nothing is changed).</exception>
     /// <exception cref="InvalidOperationException">A gradient is not finite (nothing is changed).</exception>
-    public void ApplyAdamW(float learningRate, float weightDecay = 0f, float beta1 = 0.9f, float beta2 = 0.999f, float epsilon = 1e-8f)
+    public void ApplyOptimizer(OptimizerOptions options)
     {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
         if (_gradients.Length > 0 && !float.IsFinite(System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(_gradients)))
         {
             throw new InvalidOperationException("The gradients contain NaN or infinity; the step was refused and no parameter changed.");
         }
 
         int step = Step + 1;
+        float learningRate = options.LearningRateAt(step);
         float lrB = (float)(learningRate * Config.LoraPlusRatio);
         foreach (SlotInfo s in _slots)
         {
@@ -133,29 +137,39 @@ public sealed class LoraTrainingState
             Span<float> m = _m.AsSpan(s.Offset, s.Length);
             Span<float> v = _v.AsSpan(s.Offset, s.Length);
             int a = s.ALength;
-            Optimizers.AdamWStep(p[..a], g[..a], m[..a], v[..a], step, learningRate, beta1, beta2, epsilon, weightDecay);
-            Optimizers.AdamWStep(p[a..], g[a..], m[a..], v[a..], step, lrB, beta1, beta2, epsilon, weightDecay);
+            if (options.Kind == OptimizerKind.AdamW)
+            {
+                Optimizers.AdamWStep(p[..a], g[..a], m[..a], v[..a], step, learningRate, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay);
+                Optimizers.AdamWStep(p[a..], g[a..], m[a..], v[a..], step, lrB, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay);
+            }
+            else
+            {
+                // The first moment buffer holds the momentum; the second is unused.
+                Optimizers.SgdMomentumStep(p[..a], g[..a], m[..a], step == 1, learningRate, options.Momentum, 0f, options.WeightDecay, options.Nesterov && options.Momentum > 0);
+                Optimizers.SgdMomentumStep(p[a..], g[a..], m[a..], step == 1, lrB, options.Momentum, 0f, options.WeightDecay, options.Nesterov && options.Momentum > 0);
+            }
         }
 
         Step = step;
     }
 
-    /// <summary>Gradients, then AdamW: one training step. Returns the loss.</summary>
+    /// <summary>Gradients, clipping (when <see cref="OptimizerOptions.MaxGradNorm"/> is set), then the optimizer: one training step.</summary>
     /// <param name="model">The base model.</param>
     /// <param name="batch">Training sequences.</param>
-    /// <param name="learningRate">Learning rate of A.</param>
-    /// <param name="maxGradNorm">Global-norm clipping threshold, or null for none.</param>
+    /// <param name="options">The optimizer settings (learning rate, warm-up, weight decay, clipping...).</param>
     /// <param name="frozenBelow">Frozen adapters under this one, or null.</param>
     /// <returns>The loss before the update.</returns>
-    public float TrainStep(LlamaModel model, IReadOnlyList<TrainingSequence> batch, float learningRate, double? maxGradNorm = null, IReadOnlyList<IModelAdapter>? frozenBelow = null)
+    public float TrainStep(LlamaModel model, IReadOnlyList<TrainingSequence> batch, OptimizerOptions options, IReadOnlyList<IModelAdapter>? frozenBelow = null)
     {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
         GradientResult r = ComputeGradients(model, batch, frozenBelow);
-        if (maxGradNorm is double max)
+        if (options.MaxGradNorm is double max)
         {
             ClipGradients(max);
         }
 
-        ApplyAdamW(learningRate);
+        ApplyOptimizer(options);
         return r.Loss;
     }
 

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Text;
 using LiveLearning.Tokenization;
+using Microsoft.Extensions.AI;
 
 namespace LiveLearning.Models;
 
@@ -34,14 +35,15 @@ public sealed partial class LlamaModel
         sampler.Observe(promptIds);
         IReadOnlyCollection<int> stops = options.StopTokenIds ?? StopTokenIds;
         KvCache cache = CreateCache(Math.Min(ContextLength, promptIds.Count + options.MaxTokens));
-        int[] next = [.. promptIds];
+        IReadOnlyList<int> next = promptIds;
+        int[] one = new int[1];
 
         // One logits buffer for the whole generation: a new vocabulary-sized array per token would be large-object garbage.
         float[] logits = new float[_vocab];
-        for (int produced = 0; produced < options.MaxTokens && cache.Length + next.Length <= ContextLength; produced++)
+        for (int produced = 0; produced < options.MaxTokens && cache.Length + next.Count <= ContextLength; produced++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            int[] input = next;
+            IReadOnlyList<int> input = next;
             await Task.Run(() => ForwardInto(input, logits, cache, allPositions: false, adapter), cancellationToken).ConfigureAwait(false);
             if (allowedIds < logits.Length)
             {
@@ -55,7 +57,8 @@ public sealed partial class LlamaModel
             }
 
             yield return token;
-            next = [token];
+            one[0] = token;
+            next = one;
         }
     }
 

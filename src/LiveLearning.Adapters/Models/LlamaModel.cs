@@ -66,7 +66,7 @@ public sealed partial class LlamaModel : IDisposable
 
         // Within the context length the dynamic-NTK variant equals the default frequencies (it only rescales past
         // max_position_embeddings), so one table serves every supported scaling type.
-        _rope = new RopeTable(config.ComputeInverseFrequencies(ContextLength), ContextLength, (float)config.AttentionScaling);
+        _rope = new RopeTable(RopeFrequencies.InverseFrequencies(config, ContextLength), ContextLength, RopeFrequencies.AttentionScaling(config));
         _pool = new ComputePool(options.ThreadCount);
     }
 
@@ -171,9 +171,10 @@ public sealed partial class LlamaModel : IDisposable
     /// <param name="allPositions">True for logits at every position (<c>[tokens, vocab]</c>); false for the last position only (<c>[vocab]</c>).</param>
     /// <param name="adapter">Adapter to apply, or <see langword="null"/> for the base model.</param>
     /// <returns>The logits, row-major.</returns>
-    public float[] Forward(ReadOnlySpan<int> tokenIds, KvCache? cache = null, bool allPositions = false, IModelAdapter? adapter = null)
+    public float[] Forward(IReadOnlyList<int> tokenIds, KvCache? cache = null, bool allPositions = false, IModelAdapter? adapter = null)
     {
-        int rows = allPositions ? tokenIds.Length : Math.Min(1, tokenIds.Length);
+        ArgumentNullException.ThrowIfNull(tokenIds);
+        int rows = allPositions ? tokenIds.Count : Math.Min(1, tokenIds.Count);
         if ((long)rows * _vocab > Array.MaxLength)
         {
             throw new ArgumentException($"Logits for {rows} positions exceed the largest array; request fewer positions.", nameof(tokenIds));
@@ -185,7 +186,7 @@ public sealed partial class LlamaModel : IDisposable
     }
 
     /// <summary>
-    /// Like <see cref="Forward(ReadOnlySpan{int}, KvCache?, bool, IModelAdapter?)"/>, but writes the logits into
+    /// Like <see cref="Forward(IReadOnlyList{int}, KvCache?, bool, IModelAdapter?)"/>, but writes the logits into
     /// <paramref name="logits"/> (<c>[tokens, vocab]</c> or <c>[vocab]</c>), so a decode or scoring loop allocates nothing per call.
     /// </summary>
     /// <param name="tokenIds">New tokens of the sequence.</param>
@@ -193,10 +194,10 @@ public sealed partial class LlamaModel : IDisposable
     /// <param name="cache">The sequence's cache, or <see langword="null"/>.</param>
     /// <param name="allPositions">Logits for every position or the last only.</param>
     /// <param name="adapter">Adapter to apply, or <see langword="null"/>.</param>
-    public void ForwardInto(ReadOnlySpan<int> tokenIds, Span<float> logits, KvCache? cache = null, bool allPositions = false, IModelAdapter? adapter = null)
+    public void ForwardInto(IReadOnlyList<int> tokenIds, Span<float> logits, KvCache? cache = null, bool allPositions = false, IModelAdapter? adapter = null)
     {
-        var plan = Plan([new SequenceBatch(tokenIds.ToArray(), cache, allPositions)], requireFresh: false, adapter);
-        int n = tokenIds.Length;
+        var plan = Plan([new ForwardSequence(tokenIds, cache, allPositions)], requireFresh: false, adapter);
+        int n = tokenIds.Count;
         int[] rows = allPositions ? Enumerable.Range(0, n).ToArray() : n == 0 ? [] : [n - 1];
         if (logits.Length != rows.Length * _vocab)
         {
@@ -213,9 +214,9 @@ public sealed partial class LlamaModel : IDisposable
     /// sequence against that sequence's cache.
     /// </summary>
     /// <param name="sequences">The sequences (each with its own cache or none).</param>
-    /// <param name="adapter">Adapter for sequences that do not name their own (<see cref="SequenceBatch.Adapter"/>), or <see langword="null"/>.</param>
+    /// <param name="adapter">Adapter for sequences that do not name their own (<see cref="ForwardSequence.Adapter"/>), or <see langword="null"/>.</param>
     /// <returns>Per sequence: logits for every position or the last one, as each requested.</returns>
-    public float[][] ForwardBatch(IReadOnlyList<SequenceBatch> sequences, IModelAdapter? adapter = null)
+    public float[][] ForwardBatch(IReadOnlyList<ForwardSequence> sequences, IModelAdapter? adapter = null)
     {
         ArgumentNullException.ThrowIfNull(sequences);
         var plan = Plan(sequences, requireFresh: false, adapter);
@@ -262,22 +263,24 @@ public sealed partial class LlamaModel : IDisposable
     /// <param name="completionIds">Completion tokens.</param>
     /// <param name="adapter">Adapter to apply, or <see langword="null"/> for the base model.</param>
     /// <returns>The score.</returns>
-    public CompletionScore Score(ReadOnlySpan<int> promptIds, ReadOnlySpan<int> completionIds, IModelAdapter? adapter = null)
+    public CompletionScore Score(IReadOnlyList<int> promptIds, IReadOnlyList<int> completionIds, IModelAdapter? adapter = null)
     {
-        if (promptIds.IsEmpty)
+        ArgumentNullException.ThrowIfNull(promptIds);
+        ArgumentNullException.ThrowIfNull(completionIds);
+        if (promptIds.Count == 0)
         {
             throw new ArgumentException("Scoring needs at least one prompt token (the first completion token is predicted from it).", nameof(promptIds));
         }
 
         int[] ids = [.. promptIds, .. completionIds];
-        var plan = Plan([new SequenceBatch(ids, null, true)], requireFresh: true, adapter);
-        int p = promptIds.Length;
-        int[] rows = Enumerable.Range(p - 1, completionIds.Length).ToArray();
+        var plan = Plan([new ForwardSequence(ids, null, true)], requireFresh: true, adapter);
+        int p = promptIds.Count;
+        int[] rows = Enumerable.Range(p - 1, completionIds.Count).ToArray();
         using var arena = new Arena();
         float[] logits = new float[rows.Length * _vocab];
         RunForward(plan, tape: null, rows, logits, arena);
         float[] logProbs = new float[rows.Length];
-        CrossEntropy.TargetLogProbabilities(logProbs, logits, completionIds, rows.Length, _vocab, _pool);
+        CrossEntropy.TargetLogProbabilities(logProbs, logits, ids.AsSpan(p), rows.Length, _vocab, _pool);
         double sum = 0;
         foreach (float lp in logProbs)
         {
@@ -301,16 +304,16 @@ public sealed partial class LlamaModel : IDisposable
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(adapter);
         ArgumentNullException.ThrowIfNull(gradients);
-        var sequences = new SequenceBatch[batch.Count];
+        var sequences = new ForwardSequence[batch.Count];
         for (int i = 0; i < batch.Count; i++)
         {
             TrainingSequence s = batch[i] ?? throw new ArgumentException($"Sequence {i} is null.", nameof(batch));
-            if (s.InputIds is null || s.Labels is null || s.Labels.Length != s.InputIds.Length)
+            if (s.InputIds is null || s.Labels is null || s.Labels.Count != s.InputIds.Count)
             {
                 throw new ArgumentException($"Sequence {i}: Labels must have the same length as InputIds.", nameof(batch));
             }
 
-            sequences[i] = new SequenceBatch(s.InputIds, null, true, adapter);
+            sequences[i] = new ForwardSequence(s.InputIds, null, true, adapter);
         }
 
         var plan = Plan(sequences, requireFresh: true, adapter);
@@ -321,7 +324,7 @@ public sealed partial class LlamaModel : IDisposable
         int counted = 0;
         foreach (PlannedSequence s in plan.Sequences)
         {
-            int[] labels = batch[s.Index].Labels;
+            IReadOnlyList<int> labels = batch[s.Index].Labels;
             for (int t = 0; t < s.Length; t++)
             {
                 int target = t + 1 < s.Length ? labels[t + 1] : -1;
@@ -423,13 +426,3 @@ public sealed partial class LlamaModel : IDisposable
         return Config.NumLayers;
     }
 }
-
-/// <summary>One sequence of a forward batch.</summary>
-/// <param name="TokenIds">New tokens of the sequence.</param>
-/// <param name="Cache">The sequence's cache (positions continue from its length; it is advanced), or <see langword="null"/> for a fresh sequence.</param>
-/// <param name="AllPositions">Logits for every position (true) or the last only (false).</param>
-/// <param name="Adapter">
-/// This sequence's adapter; one batch may mix adapters (and none) without merging anything into the base weights.
-/// <see langword="null"/> uses the adapter passed to the call.
-/// </param>
-public sealed record SequenceBatch(int[] TokenIds, KvCache? Cache = null, bool AllPositions = false, IModelAdapter? Adapter = null);

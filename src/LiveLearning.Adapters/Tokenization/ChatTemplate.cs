@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
+using Microsoft.Extensions.AI;
 
 namespace LiveLearning.Tokenization;
 
@@ -16,24 +17,6 @@ public enum ChatTemplateStyle
     /// <summary>Zephyr (TinyLlama-Chat): <c>&lt;|user|&gt;\n{content}{eos}\n</c>.</summary>
     Zephyr,
 }
-
-/// <summary>The role of a chat message.</summary>
-public enum ChatRole
-{
-    /// <summary>Instructions for the assistant.</summary>
-    System,
-
-    /// <summary>The user's turn.</summary>
-    User,
-
-    /// <summary>The model's turn.</summary>
-    Assistant,
-}
-
-/// <summary>One chat message.</summary>
-/// <param name="Role">Who speaks.</param>
-/// <param name="Content">What is said (plain text).</param>
-public readonly record struct ChatMessage(ChatRole Role, string Content);
 
 /// <summary>
 /// Renders chat messages into a model's prompt format. Built from tokenizer_config.json by recognising the Jinja
@@ -186,24 +169,18 @@ public sealed partial class ChatTemplate
         if (!injected)
         {
             ids.AddRange(tokenizer.Encode(string.Concat(parts.Select(p => p.Text)), addSpecialTokens: false, allowSpecialTokens: true));
-            return ids;
+            return [.. ids];
         }
         foreach (var (text, isContent) in parts)
         {
             ids.AddRange(tokenizer.Encode(text, addSpecialTokens: false, allowSpecialTokens: !isContent));
         }
-        return ids;
+        return [.. ids];
     }
 
-    private List<(string Text, bool IsContent)> Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, DateOnly? date)
+    private List<(string Text, bool IsContent)> Render(IReadOnlyList<ChatMessage> chat, bool addGenerationPrompt, DateOnly? date)
     {
-        ArgumentNullException.ThrowIfNull(messages);
-        if (messages.Count == 0) throw new ArgumentException("At least one message is required.", nameof(messages));
-        for (int i = 0; i < messages.Count; i++)
-        {
-            if (messages[i].Content is null) throw new ArgumentException($"messages[{i}].Content is null.", nameof(messages));
-            if (!Enum.IsDefined(messages[i].Role)) throw new ArgumentException($"messages[{i}].Role {(int)messages[i].Role} is not a chat role.", nameof(messages));
-        }
+        Turn[] messages = Turns(chat);
 
         var parts = new List<(string, bool)>();
         void Template(string s) => parts.Add((s, false));
@@ -246,7 +223,7 @@ public sealed partial class ChatTemplate
                     Content(DefaultSystemPrompt.Trim());
                     Template("<|eot_id|>");
                 }
-                for (int i = first; i < messages.Count; i++)
+                for (int i = first; i < messages.Length; i++)
                 {
                     Template("<|start_header_id|>" + RoleName(messages[i].Role) + "<|end_header_id|>\n\n");
                     Content(messages[i].Content.Trim());
@@ -275,12 +252,40 @@ public sealed partial class ChatTemplate
         return parts;
     }
 
-    private static string RoleName(ChatRole role) => role switch
+    private static string RoleName(ChatRole role) => role == ChatRole.System ? "system" : role == ChatRole.User ? "user" : "assistant";
+
+    /// <summary>
+    /// The messages as (role, text) turns. Only system, user and assistant messages made of text can be rendered: a tool
+    /// message, a function call or an image is refused with its index named (the templates recognised here have no slot for them).
+    /// </summary>
+    private static Turn[] Turns(IReadOnlyList<ChatMessage> messages)
     {
-        ChatRole.System => "system",
-        ChatRole.User => "user",
-        _ => "assistant",
-    };
+        ArgumentNullException.ThrowIfNull(messages);
+        if (messages.Count == 0) throw new ArgumentException("At least one message is required.", nameof(messages));
+        var turns = new Turn[messages.Count];
+        for (int i = 0; i < messages.Count; i++)
+        {
+            ChatMessage m = messages[i] ?? throw new ArgumentException($"messages[{i}] is null.", nameof(messages));
+            if (m.Role != ChatRole.System && m.Role != ChatRole.User && m.Role != ChatRole.Assistant)
+            {
+                throw new ArgumentException($"messages[{i}] has role '{m.Role}'; the chat template renders system, user and assistant messages only.", nameof(messages));
+            }
+
+            foreach (AIContent content in m.Contents)
+            {
+                if (content is not TextContent)
+                {
+                    throw new ArgumentException($"messages[{i}] holds {content.GetType().Name}; the chat template renders text only.", nameof(messages));
+                }
+            }
+
+            turns[i] = new Turn(m.Role, m.Text);
+        }
+
+        return turns;
+    }
+
+    private readonly record struct Turn(ChatRole Role, string Content);
 
     /// <summary>
     /// The literal default system prompt of a ChatML template: <c>&lt;|im_start|&gt;system\n…&lt;|im_end|&gt;</c> written as

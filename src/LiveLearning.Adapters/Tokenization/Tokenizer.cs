@@ -218,6 +218,7 @@ public sealed class Tokenizer
     /// <summary>Decodes token ids to text with the tokenizer's decoder.</summary>
     /// <param name="ids">Token ids; each must be below <see cref="VocabSize"/> and name a token.</param>
     /// <param name="skipSpecialTokens">Leave out special added tokens (BOS, EOS, chat markers).</param>
+    /// <returns>The text.</returns>
     /// <exception cref="ArgumentOutOfRangeException">An id is negative, too large, or a hole in the vocabulary.</exception>
     public string Decode(IReadOnlyList<int> ids, bool skipSpecialTokens = false)
     {
@@ -230,11 +231,8 @@ public sealed class Tokenizer
         };
     }
 
-    /// <summary>Decodes token ids to text with the tokenizer's decoder.</summary>
-    /// <param name="ids">Token ids; each must be below <see cref="VocabSize"/> and name a token.</param>
-    /// <param name="skipSpecialTokens">Leave out special added tokens (BOS, EOS, chat markers).</param>
-    /// <exception cref="ArgumentOutOfRangeException">An id is negative, too large, or a hole in the vocabulary.</exception>
-    public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = false)
+    /// <summary>Decodes a span of token ids (the stream decoder's window).</summary>
+    internal string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens)
     {
         var tokens = new List<string>(ids.Length);
         for (int i = 0; i < ids.Length; i++)

@@ -1,3 +1,4 @@
+using LiveLearning.Testing;
 using LiveLearning.Lora;
 using LiveLearning.Models;
 using NUnit.Framework;

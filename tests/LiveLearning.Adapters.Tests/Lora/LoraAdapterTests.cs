@@ -117,10 +117,10 @@ public sealed class LoraAdapterTests
         int[] s3 = LoraTestKit.Ids(13, 7, v);
         float[][] batch = model.ForwardBatch(
         [
-            new SequenceBatch(s0, null, true, first),
-            new SequenceBatch(s1, null, true, second),
-            new SequenceBatch(s2, null, true),
-            new SequenceBatch(s3, null, true, first),
+            new ForwardSequence(s0, null, true, first),
+            new ForwardSequence(s1, null, true, second),
+            new ForwardSequence(s2, null, true),
+            new ForwardSequence(s3, null, true, first),
         ]);
         float[] separate0 = model.Forward(s0, null, true, first);
         Assert.That(LoraTestKit.MaxAbsDiff(batch[0], separate0), Is.LessThan(1e-5f));

@@ -113,7 +113,7 @@ public sealed class LoraConfigTests
             AlphaPattern = new Dictionary<string, double> { ["o_proj"] = 3 },
         };
         LoraAdapter adapter = LoraAdapter.CreateFresh(c, model);
-        Assert.That(adapter.LayerCount, Is.EqualTo(14));
+        Assert.That(adapter.ModuleCount, Is.EqualTo(14));
         foreach ((int l, Projection p, LoraLayer lora) in adapter.Entries())
         {
             string path = ProjectionNames.ModulePath(l, p);

@@ -18,11 +18,11 @@ public sealed class LoraTrainingTests
         var batch = new[] { TrainingSequence.AllTokens(LoraTestKit.Ids(1, 12, model.Config.VocabSize)) };
         LoraAdapter v0 = state.Publish();
         float[] v0B = v0.GetLayer(0, Projection.QProj)!.B.ToArray();
-        float first = state.TrainStep(model, batch, learningRate: 1e-2f, maxGradNorm: 1.0);
+        float first = state.TrainStep(model, batch, new OptimizerOptions { LearningRate = 1e-2f, MaxGradNorm = 1.0 });
         float last = first;
         for (int i = 0; i < 15; i++)
         {
-            last = state.TrainStep(model, batch, learningRate: 1e-2f, maxGradNorm: 1.0);
+            last = state.TrainStep(model, batch, new OptimizerOptions { LearningRate = 1e-2f, MaxGradNorm = 1.0 });
         }
 
         Assert.That(state.Step, Is.EqualTo(16));
@@ -43,15 +43,15 @@ public sealed class LoraTrainingTests
         var state = new LoraTrainingState(LoraAdapter.CreateFresh(config, model));
         for (int i = 0; i < 3; i++)
         {
-            state.TrainStep(model, batch, 1e-2f, maxGradNorm: 1.0);
+            state.TrainStep(model, batch, new OptimizerOptions { LearningRate = 1e-2f, MaxGradNorm = 1.0 });
         }
 
         LoraAdapter saved = state.Publish();
         var restored = LoraTrainingState.Restore(saved, state.FirstMoment, state.SecondMoment, state.Step);
         for (int i = 0; i < 3; i++)
         {
-            float a = state.TrainStep(model, batch, 1e-2f, maxGradNorm: 1.0);
-            float b = restored.TrainStep(model, batch, 1e-2f, maxGradNorm: 1.0);
+            float a = state.TrainStep(model, batch, new OptimizerOptions { LearningRate = 1e-2f, MaxGradNorm = 1.0 });
+            float b = restored.TrainStep(model, batch, new OptimizerOptions { LearningRate = 1e-2f, MaxGradNorm = 1.0 });
             Assert.That(b, Is.EqualTo(a), $"loss at step {i}");
         }
 
@@ -69,8 +69,8 @@ public sealed class LoraTrainingTests
         var batch = new[] { TrainingSequence.AllTokens(LoraTestKit.Ids(2, 8, model.Config.VocabSize)) };
         var plain = new LoraTrainingState(start);
         var plus = new LoraTrainingState(new LoraAdapter(start.NumLayers, start.Entries().ToDictionary(e => (e.Layer, e.Projection), e => e.Lora), config with { LoraPlusRatio = 16 }));
-        plain.TrainStep(model, batch, 1e-3f);
-        plus.TrainStep(model, batch, 1e-3f);
+        plain.TrainStep(model, batch, new OptimizerOptions { LearningRate = 1e-3f, MaxGradNorm = null });
+        plus.TrainStep(model, batch, new OptimizerOptions { LearningRate = 1e-3f, MaxGradNorm = null });
 
         // First AdamW step moves every parameter by lr·sign(g) (|m̂/√v̂| = 1): 1e-3 for A, 16e-3 for B with LoRA+.
         LoraLayer s = start.GetLayer(0, Projection.VProj)!;
@@ -92,11 +92,11 @@ public sealed class LoraTrainingTests
         float[] orgB = org.GetLayer(1, Projection.VProj)!.B.ToArray();
         var user = new LoraTrainingState(LoraAdapter.CreateFresh(new LoraConfig { Rank = 2, Seed = 7 }, model));
         var batch = new[] { TrainingSequence.AllTokens(LoraTestKit.Ids(3, 10, model.Config.VocabSize)) };
-        float first = user.TrainStep(model, batch, 1e-2f, frozenBelow: set.Frozen("org"));
+        float first = user.TrainStep(model, batch, new OptimizerOptions { LearningRate = 1e-2f, MaxGradNorm = null }, frozenBelow: set.Frozen("org"));
         float last = first;
         for (int i = 0; i < 8; i++)
         {
-            last = user.TrainStep(model, batch, 1e-2f, frozenBelow: set.Frozen("org"));
+            last = user.TrainStep(model, batch, new OptimizerOptions { LearningRate = 1e-2f, MaxGradNorm = null }, frozenBelow: set.Frozen("org"));
         }
 
         Assert.That(last, Is.LessThan(first));
@@ -222,7 +222,7 @@ public sealed class LoraRefusalTests
         var state = new LoraTrainingState(new LoraAdapter(fresh.NumLayers, layers, config));
         float[] before = state.Parameters.ToArray();
         var batch = new[] { TrainingSequence.AllTokens(LoraTestKit.Ids(1, 6, model.Config.VocabSize)) };
-        Assert.That(() => state.TrainStep(model, batch, 1e-3f), Throws.InvalidOperationException.With.Message.Contains("NaN"));
+        Assert.That(() => state.TrainStep(model, batch, new OptimizerOptions { LearningRate = 1e-3f, MaxGradNorm = null }), Throws.InvalidOperationException.With.Message.Contains("NaN"));
         Assert.That(state.Parameters.ToArray(), Is.EqualTo(before));
         Assert.That(state.Step, Is.EqualTo(0));
     }

@@ -98,7 +98,7 @@ public sealed class PeftFormatTests
         LoraAdapter combined = LoraAdapter.Combine([(x, 0.5f), (y, 2f)]);
         combined.SavePeft(_temp);
         LoraAdapter back = LoraAdapter.LoadPeft(_temp, model);
-        Assert.That(back.LayerCount, Is.EqualTo(combined.LayerCount));
+        Assert.That(back.ModuleCount, Is.EqualTo(combined.ModuleCount));
         foreach ((int l, Projection p, LoraLayer a) in combined.Entries())
         {
             LoraLayer b = back.GetLayer(l, p)!;
@@ -146,7 +146,7 @@ public sealed class PeftFormatTests
             Assert.That(lora.Scale, Is.EqualTo((float)module.Value.GetProperty("scale").GetDouble()), module.Name);
         }
 
-        Assert.That(adapter.LayerCount, Is.EqualTo(root.GetProperty("modules").EnumerateObject().Count()));
+        Assert.That(adapter.ModuleCount, Is.EqualTo(root.GetProperty("modules").EnumerateObject().Count()));
         int[] ids = ModelFixture.Ints(root.GetProperty("input_ids"));
         float[] logits = model.Forward(ids, null, allPositions: true, adapter);
         LlamaModelTests.AssertClose(logits, ModelFixture.Floats(root.GetProperty("logits_with_adapter")), 1e-4f, "logits");

@@ -42,7 +42,7 @@ public sealed class LlamaModelTests
         int vocab = model.Config.VocabSize;
 
         KvCache cache = model.CreateCache(4);
-        float[] last = model.Forward(ids.AsSpan(0, prefill), cache);
+        float[] last = model.Forward(ids[..prefill], cache);
         AssertClose(last, ModelFixture.Floats(decode.GetProperty("prefill_last_logits")), LogitTolerance, "prefill");
         AssertClose(last, full.AsSpan((prefill - 1) * vocab, vocab).ToArray(), LogitTolerance, "prefill vs full");
         foreach (var step in decode.GetProperty("steps").EnumerateArray())
@@ -172,10 +172,10 @@ public sealed class LlamaModelTests
         int[] s1 = f.InputIds(1);
         float[][] batch = model.ForwardBatch(
         [
-            new SequenceBatch(s0, null, true, adapter),
-            new SequenceBatch(s1, null, true),
-            new SequenceBatch(s0, null, false),
-            new SequenceBatch(s1, null, false, adapter),
+            new ForwardSequence(s0, null, true, adapter),
+            new ForwardSequence(s1, null, true),
+            new ForwardSequence(s0, null, false),
+            new ForwardSequence(s1, null, false, adapter),
         ]);
         AssertClose(batch[0], model.Forward(s0, null, true, adapter), 1e-5f, "adapter sequence");
         AssertClose(batch[1], f.Logits(1), LogitTolerance, "base sequence");
@@ -209,8 +209,8 @@ public sealed class LlamaModelTests
         ModelFixture f = ModelFixture.Load("llama-gqa-tied");
         using var model = LlamaModel.Load(f.Directory, new ModelOptions { ThreadCount = threads });
         KvCache cache = model.CreateCache();
-        Assert.That(model.Forward(ReadOnlySpan<int>.Empty, null, allPositions: true), Is.Empty);
-        Assert.That(model.Forward(ReadOnlySpan<int>.Empty, cache), Is.Empty);
+        Assert.That(model.Forward(Array.Empty<int>(), null, allPositions: true), Is.Empty);
+        Assert.That(model.Forward(Array.Empty<int>(), cache), Is.Empty);
         Assert.That(cache.Length, Is.Zero);
     }
 
@@ -222,7 +222,7 @@ public sealed class LlamaModelTests
         int[] ids = f.InputIds(0);
         float[] logits = f.Logits(0);
         int vocab = model.Config.VocabSize;
-        CompletionScore score = model.Score(ids.AsSpan(0, 5), ids.AsSpan(5));
+        CompletionScore score = model.Score(ids[..5], ids[5..]);
         double expected = 0;
         for (int t = 5; t < ids.Length; t++)
         {

@@ -139,7 +139,7 @@ public sealed class ModelConfigTests
         ModelConfig c = ModelConfig.Parse("""{"model_type":"llama","hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":300}""", Source);
         Assert.That((c.NumKvHeads, c.HeadDim, c.RmsNormEps, c.RopeTheta, c.MaxPositionEmbeddings, c.TieWordEmbeddings), Is.EqualTo((4, 16, 1e-6, 10000.0, 2048, false)));
         Assert.That((c.BosTokenId, c.EosTokenIds, c.TorchDtype, c.HiddenAct, c.Architectures.Count), Is.EqualTo(((int?)1, new[] { 2 }, (string?)null, "silu", 0)));
-        Assert.That(c.AttentionScaling, Is.EqualTo(1f));
+        Assert.That(RopeFrequencies.AttentionScaling(c), Is.EqualTo(1f));
     }
 
     [Test]
@@ -181,7 +181,7 @@ public sealed class ModelConfigTests
         };
         ModelConfig c = ModelConfig.Parse(json.ToJsonString(), Source);
         Assert.That((c.TorchDtype, c.RopeTheta, c.RopeScaling!.Type), Is.EqualTo(("float32", 500000.0, RopeScalingType.Llama3)));
-        Assert.That(c.ComputeInverseFrequencies(1), Is.EqualTo(Llama32Golden).Within(2).Ulps);
+        Assert.That(RopeFrequencies.InverseFrequencies(c, 1), Is.EqualTo(Llama32Golden).Within(2).Ulps);
 
         json["rope_parameters"] = new JsonObject { ["rope_type"] = "default", ["rope_theta"] = 1234.0 };
         c = ModelConfig.Parse(json.ToJsonString(), Source);
@@ -201,7 +201,7 @@ public sealed class ModelConfigTests
     public void DefaultFrequenciesAreOneOverThetaToTheTwoIOverD()
     {
         ModelConfig c = ModelConfig.Parse(SmolLm2, Source);
-        float[] inv = c.ComputeInverseFrequencies(100);
+        float[] inv = RopeFrequencies.InverseFrequencies(c, 100);
         Assert.That(inv, Has.Length.EqualTo(32));
         for (int i = 0; i < 32; i++)
         {
@@ -213,9 +213,9 @@ public sealed class ModelConfigTests
     public void LinearScalingDividesEveryFrequencyByTheFactor()
     {
         JsonObject json = Node(SmolLm2);
-        float[] plain = ModelConfig.Parse(json.ToJsonString(), Source).ComputeInverseFrequencies(0);
+        float[] plain = RopeFrequencies.InverseFrequencies(ModelConfig.Parse(json.ToJsonString(), Source), 0);
         json["rope_scaling"] = new JsonObject { ["rope_type"] = "linear", ["factor"] = 8.0 };
-        float[] scaled = ModelConfig.Parse(json.ToJsonString(), Source).ComputeInverseFrequencies(0);
+        float[] scaled = RopeFrequencies.InverseFrequencies(ModelConfig.Parse(json.ToJsonString(), Source), 0);
         Assert.That(scaled, Is.EqualTo(plain.Select(f => f / 8f).ToArray()).Within(1).Ulps);
     }
 
@@ -229,11 +229,11 @@ public sealed class ModelConfigTests
             ["rope_scaling"] = new JsonObject { ["rope_type"] = "dynamic", ["factor"] = 2.0 },
         };
         ModelConfig c = ModelConfig.Parse(json.ToJsonString(), Source);
-        float[] atMax = c.ComputeInverseFrequencies(2048);
+        float[] atMax = RopeFrequencies.InverseFrequencies(c, 2048);
         Assert.That(atMax, Is.EqualTo(Enumerable.Range(0, 8).Select(i => (float)Math.Pow(10000.0, -2.0 * i / 16)).ToArray()).Within(1).Ulps);
-        Assert.That(c.ComputeInverseFrequencies(10), Is.EqualTo(atMax));
+        Assert.That(RopeFrequencies.InverseFrequencies(c, 10), Is.EqualTo(atMax));
 
-        float[] longer = c.ComputeInverseFrequencies(5000);
+        float[] longer = RopeFrequencies.InverseFrequencies(c, 5000);
         Assert.That(longer, Is.EqualTo(DynamicGolden).Within(2).Ulps);
         double newBase = 10000.0 * Math.Pow((2.0 * 5000 / 2048) - 1, 16.0 / 14);
         Assert.That(longer[3], Is.EqualTo(1 / Math.Pow(newBase, 6.0 / 16)).Within(1e-5).Percent);
@@ -244,9 +244,9 @@ public sealed class ModelConfigTests
     {
         ModelConfig c = ModelConfig.Parse(Llama32, Source);
         Assert.That((c.RopeScaling!.Factor, c.RopeScaling.LowFreqFactor, c.RopeScaling.HighFreqFactor, c.RopeScaling.OriginalMaxPositionEmbeddings), Is.EqualTo((32.0, 1.0, 4.0, 8192)));
-        float[] inv = c.ComputeInverseFrequencies(50);
+        float[] inv = RopeFrequencies.InverseFrequencies(c, 50);
         Assert.That(inv, Is.EqualTo(Llama32Golden).Within(2).Ulps);
-        Assert.That(c.ComputeInverseFrequencies(200_000), Is.EqualTo(inv), "llama3 does not depend on the sequence length");
+        Assert.That(RopeFrequencies.InverseFrequencies(c, 200_000), Is.EqualTo(inv), "llama3 does not depend on the sequence length");
 
         // Re-derivation by regime: wavelength 2π/f against 8192/4 = 2048 and 8192/1 = 8192.
         int high = 0, low = 0, mid = 0;
@@ -281,7 +281,7 @@ public sealed class ModelConfigTests
 
     [Test]
     public void NegativeSequenceLengthIsRejected() =>
-        Assert.That(() => ModelConfig.Parse(SmolLm2, Source).ComputeInverseFrequencies(-1),
+        Assert.That(() => RopeFrequencies.InverseFrequencies(ModelConfig.Parse(SmolLm2, Source), -1),
             Throws.InstanceOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("sequenceLength"));
 
     private static IEnumerable<TestCaseData> InvalidConfigs()

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using LiveLearning.Testing;
 using LiveLearning.Models;
 using LiveLearning.Storage;
 using NUnit.Framework;

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.AI;
+using LiveLearning.Testing;
 using LiveLearning.Models;
 using LiveLearning.Tokenization;
 using NUnit.Framework;

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.AI;
 using System.Text.Json;
 using LiveLearning.Tokenization;
 using NUnit.Framework;

@@ -2,75 +2,11 @@ using System.Text.Json;
 using LiveLearning.Numerics;
 using LiveLearning.Storage;
 
-namespace LiveLearning.Models;
-
-/// <summary>The shape and settings of a Llama-family model to create from scratch.</summary>
-public sealed record ModelSpec
-{
-    /// <summary>Hugging Face <c>model_type</c>: <c>llama</c>, <c>mistral</c> or <c>qwen2</c>.</summary>
-    public string ModelType { get; init; } = "llama";
-
-    /// <summary><c>hidden_size</c>.</summary>
-    public int HiddenSize { get; init; } = 64;
-
-    /// <summary><c>intermediate_size</c>.</summary>
-    public int IntermediateSize { get; init; } = 160;
-
-    /// <summary><c>num_hidden_layers</c>.</summary>
-    public int Layers { get; init; } = 2;
-
-    /// <summary><c>num_attention_heads</c>.</summary>
-    public int Heads { get; init; } = 4;
-
-    /// <summary><c>num_key_value_heads</c>.</summary>
-    public int KvHeads { get; init; } = 2;
-
-    /// <summary>Explicit <c>head_dim</c>, or <see langword="null"/> for hidden / heads.</summary>
-    public int? HeadDim { get; init; }
-
-    /// <summary><c>vocab_size</c>.</summary>
-    public int VocabSize { get; init; } = 256;
-
-    /// <summary><c>max_position_embeddings</c>.</summary>
-    public int MaxPositionEmbeddings { get; init; } = 2048;
-
-    /// <summary><c>rope_theta</c>.</summary>
-    public double RopeTheta { get; init; } = 10000;
-
-    /// <summary><c>rms_norm_eps</c>.</summary>
-    public double RmsNormEps { get; init; } = 1e-5;
-
-    /// <summary><c>tie_word_embeddings</c>.</summary>
-    public bool TieWordEmbeddings { get; init; } = true;
-
-    /// <summary>Storage precision of the weights.</summary>
-    public WeightType WeightType { get; init; } = WeightType.F32;
-
-    /// <summary>Standard deviation of the random weights (uniform distribution with this deviation).</summary>
-    public float InitStd { get; init; } = 0.02f;
-
-    /// <summary>Seed of the random weights.</summary>
-    public int Seed { get; init; } = 1234;
-
-    /// <summary>The SmolLM2-135M shape (576 hidden, 1536 intermediate, 30 layers, 9 heads, 3 KV heads, vocab 49152, tied).</summary>
-    public static ModelSpec SmolLM2_135M { get; } = new()
-    {
-        HiddenSize = 576,
-        IntermediateSize = 1536,
-        Layers = 30,
-        Heads = 9,
-        KvHeads = 3,
-        VocabSize = 49152,
-        MaxPositionEmbeddings = 8192,
-        RopeTheta = 100000,
-        RmsNormEps = 1e-5,
-        TieWordEmbeddings = true,
-    };
-}
+namespace LiveLearning.Testing;
 
 /// <summary>
-/// Writes a model directory in the Hugging Face layout (config.json + model.safetensors) with random weights: the way
-/// tests, benchmarks and the demo get real-format models without downloads.
+/// Writes a model directory in the Hugging Face layout (config.json + model.safetensors, optionally tokenizer.json and
+/// tokenizer_config.json) with random weights: the way tests and benchmarks get real-format models without downloads.
 /// </summary>
 public static class ModelWriter
 {
@@ -87,7 +23,7 @@ public static class ModelWriter
             throw new ArgumentException("Heads must be a positive multiple of KvHeads and head_dim positive.", nameof(spec));
         }
 
-        System.IO.Directory.CreateDirectory(directory);
+        Directory.CreateDirectory(directory);
         var rng = new Random(spec.Seed);
         float a = spec.InitStd * MathF.Sqrt(3f);
         var entries = new List<SafeTensorsEntry>();
@@ -140,6 +76,43 @@ public static class ModelWriter
         WriteConfig(Path.Combine(directory, "config.json"), spec, headDim);
     }
 
+    /// <summary>
+    /// Writes <c>tokenizer.json</c> and <c>tokenizer_config.json</c> of a small SmolLM2-style tokenizer into
+    /// <paramref name="directory"/>: byte-level BPE over 347 tokens (every byte plus 91 merges) and the special tokens
+    /// <c>&lt;|endoftext|&gt;</c> (347), <c>&lt;|im_start|&gt;</c> (348), <c>&lt;|im_end|&gt;</c> (349), with SmolLM2's ChatML chat
+    /// template. A model needs a vocabulary of at least <see cref="TokenizerVocabSize"/> to use it.
+    /// </summary>
+    /// <param name="directory">The model directory.</param>
+    public static void WriteTokenizer(string directory)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        Directory.CreateDirectory(directory);
+        foreach (string name in new[] { "tokenizer.json", "tokenizer_config.json" })
+        {
+            using Stream source = typeof(ModelWriter).Assembly.GetManifestResourceStream(name)
+                ?? throw new InvalidOperationException($"The embedded {name} is missing from the testing assembly.");
+            using FileStream target = File.Create(Path.Combine(directory, name));
+            source.CopyTo(target);
+        }
+    }
+
+    /// <summary>Tokens of the tokenizer <see cref="WriteTokenizer"/> writes.</summary>
+    public const int TokenizerVocabSize = 350;
+
+    /// <summary>
+    /// A model of <paramref name="spec"/>'s shape with the tokenizer of <see cref="WriteTokenizer"/>: what the live-model
+    /// tests and benchmarks learn on. The vocabulary is raised to <see cref="TokenizerVocabSize"/> when smaller, and BOS
+    /// and EOS are the tokenizer's <c>&lt;|im_start|&gt;</c> and <c>&lt;|im_end|&gt;</c> (as in SmolLM2-Instruct).
+    /// </summary>
+    /// <param name="directory">Target directory.</param>
+    /// <param name="spec">Model shape and settings.</param>
+    public static void WriteRandomWithTokenizer(string directory, ModelSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        WriteRandom(directory, spec with { VocabSize = Math.Max(spec.VocabSize, TokenizerVocabSize), BosTokenId = 348, EosTokenId = 349 });
+        WriteTokenizer(directory);
+    }
+
     private static void WriteConfig(string path, ModelSpec spec, int headDim)
     {
         string architecture = spec.ModelType switch
@@ -173,8 +146,8 @@ public static class ModelWriter
             json.WriteNumber("rope_theta", spec.RopeTheta);
             json.WriteNumber("rms_norm_eps", spec.RmsNormEps);
             json.WriteBoolean("tie_word_embeddings", spec.TieWordEmbeddings);
-            json.WriteNumber("bos_token_id", 1);
-            json.WriteNumber("eos_token_id", 2);
+            json.WriteNumber("bos_token_id", spec.BosTokenId);
+            json.WriteNumber("eos_token_id", spec.EosTokenId);
             json.WriteString("torch_dtype", spec.WeightType switch
             {
                 WeightType.BF16 => "bfloat16",

@@ -1,0 +1,180 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+using LiveLearning.Numerics;
+
+namespace LiveLearning.Models;
+
+// The loss and the backward pass into the adapter slots (same shapes as the forward pass: N tokens, C hidden, ...).
+public sealed partial class LlamaModel
+{
+    /// <summary>
+    /// LM head + cross-entropy + LM-head input gradient, in chunks of at most 2^23 logits (32 MB) so only one chunk of
+    /// logits [rows, V] is ever held (at V = 49152 a 4×64-token batch would otherwise keep two 50 MB buffers). Each chunk
+    /// streams the head weight twice, so chunks are as large as that cap allows (at V = 49152 a 4×64 batch runs as two
+    /// chunks of 128 rows: measured 64 → 128 rows, the head products 4-8 % faster). Writes dNormed [N, C] and returns
+    /// the mean loss over counted rows; each chunk's gradient is scaled so the result equals the unchunked mean.
+    /// </summary>
+    private float LossAndHeadGradient(Span<float> dNormed, ReadOnlySpan<float> normed, int[] targets, int counted, bool wantGradient, Arena arena)
+    {
+        int n = targets.Length;
+        int c = _hidden;
+        int maxRows = Math.Max(1, (1 << 23) / _vocab);
+        int chunks = Math.Max(1, (n + maxRows - 1) / maxRows);
+        int chunkRows = (n + chunks - 1) / chunks;
+        Span<float> logits = arena.Rent(Math.Min(chunkRows, n) * _vocab);
+        double lossSum = 0;
+        for (int r0 = 0; r0 < n; r0 += chunkRows)
+        {
+            int rows = Math.Min(chunkRows, n - r0);
+            ReadOnlySpan<int> t = targets.AsSpan(r0, rows);
+            int countedHere = 0;
+            foreach (int target in t)
+            {
+                countedHere += target >= 0 ? 1 : 0;
+            }
+
+            Span<float> chunk = logits[..(rows * _vocab)];
+            Gemm.Linear(chunk, normed.Slice(r0 * c, rows * c), _weights.LmHead, rows, accumulate: false, _pool);
+            float gradScale = counted == 0 ? 0f : (float)((double)countedHere / counted);
+            float loss = CrossEntropy.ForwardBackward(wantGradient ? chunk : Span<float>.Empty, chunk, t, rows, _vocab, gradScale, _pool);
+            lossSum += (double)loss * countedHere;
+            if (wantGradient)
+            {
+                Gemm.LinearBackwardInput(dNormed.Slice(r0 * c, rows * c), chunk, _weights.LmHead, rows, accumulate: false, _pool);
+            }
+        }
+
+        return counted == 0 ? 0f : (float)(lossSum / counted);
+    }
+
+    /// <summary>The backward pass from dNormed [N, C] (the gradient at the final norm's output) down to the lowest adapted layer.</summary>
+    private void Backward(BatchPlan plan, IModelAdapter adapter, AdapterGradients gradients, Tape tape, ReadOnlySpan<float> dNormed, Arena arena)
+    {
+        int n = plan.TotalTokens;
+        int c = _hidden;
+        Span<float> dx = arena.Rent(n * c);
+        dx.Clear();
+        RmsNorm.Backward(dx, default, dNormed, tape.FinalIn, _weights.FinalNorm, tape.FinalRstd, n, c, _pool);
+
+        Span<float> dh = arena.Rent(n * c);
+        Span<float> dm = arena.Rent(n * _intermediate);
+        Span<float> dGate = arena.Rent(n * _intermediate);
+        Span<float> dUp = arena.Rent(n * _intermediate);
+        Span<float> dO = arena.Rent(n * _qWidth);
+        Span<float> dq = arena.Rent(n * _qWidth);
+        Span<float> dk = arena.Rent(n * _kvWidth);
+        Span<float> dv = arena.Rent(n * _kvWidth);
+
+        for (int l = Config.NumLayers - 1; l >= tape.LowestLayer; l--)
+        {
+            LayerWeights w = _weights.Layers[l];
+            LayerTape lt = tape.Layer(l)!;
+
+            // Below the lowest adapted layer nothing is trained and the embeddings are frozen, so that layer's own input
+            // gradient is never read: it stops at the last product an adapter slot there still needs a gradient through
+            // (slots get an empty dx and skip their input gradient). The parameter gradients are unchanged, bit for bit.
+            bool lowest = l == tape.LowestLayer;
+            bool needQkv = !lowest || HasSlot(adapter, l, Projection.QProj, Projection.KProj, Projection.VProj);
+            bool needAttentionOut = needQkv || HasSlot(adapter, l, Projection.OProj);
+            bool needMlpIn = needAttentionOut || HasSlot(adapter, l, Projection.GateProj, Projection.UpProj);
+
+            // MLP block. dx is the gradient w.r.t. the layer output; the residual passes it through unchanged.
+            if (!needMlpIn)
+            {
+                AdapterBackward(Span<float>.Empty, dx, lt.M, l, Projection.DownProj, adapter, gradients, lt, n);
+                continue;
+            }
+
+            BackProject(dm, dx, lt.M, l, Projection.DownProj, adapter, gradients, lt, n);
+            SwiGluRows(dm, lt.Gate, lt.Up, dGate, dUp, n);
+            Span<float> dhMlp = needAttentionOut ? dh : Span<float>.Empty;
+            if (needAttentionOut)
+            {
+                Gemm.LinearBackwardInputShared(dh, n, dGate, w.Projections[(int)Projection.GateProj], dUp, w.Projections[(int)Projection.UpProj], pool: _pool);
+            }
+
+            AdapterBackward(dhMlp, dGate, lt.H2, l, Projection.GateProj, adapter, gradients, lt, n);
+            AdapterBackward(dhMlp, dUp, lt.H2, l, Projection.UpProj, adapter, gradients, lt, n);
+            if (!needAttentionOut)
+            {
+                continue;
+            }
+
+            RmsNorm.Backward(dx, default, dh, lt.XMid, w.PostAttentionNorm, lt.Rstd2, n, c, _pool);
+
+            // Attention block.
+            if (!needQkv)
+            {
+                AdapterBackward(Span<float>.Empty, dx, lt.O, l, Projection.OProj, adapter, gradients, lt, n);
+                continue;
+            }
+
+            BackProject(dO, dx, lt.O, l, Projection.OProj, adapter, gradients, lt, n);
+            dq.Clear();
+            dk.Clear();
+            dv.Clear();
+            foreach (PlannedSequence s in plan.Sequences)
+            {
+                if (s.Length == 0)
+                {
+                    continue;
+                }
+
+                int qo = s.Offset * _qWidth;
+                int qn = s.Length * _qWidth;
+                int ko = s.Offset * _kvWidth;
+                int kn = s.Length * _kvWidth;
+                Attention.Backward(
+                    dq.Slice(qo, qn), dk.Slice(ko, kn), dv.Slice(ko, kn),
+                    dO.Slice(qo, qn), lt.O.Slice(qo, qn), lt.Lse.Slice(s.Offset * _heads, s.Length * _heads),
+                    lt.Q.Slice(qo, qn), lt.K.Slice(ko, kn), lt.V.Slice(ko, kn),
+                    s.Length, 0, s.Length, _heads, _kvHeads, _headDim, _attentionScale, _pool);
+            }
+
+            Rope.Backward(dq, plan.Positions, _heads, _headDim, _rope, _pool);
+            Rope.Backward(dk, plan.Positions, _kvHeads, _headDim, _rope, _pool);
+            Span<float> dhAttention = lowest ? Span<float>.Empty : dh;
+            if (!lowest)
+            {
+                Gemm.LinearBackwardInputShared(dh, n, dq, w.Projections[(int)Projection.QProj], dk, w.Projections[(int)Projection.KProj], dv, w.Projections[(int)Projection.VProj], pool: _pool);
+            }
+
+            AdapterBackward(dhAttention, dq, lt.H1, l, Projection.QProj, adapter, gradients, lt, n);
+            AdapterBackward(dhAttention, dk, lt.H1, l, Projection.KProj, adapter, gradients, lt, n);
+            AdapterBackward(dhAttention, dv, lt.H1, l, Projection.VProj, adapter, gradients, lt, n);
+            if (!lowest)
+            {
+                RmsNorm.Backward(dx, default, dh, lt.XIn, w.InputNorm, lt.Rstd1, n, c, _pool);
+            }
+        }
+    }
+
+    private static bool HasSlot(IModelAdapter adapter, int layer, params ReadOnlySpan<Projection> projections)
+    {
+        foreach (Projection p in projections)
+        {
+            if (adapter.GetSlot(layer, p) is not null)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>dx = dy·W, plus the adapter slot's input gradient and parameter gradients.</summary>
+    private void BackProject(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int layer, Projection projection, IModelAdapter adapter, AdapterGradients gradients, LayerTape lt, int n)
+    {
+        Gemm.LinearBackwardInput(dx, dy, _weights.Layers[layer].Projections[(int)projection], n, accumulate: false, _pool);
+        AdapterBackward(dx, dy, x, layer, projection, adapter, gradients, lt, n);
+    }
+
+    /// <summary>The adapter slot's share of a projection's backward pass (if it has one): dx += its input gradient, plus its parameter gradients.</summary>
+    private void AdapterBackward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int layer, Projection projection, IModelAdapter adapter, AdapterGradients gradients, LayerTape lt, int n)
+    {
+        if (adapter.GetSlot(layer, projection) is { } slot)
+        {
+            slot.Backward(dx, gradients.Get(layer, projection), dy, x, lt.Saved(projection), n, _pool);
+        }
+    }
+}
