@@ -91,6 +91,12 @@ public sealed partial class LlamaModel : IDisposable
     /// <summary>Threads the kernels use.</summary>
     public int ThreadCount => _pool.ThreadCount;
 
+    /// <summary>
+    /// The model's compute pool. Passes run on its foreground lane; work inside <see cref="ComputePool.EnterBackground"/>
+    /// (a learner's training steps) runs on the background lane and yields to every serving pass.
+    /// </summary>
+    public ComputePool Pool => _pool;
+
     /// <summary>Bytes of frozen weights referenced, in their stored precision.</summary>
     public long WeightBytes => _weights.StorageBytes;
 
@@ -204,6 +210,7 @@ public sealed partial class LlamaModel : IDisposable
             throw new ArgumentException($"logits has {logits.Length} elements but {rows.Length} position(s) x vocab {_vocab} = {rows.Length * _vocab}.", nameof(logits));
         }
 
+        using var pass = _pool.EnterForegroundPass();
         using var arena = new Arena();
         RunForward(plan, tape: null, rows, logits, arena);
         cache?.Advance(n);
@@ -236,6 +243,7 @@ public sealed partial class LlamaModel : IDisposable
             }
         }
 
+        using var pass = _pool.EnterForegroundPass();
         using var arena = new Arena();
         if ((long)rows.Count * _vocab > Array.MaxLength)
         {
@@ -276,6 +284,7 @@ public sealed partial class LlamaModel : IDisposable
         var plan = Plan([new ForwardSequence(ids, null, true)], requireFresh: true, adapter);
         int p = promptIds.Count;
         int[] rows = Enumerable.Range(p - 1, completionIds.Count).ToArray();
+        using var pass = _pool.EnterForegroundPass();
         using var arena = new Arena();
         float[] logits = new float[rows.Length * _vocab];
         RunForward(plan, tape: null, rows, logits, arena);
@@ -339,6 +348,7 @@ public sealed partial class LlamaModel : IDisposable
         }
 
         int lowest = LowestAdaptedLayer(adapter);
+        using var pass = _pool.EnterForegroundPass();
         using var arena = new Arena();
         var tape = new Tape(this, plan, adapter, lowest, arena);
         int[] rows = Enumerable.Range(0, n).ToArray();

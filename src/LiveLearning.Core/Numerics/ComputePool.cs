@@ -14,37 +14,42 @@ public interface IParallelJob
 
 /// <summary>
 /// A small fork-join pool for compute kernels: dedicated worker threads that spin briefly between jobs
-/// (so back-to-back kernel calls cost a few hundred nanoseconds to dispatch) and then sleep.
+/// (so back-to-back kernel calls cost a few hundred nanoseconds to dispatch) and then sleep. Two lanes share the
+/// threads: the foreground (serving; the default) and the background (learning), which yields to the foreground.
 /// </summary>
 /// <remarks>
 /// <para>The calling thread always takes part in the work, so a pool of <c>n</c> threads owns <c>n - 1</c>
 /// workers. Work items are claimed dynamically, but every item writes its own output with a computation that
-/// does not depend on which thread runs it, so results are deterministic for a fixed split.</para>
-/// <para>Calls from several threads at once are serialised. A job that calls back into its own pool
+/// does not depend on which thread runs it, so results are deterministic for a fixed split, whichever lane runs it.</para>
+/// <para>Calls from several threads of the same lane are serialised. A job that calls back into its own pool
 /// (from the caller or a worker) runs that inner job inline on the current thread.</para>
+/// <para>Priority: code inside <see cref="EnterBackground"/> dispatches on the background lane. While a foreground
+/// job runs, or a foreground pass is open (<see cref="EnterForegroundPass"/>, which a model opens around each serving
+/// forward pass), no thread starts a background item: workers take foreground items first, and the background caller
+/// blocks (without spinning) after the item it is running until the foreground is idle. A serving pass therefore waits
+/// at most for the background items already running, and runs at the pool's full width. A background job's results
+/// are unchanged by being paused.</para>
 /// </remarks>
 public sealed unsafe class ComputePool : IDisposable
 {
     private const int SpinIterationsBeforeSleep = 20_000;
 
     private readonly Thread[] _workers;
-    private readonly Lock _dispatchLock = new();
+    private readonly Lane _foreground = new();
+    private readonly Lane _background = new();
     private readonly object _sleepLock = new();
+    private readonly AsyncLocal<bool> _inBackground = new();
+    private readonly object _idleLock = new();
 
-    // Current job: a pointer to the caller's job struct (it lives on the caller's stack, which stays
-    // put because the caller blocks until the job completes) and a function that invokes it.
-    private nint _jobState;
-    private delegate*<nint, int, void> _jobInvoke;
-    private int _jobCount;
-
-    // High 32 bits: generation of the current job; low 32 bits: next unclaimed index.
-    private long _next;
-    private int _generation;
-    private int _completed;
+    // Incremented by every dispatch and every time the foreground becomes idle: sleeping workers wait for it to change.
+    private int _signal;
     private int _sleepers;
+
+    // Open foreground passes plus running foreground jobs; background items start only while it is 0.
+    private int _foregroundBusy;
+    private int _idleWaiters;
+    private long _backgroundYields;
     private volatile bool _disposed;
-    private Exception? _failure;
-    private int _dispatchingThread;
 
     /// <summary>Creates a pool that uses <paramref name="threadCount"/> threads including the caller.</summary>
     /// <param name="threadCount">Total threads; defaults to <see cref="Environment.ProcessorCount"/>.</param>
@@ -74,6 +79,12 @@ public sealed unsafe class ComputePool : IDisposable
     /// <summary>Total number of threads that run work, including the calling thread.</summary>
     public int ThreadCount { get; }
 
+    /// <summary>Whether calls from the current flow (thread or async context) run on the background lane.</summary>
+    public bool IsBackground => _inBackground.Value;
+
+    /// <summary>Times a background caller paused for the foreground (a measure of how often serving preempted learning).</summary>
+    public long BackgroundYields => Interlocked.Read(ref _backgroundYields);
+
     /// <summary>
     /// Runs <c>job.Execute(i)</c> for every <c>i</c> in <c>[0, count)</c> across the pool and returns when all
     /// have finished. The first exception thrown by any item is rethrown here after all items have run.
@@ -91,32 +102,95 @@ public sealed unsafe class ComputePool : IDisposable
             return;
         }
 
-        if (count == 1 || _workers.Length == 0 || IsReentrant())
+        bool background = _inBackground.Value;
+        if (IsReentrant())
         {
-            for (int i = 0; i < count; i++)
+            RunInline(count, ref job, background);
+            return;
+        }
+
+        if (background)
+        {
+            // Learning waits for serving before it starts, and (in Dispatch) between items.
+            WaitForForegroundIdle();
+        }
+
+        if (count == 1 || _workers.Length == 0)
+        {
+            if (background)
             {
-                job.Execute(i);
+                RunInline(count, ref job, background: true);
+            }
+            else
+            {
+                Interlocked.Increment(ref _foregroundBusy);
+                try
+                {
+                    RunInline(count, ref job, background: false);
+                }
+                finally
+                {
+                    LeaveForeground();
+                }
             }
 
             return;
         }
 
-        lock (_dispatchLock)
+        Lane lane = background ? _background : _foreground;
+        lock (lane.DispatchLock)
         {
-            _dispatchingThread = Environment.CurrentManagedThreadId;
+            lane.DispatchingThread = Environment.CurrentManagedThreadId;
+            if (!background)
+            {
+                Interlocked.Increment(ref _foregroundBusy);
+            }
+
             try
             {
                 // The workers reach the job through a pointer, so it must not move: work on a copy on this
                 // thread's stack (the caller's job may live in a movable heap object) and copy it back after.
                 TJob local = job;
-                Dispatch(count, (nint)Unsafe.AsPointer(ref local), &Invoke<TJob>);
+                Dispatch(lane, count, (nint)Unsafe.AsPointer(ref local), &Invoke<TJob>, background);
                 job = local;
             }
             finally
             {
-                _dispatchingThread = 0;
+                lane.DispatchingThread = 0;
+                if (!background)
+                {
+                    LeaveForeground();
+                }
             }
         }
+    }
+
+    /// <summary>
+    /// Makes the current flow (this thread, and the async continuations it starts) dispatch on the background lane
+    /// until the scope is disposed: its jobs yield to foreground work. Used by learners, so serving keeps priority.
+    /// </summary>
+    /// <returns>The scope; dispose it to restore the previous lane.</returns>
+    public BackgroundScope EnterBackground()
+    {
+        bool previous = _inBackground.Value;
+        _inBackground.Value = true;
+        return new BackgroundScope(this, previous);
+    }
+
+    /// <summary>
+    /// Marks a foreground pass (e.g. one serving forward pass of many kernels) as running, so background work does not
+    /// start items in the gaps between its kernels. A no-op on the background lane.
+    /// </summary>
+    /// <returns>The scope; dispose it when the pass ends.</returns>
+    public ForegroundPassScope EnterForegroundPass()
+    {
+        if (_inBackground.Value || _disposed)
+        {
+            return default;
+        }
+
+        Interlocked.Increment(ref _foregroundBusy);
+        return new ForegroundPassScope(this);
     }
 
     /// <summary>
@@ -165,17 +239,17 @@ public sealed unsafe class ComputePool : IDisposable
     /// <summary>Stops the worker threads. Jobs already running finish first.</summary>
     public void Dispose()
     {
-        lock (_dispatchLock)
+        lock (_foreground.DispatchLock)
         {
-            if (_disposed)
+            lock (_background.DispatchLock)
             {
-                return;
-            }
+                if (_disposed)
+                {
+                    return;
+                }
 
-            _disposed = true;
-            lock (_sleepLock)
-            {
-                Monitor.PulseAll(_sleepLock);
+                _disposed = true;
+                Signal();
             }
         }
 
@@ -183,16 +257,36 @@ public sealed unsafe class ComputePool : IDisposable
         {
             worker.Join();
         }
+
+        lock (_idleLock)
+        {
+            Monitor.PulseAll(_idleLock);
+        }
     }
 
     private static void Invoke<TJob>(nint state, int index)
         where TJob : struct, IParallelJob
         => Unsafe.AsRef<TJob>((void*)state).Execute(index);
 
+    /// <summary>Runs every item on the calling thread; a background caller still yields between items.</summary>
+    private void RunInline<TJob>(int count, ref TJob job, bool background)
+        where TJob : struct, IParallelJob
+    {
+        for (int i = 0; i < count; i++)
+        {
+            if (background && i > 0)
+            {
+                WaitForForegroundIdle();
+            }
+
+            job.Execute(i);
+        }
+    }
+
     private bool IsReentrant()
     {
         int me = Environment.CurrentManagedThreadId;
-        if (Volatile.Read(ref _dispatchingThread) == me)
+        if (Volatile.Read(ref _foreground.DispatchingThread) == me || Volatile.Read(ref _background.DispatchingThread) == me)
         {
             return true;
         }
@@ -208,58 +302,72 @@ public sealed unsafe class ComputePool : IDisposable
         return false;
     }
 
-    private void Dispatch(int count, nint state, delegate*<nint, int, void> invoke)
+    private void Dispatch(Lane lane, int count, nint state, delegate*<nint, int, void> invoke, bool background)
     {
-        int generation = _generation + 1;
-        _jobState = state;
-        _jobInvoke = invoke;
-        _jobCount = count;
-        _completed = 0;
-        _failure = null;
-        Interlocked.Exchange(ref _next, (long)generation << 32);
-        Interlocked.Exchange(ref _generation, generation);
-        if (Volatile.Read(ref _sleepers) > 0)
+        int generation = lane.Generation + 1;
+        lane.JobState = state;
+        lane.JobInvoke = invoke;
+        lane.JobCount = count;
+        lane.Completed = 0;
+        lane.Failure = null;
+        Interlocked.Exchange(ref lane.Next, (long)generation << 32);
+        Interlocked.Exchange(ref lane.Generation, generation);
+        Signal();
+
+        if (background)
         {
-            lock (_sleepLock)
+            while (RunItems(lane, generation, state, invoke, count, background: true))
             {
-                Monitor.PulseAll(_sleepLock);
+                // The foreground took over: pause this thread (the workers serve it) and go on once it is idle.
+                WaitForForegroundIdle();
             }
         }
-
-        RunItems(generation, state, invoke, count);
+        else
+        {
+            RunItems(lane, generation, state, invoke, count, background: false);
+        }
 
         var spin = default(SpinWait);
-        while (Volatile.Read(ref _completed) < count)
+        while (Volatile.Read(ref lane.Completed) < count)
         {
             spin.SpinOnce(sleep1Threshold: -1);
         }
 
-        if (_failure is { } failure)
+        if (lane.Failure is { } failure)
         {
-            _failure = null;
+            lane.Failure = null;
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         }
     }
 
-    private void RunItems(int generation, nint state, delegate*<nint, int, void> invoke, int count)
+    /// <summary>
+    /// Claims and runs items of <paramref name="lane"/>'s job <paramref name="generation"/> until none is left. On the
+    /// background lane it stops before claiming an item while the foreground is busy, and then returns true.
+    /// </summary>
+    private bool RunItems(Lane lane, int generation, nint state, delegate*<nint, int, void> invoke, int count, bool background)
     {
         while (true)
         {
+            if (background && Volatile.Read(ref _foregroundBusy) > 0)
+            {
+                return true;
+            }
+
             // Claim with compare-and-swap so a thread still holding an older generation never consumes
             // an index of the next job.
-            long current = Volatile.Read(ref _next);
+            long current = Volatile.Read(ref lane.Next);
             if ((int)(current >> 32) != generation)
             {
-                return;
+                return false;
             }
 
             int index = (int)(current & 0xFFFF_FFFF);
             if (index >= count)
             {
-                return;
+                return false;
             }
 
-            if (Interlocked.CompareExchange(ref _next, current + 1, current) != current)
+            if (Interlocked.CompareExchange(ref lane.Next, current + 1, current) != current)
             {
                 continue;
             }
@@ -270,21 +378,97 @@ public sealed unsafe class ComputePool : IDisposable
             }
             catch (Exception ex)
             {
-                Interlocked.CompareExchange(ref _failure, ex, null);
+                Interlocked.CompareExchange(ref lane.Failure, ex, null);
             }
 
-            Interlocked.Increment(ref _completed);
+            Interlocked.Increment(ref lane.Completed);
+        }
+    }
+
+    /// <summary>Whether <paramref name="lane"/> has an unclaimed item of its current job.</summary>
+    private static bool HasWork(Lane lane)
+    {
+        long next = Volatile.Read(ref lane.Next);
+        return (int)(next >> 32) == Volatile.Read(ref lane.Generation) && (int)(next & 0xFFFF_FFFF) < Volatile.Read(ref lane.JobCount);
+    }
+
+    private void WaitForForegroundIdle()
+    {
+        if (Volatile.Read(ref _foregroundBusy) == 0 || _disposed)
+        {
+            return;
+        }
+
+        Interlocked.Increment(ref _backgroundYields);
+        lock (_idleLock)
+        {
+            Interlocked.Increment(ref _idleWaiters); // a full fence: the leaver's check below and ours cannot both miss
+            try
+            {
+                // The leaver pulses under this lock after its decrement, so no wake-up is lost; the timeout is a backstop.
+                while (Volatile.Read(ref _foregroundBusy) > 0 && !_disposed)
+                {
+                    Monitor.Wait(_idleLock, millisecondsTimeout: 50);
+                }
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _idleWaiters);
+            }
+        }
+    }
+
+    private void LeaveForeground()
+    {
+        if (Interlocked.Decrement(ref _foregroundBusy) == 0)
+        {
+            if (Volatile.Read(ref _idleWaiters) > 0)
+            {
+                lock (_idleLock)
+                {
+                    Monitor.PulseAll(_idleLock);
+                }
+            }
+
+            // A background job may be waiting for the workers: wake them for it.
+            if (HasWork(_background))
+            {
+                Signal();
+            }
+        }
+    }
+
+    private void Signal()
+    {
+        Interlocked.Increment(ref _signal);
+        if (Volatile.Read(ref _sleepers) > 0)
+        {
+            lock (_sleepLock)
+            {
+                Monitor.PulseAll(_sleepLock);
+            }
         }
     }
 
     private void WorkerLoop()
     {
-        int seen = Volatile.Read(ref _generation);
-        while (true)
+        while (!_disposed)
         {
+            // Read the signal before looking for work, so a dispatch after the look is never missed.
+            int seen = Volatile.Read(ref _signal);
+            bool ran = TryRun(_foreground, background: false);
+            if (Volatile.Read(ref _foregroundBusy) == 0)
+            {
+                ran |= TryRun(_background, background: true);
+            }
+
+            if (ran)
+            {
+                continue;
+            }
+
             int spins = 0;
-            int generation;
-            while ((generation = Volatile.Read(ref _generation)) == seen && !_disposed)
+            while (Volatile.Read(ref _signal) == seen && !_disposed)
             {
                 if (++spins < SpinIterationsBeforeSleep)
                 {
@@ -295,7 +479,7 @@ public sealed unsafe class ComputePool : IDisposable
                 lock (_sleepLock)
                 {
                     Interlocked.Increment(ref _sleepers);
-                    while (Volatile.Read(ref _generation) == seen && !_disposed)
+                    while (Volatile.Read(ref _signal) == seen && !_disposed)
                     {
                         Monitor.Wait(_sleepLock);
                     }
@@ -303,17 +487,75 @@ public sealed unsafe class ComputePool : IDisposable
                     Interlocked.Decrement(ref _sleepers);
                 }
             }
-
-            if (_disposed)
-            {
-                return;
-            }
-
-            seen = generation;
-            nint state = Volatile.Read(ref _jobState);
-            delegate*<nint, int, void> invoke = _jobInvoke;
-            int count = Volatile.Read(ref _jobCount);
-            RunItems(generation, state, invoke, count);
         }
+    }
+
+    /// <summary>Runs items of <paramref name="lane"/>'s current job, if it has any left; true if it ran one.</summary>
+    private bool TryRun(Lane lane, bool background)
+    {
+        int generation = Volatile.Read(ref lane.Generation);
+        nint state = Volatile.Read(ref lane.JobState);
+        delegate*<nint, int, void> invoke = lane.JobInvoke;
+        int count = Volatile.Read(ref lane.JobCount);
+        long before = Volatile.Read(ref lane.Next);
+        if ((int)(before >> 32) != generation || (int)(before & 0xFFFF_FFFF) >= count)
+        {
+            return false;
+        }
+
+        RunItems(lane, generation, state, invoke, count, background);
+        return Volatile.Read(ref lane.Next) != before;
+    }
+
+    /// <summary>Restores the previous lane when disposed (see <see cref="EnterBackground"/>).</summary>
+    public readonly struct BackgroundScope : IDisposable
+    {
+        private readonly ComputePool? _pool;
+        private readonly bool _previous;
+
+        internal BackgroundScope(ComputePool pool, bool previous)
+        {
+            _pool = pool;
+            _previous = previous;
+        }
+
+        /// <summary>Restores the lane the flow had before the scope.</summary>
+        public void Dispose()
+        {
+            if (_pool is not null)
+            {
+                _pool._inBackground.Value = _previous;
+            }
+        }
+    }
+
+    /// <summary>Ends a foreground pass when disposed (see <see cref="EnterForegroundPass"/>).</summary>
+    public readonly struct ForegroundPassScope : IDisposable
+    {
+        private readonly ComputePool? _pool;
+
+        internal ForegroundPassScope(ComputePool pool) => _pool = pool;
+
+        /// <summary>Ends the pass; background work may start again once no other foreground work runs.</summary>
+        public void Dispose() => _pool?.LeaveForeground();
+    }
+
+    /// <summary>One lane's job slot: the job of the current generation and its claim and completion counters.</summary>
+    private sealed class Lane
+    {
+        public readonly Lock DispatchLock = new();
+
+        // Current job: a pointer to the caller's job struct (it lives on the caller's stack, which stays
+        // put because the caller blocks until the job completes) and a function that invokes it.
+        public nint JobState;
+        public delegate*<nint, int, void> JobInvoke;
+        public int JobCount;
+
+        // High 32 bits: generation of the current job; low 32 bits: next unclaimed index.
+        public long Next;
+        public int Generation;
+        public int Completed;
+        public Exception? Failure;
+        public int DispatchingThread;
     }
 }
