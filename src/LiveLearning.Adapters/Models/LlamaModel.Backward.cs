@@ -14,13 +14,23 @@ public sealed partial class LlamaModel
     /// chunks of 128 rows: measured 64 → 128 rows, the head products 4-8 % faster). Writes dNormed [N, C] and returns
     /// the mean loss over counted rows; each chunk's gradient is scaled so the result equals the unchunked mean.
     /// </summary>
+    /// <summary>Most logits one LM-head chunk holds (2^23 floats, 32 MB).</summary>
+    internal const int MaxHeadChunkLogits = 1 << 23;
+
+    /// <summary>How <see cref="LossAndHeadGradient"/> splits <paramref name="rows"/> rows: the fewest chunks of at most
+    /// <see cref="MaxHeadChunkLogits"/> logits, of near-equal size.</summary>
+    internal static (int Chunks, int ChunkRows) HeadChunks(int rows, int vocab)
+    {
+        int maxRows = Math.Max(1, MaxHeadChunkLogits / vocab);
+        int chunks = Math.Max(1, (rows + maxRows - 1) / maxRows);
+        return (chunks, (rows + chunks - 1) / chunks);
+    }
+
     private float LossAndHeadGradient(Span<float> dNormed, ReadOnlySpan<float> normed, int[] targets, int counted, bool wantGradient, Arena arena)
     {
         int n = targets.Length;
         int c = _hidden;
-        int maxRows = Math.Max(1, (1 << 23) / _vocab);
-        int chunks = Math.Max(1, (n + maxRows - 1) / maxRows);
-        int chunkRows = (n + chunks - 1) / chunks;
+        (_, int chunkRows) = HeadChunks(n, _vocab);
         Span<float> logits = arena.Rent(Math.Min(chunkRows, n) * _vocab);
         double lossSum = 0;
         for (int r0 = 0; r0 < n; r0 += chunkRows)

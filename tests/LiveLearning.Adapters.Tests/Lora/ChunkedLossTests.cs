@@ -12,16 +12,23 @@ public sealed class ChunkedLossTests
     [Test]
     public void ABatchSpanningSeveralLogitChunksEqualsItsSequencesRunSeparately()
     {
-        // Vocabulary 32768: a chunk holds at most 2^22 / 32768 = 128 rows, so 150 + 140 tokens take three chunks while
-        // each sequence alone takes two (140 and 150 rows, chunked as 70+70 and 75+75): different splits, same math.
+        // Sizes from the code's own chunk rule: the batch of both sequences takes three chunks while each sequence alone
+        // takes two, so the splits differ and only the math can make the results agree.
+        const int Vocab = 32768;
+        int maxRows = LlamaModel.MaxHeadChunkLogits / Vocab;
+        int lengthA = maxRows + 22;
+        int lengthB = maxRows + 12;
+        Assert.That(LlamaModel.HeadChunks(lengthA + lengthB, Vocab).Chunks, Is.EqualTo(3));
+        Assert.That(LlamaModel.HeadChunks(lengthA, Vocab).Chunks, Is.EqualTo(2));
+        Assert.That(LlamaModel.HeadChunks(lengthB, Vocab).Chunks, Is.EqualTo(2));
         string dir = Path.Combine(Path.GetTempPath(), "ll-chunk-" + Guid.NewGuid().ToString("N"));
         try
         {
-            ModelWriter.WriteRandom(dir, new ModelSpec { VocabSize = 32768, Seed = 3 });
+            ModelWriter.WriteRandom(dir, new ModelSpec { VocabSize = Vocab, Seed = 3 });
             using var model = LlamaModel.Load(dir, new ModelOptions { ThreadCount = 2, LoadTokenizer = false });
             LoraAdapter adapter = LoraTestKit.RandomAdapter(model, new LoraConfig { Rank = 2, TargetModules = ["v_proj", "down_proj"] }, seed: 1);
-            int[] a = LoraTestKit.Ids(1, 150, model.Config.VocabSize);
-            int[] b = LoraTestKit.Ids(2, 140, model.Config.VocabSize);
+            int[] a = LoraTestKit.Ids(1, lengthA, model.Config.VocabSize);
+            int[] b = LoraTestKit.Ids(2, lengthB, model.Config.VocabSize);
             int[] labelsB = (int[])b.Clone();
             for (int i = 0; i < 40; i++)
             {

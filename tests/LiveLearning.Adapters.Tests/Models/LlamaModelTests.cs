@@ -338,4 +338,31 @@ public sealed class LlamaModelTests
 
         Assert.That(worstDiff, Is.LessThanOrEqualTo(tolerance), $"{what}: worst at {worst}: {(worst >= 0 ? actual[worst] : 0)} vs {(worst >= 0 ? expected[worst] : 0)}");
     }
+
+    [Test]
+    public void ForwardIntoAllocatesOnlyASmallFixedAmountPerDecodeStep([Values(1, 2)] int threads)
+    {
+        ModelFixture f = ModelFixture.Load("llama-gqa-tied");
+        using var model = LlamaModel.Load(f.Directory, new ModelOptions { ThreadCount = threads });
+        KvCache cache = model.CreateCache(64);
+        float[] logits = new float[model.Config.VocabSize];
+        int[] token = [1];
+        model.ForwardInto([1, 2, 3, 4], logits, cache);
+        for (int i = 0; i < 4; i++)
+        {
+            model.ForwardInto(token, logits, cache); // warm the array pool and the JIT
+        }
+
+        long before = GC.GetTotalAllocatedBytes(precise: true);
+        const int Steps = 16;
+        for (int i = 0; i < Steps; i++)
+        {
+            model.ForwardInto(token, logits, cache);
+        }
+
+        long perStep = (GC.GetTotalAllocatedBytes(precise: true) - before) / Steps;
+        TestContext.Out.WriteLine($"ForwardInto decode step: {perStep} bytes allocated");
+        // What ForwardInto's documentation promises: about 1 KB of bookkeeping (the batch plan), no logits or activations.
+        Assert.That(perStep, Is.LessThanOrEqualTo(2048));
+    }
 }
