@@ -7,7 +7,7 @@ namespace LiveLearning.Lora;
 /// <summary>
 /// Several adapters applied together (their deltas add up), e.g. an organisation adapter frozen under a trainable user
 /// adapter. Only the trainable one receives gradients: the gradient buffer of each slot is the trainable slot's own
-/// (<c>[dA | dB]</c>), so <see cref="LlamaModel.ComputeGradients"/> with a stack trains the top adapter while the frozen
+/// (<c>[dA | dB]</c>), so <see cref="LlamaModel.ComputeGradients(IReadOnlyList{TrainingSequence}, IModelAdapter, AdapterGradients)"/> with a stack trains the top adapter while the frozen
 /// ones shape the forward pass and pass input gradients through.
 /// </summary>
 public sealed class StackedAdapter : IModelAdapter

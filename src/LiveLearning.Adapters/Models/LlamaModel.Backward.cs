@@ -7,13 +7,6 @@ namespace LiveLearning.Models;
 // The loss and the backward pass into the adapter slots (same shapes as the forward pass: N tokens, C hidden, ...).
 public sealed partial class LlamaModel
 {
-    /// <summary>
-    /// LM head + cross-entropy + LM-head input gradient, in chunks of at most 2^23 logits (32 MB) so only one chunk of
-    /// logits [rows, V] is ever held (at V = 49152 a 4×64-token batch would otherwise keep two 50 MB buffers). Each chunk
-    /// streams the head weight twice, so chunks are as large as that cap allows (at V = 49152 a 4×64 batch runs as two
-    /// chunks of 128 rows: measured 64 → 128 rows, the head products 4-8 % faster). Writes dNormed [N, C] and returns
-    /// the mean loss over counted rows; each chunk's gradient is scaled so the result equals the unchunked mean.
-    /// </summary>
     /// <summary>Most logits one LM-head chunk holds (2^23 floats, 32 MB).</summary>
     internal const int MaxHeadChunkLogits = 1 << 23;
 
@@ -26,6 +19,13 @@ public sealed partial class LlamaModel
         return (chunks, (rows + chunks - 1) / chunks);
     }
 
+    /// <summary>
+    /// LM head + cross-entropy + LM-head input gradient, in chunks of at most 2^23 logits (32 MB) so only one chunk of
+    /// logits [rows, V] is ever held (at V = 49152 a 4×64-token batch would otherwise keep two 50 MB buffers). Each chunk
+    /// streams the head weight twice, so chunks are as large as that cap allows (at V = 49152 a 4×64 batch runs as two
+    /// chunks of 128 rows: measured 64 → 128 rows, the head products 4-8 % faster). Writes dNormed [N, C] and returns
+    /// the mean loss over counted rows; each chunk's gradient is scaled so the result equals the unchunked mean.
+    /// </summary>
     private float LossAndHeadGradient(Span<float> dNormed, ReadOnlySpan<float> normed, int[] targets, int counted, bool wantGradient, Arena arena)
     {
         int n = targets.Length;
@@ -55,6 +55,107 @@ public sealed partial class LlamaModel
         }
 
         return counted == 0 ? 0f : (float)(lossSum / counted);
+    }
+
+    /// <summary>
+    /// The head, loss and head input gradient under a <see cref="SequenceObjective"/>: row <c>t</c> of sequence <c>s</c>
+    /// gets the gradient of <c>weights[s] · CE(t)</c>, the weights being the objective's derivative with respect to each
+    /// sequence's summed cross-entropy. An objective that needs the log-likelihoods first (DPO, KTO) gets them from a
+    /// head pass without gradient; with one chunk the logits of that pass are reused, with several the head is run twice.
+    /// Writes <paramref name="logLikelihoods"/> (per sequence, the sum of its counted rows' target log-probabilities under
+    /// the current parameters) and returns the objective's value.
+    /// </summary>
+    private double WeightedLossAndHeadGradient(Span<float> dNormed, ReadOnlySpan<float> normed, int[] targets, PlannedSequence[] sequences, SequenceObjective objective, bool wantGradient, Span<double> logLikelihoods, Arena arena)
+    {
+        int n = targets.Length;
+        int c = _hidden;
+        int count = sequences.Length;
+        (int chunks, int chunkRows) = HeadChunks(n, _vocab);
+        Span<float> logits = arena.Rent(Math.Min(chunkRows, n) * _vocab);
+        int[] counted = new int[count];
+        foreach (PlannedSequence s in sequences)
+        {
+            foreach (int target in targets.AsSpan(s.Offset, s.Length))
+            {
+                counted[s.Index] += target >= 0 ? 1 : 0;
+            }
+        }
+
+        float[] weights = new float[count];
+        logLikelihoods.Clear();
+        double value = 0;
+        bool kept = false;
+        if (objective.NeedsLogLikelihoods)
+        {
+            Span<float> rowLogProbs = arena.Rent(chunkRows);
+            for (int r0 = 0; r0 < n; r0 += chunkRows)
+            {
+                int rows = Math.Min(chunkRows, n - r0);
+                Span<float> chunk = logits[..(rows * _vocab)];
+                Gemm.Linear(chunk, normed.Slice(r0 * c, rows * c), _weights.LmHead, rows, accumulate: false, _pool);
+                CrossEntropy.TargetLogProbabilities(rowLogProbs[..rows], chunk, targets.AsSpan(r0, rows), rows, _vocab, _pool);
+                foreach (PlannedSequence s in sequences)
+                {
+                    int from = Math.Max(s.Offset, r0);
+                    int to = Math.Min(s.Offset + s.Length, r0 + rows);
+                    for (int r = from; r < to; r++)
+                    {
+                        logLikelihoods[s.Index] += rowLogProbs[r - r0];
+                    }
+                }
+            }
+
+            kept = chunks == 1;
+            value = objective.Weigh(logLikelihoods, counted, weights);
+        }
+        else
+        {
+            objective.Weigh(ReadOnlySpan<double>.Empty, counted, weights);
+        }
+
+        double staticValue = 0;
+        for (int r0 = 0; r0 < n; r0 += chunkRows)
+        {
+            int rows = Math.Min(chunkRows, n - r0);
+            Span<float> chunk = logits[..(rows * _vocab)];
+            if (!kept)
+            {
+                Gemm.Linear(chunk, normed.Slice(r0 * c, rows * c), _weights.LmHead, rows, accumulate: false, _pool);
+            }
+
+            // One call per piece of a sequence inside this chunk, scaled so each counted row's gradient is weights[s].
+            foreach (PlannedSequence s in sequences)
+            {
+                int from = Math.Max(s.Offset, r0);
+                int to = Math.Min(s.Offset + s.Length, r0 + rows);
+                if (from >= to)
+                {
+                    continue;
+                }
+
+                ReadOnlySpan<int> t = targets.AsSpan(from, to - from);
+                int piece = 0;
+                foreach (int target in t)
+                {
+                    piece += target >= 0 ? 1 : 0;
+                }
+
+                Span<float> rowsOf = chunk.Slice((from - r0) * _vocab, (to - from) * _vocab);
+                float meanLoss = CrossEntropy.ForwardBackward(wantGradient ? rowsOf : Span<float>.Empty, rowsOf, t, to - from, _vocab, (float)(weights[s.Index] * (double)piece), _pool);
+                if (!objective.NeedsLogLikelihoods)
+                {
+                    logLikelihoods[s.Index] -= (double)meanLoss * piece;
+                    staticValue += weights[s.Index] * ((double)meanLoss * piece);
+                }
+            }
+
+            if (wantGradient)
+            {
+                Gemm.LinearBackwardInput(dNormed.Slice(r0 * c, rows * c), chunk, _weights.LmHead, rows, accumulate: false, _pool);
+            }
+        }
+
+        return objective.NeedsLogLikelihoods ? value : staticValue;
     }
 
     /// <summary>The backward pass from dNormed [N, C] (the gradient at the final norm's output) down to the lowest adapted layer.</summary>

@@ -310,7 +310,20 @@ public sealed partial class LlamaModel : IDisposable
     /// <param name="adapter">The adapter whose slots receive gradients.</param>
     /// <param name="gradients">Gradient buffers matching <paramref name="adapter"/>; accumulated into.</param>
     /// <returns>Loss, counted positions and the bytes of activations kept for the backward pass.</returns>
-    public GradientResult ComputeGradients(IReadOnlyList<TrainingSequence> batch, IModelAdapter adapter, AdapterGradients gradients)
+    public GradientResult ComputeGradients(IReadOnlyList<TrainingSequence> batch, IModelAdapter adapter, AdapterGradients gradients) =>
+        ComputeGradients(batch, adapter, gradients, objective: null);
+
+    /// <summary>
+    /// Forward and backward pass for training under <paramref name="objective"/>: each sequence's summed cross-entropy is
+    /// weighted by the objective (DPO, KTO, per-item means...), or, without one, the mean over all counted positions of
+    /// the batch as in <see cref="ComputeGradients(IReadOnlyList{TrainingSequence}, IModelAdapter, AdapterGradients)"/>.
+    /// </summary>
+    /// <param name="batch">Training sequences (each runs from position 0).</param>
+    /// <param name="adapter">The adapter whose slots receive gradients.</param>
+    /// <param name="gradients">Gradient buffers matching <paramref name="adapter"/>; accumulated into.</param>
+    /// <param name="objective">The weighting, or <see langword="null"/> for the batch mean.</param>
+    /// <returns>Loss (the objective's value), counted positions, activation bytes and, with an objective, each sequence's log-likelihood.</returns>
+    public GradientResult ComputeGradients(IReadOnlyList<TrainingSequence> batch, IModelAdapter adapter, AdapterGradients gradients, SequenceObjective? objective)
     {
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(adapter);
@@ -357,13 +370,16 @@ public sealed partial class LlamaModel : IDisposable
         RunForward(plan, tape, rows, Span<float>.Empty, arena);
         bool backward = lowest < Config.NumLayers && counted > 0;
         Span<float> dNormed = arena.Rent(n * _hidden);
-        float loss = LossAndHeadGradient(dNormed, tape.FinalNormed, targets, counted, backward, arena);
+        double[] logLikelihoods = objective is null ? [] : new double[plan.Sequences.Length];
+        float loss = objective is null
+            ? LossAndHeadGradient(dNormed, tape.FinalNormed, targets, counted, backward, arena)
+            : (float)WeightedLossAndHeadGradient(dNormed, tape.FinalNormed, targets, plan.Sequences, objective, backward, logLikelihoods, arena);
         if (backward)
         {
             Backward(plan, adapter, gradients, tape, dNormed, arena);
         }
 
-        return new GradientResult(loss, counted, tape.Bytes);
+        return new GradientResult(loss, counted, tape.Bytes) { SequenceLogLikelihoods = logLikelihoods };
     }
 
     /// <summary>Stops the model's compute threads and releases the memory-mapped weights.</summary>
