@@ -1,3 +1,4 @@
+using LiveLearning.Backends;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -58,10 +59,66 @@ public sealed partial class LoraAdapter
 
         LoraConfig config = ParseConfig(File.ReadAllText(configPath), configPath);
         using SafeTensorsFile file = SafeTensorsFile.Open(weightsPath);
+        return Build(config, file.Names, name => file.GetInfo(name).Shape, name => file.ReadAsFloat32(name), weightsPath, numLayers, shape);
+    }
+
+    /// <summary>The adapter as PEFT-named tensors and its <c>adapter_config.json</c> text: what a snapshot stores.</summary>
+    /// <returns>The tensors (views of this immutable adapter's buffers, in byte order of their names) and the config.</returns>
+    public AdapterWeightsData Export()
+    {
+        var tensors = new List<NamedTensor>();
+        foreach ((int l, Projection p, LoraLayer lora) in Entries())
+        {
+            string module = Prefix + ProjectionNames.ModulePath(l, p);
+            tensors.Add(new NamedTensor(module + ".lora_A.weight", [lora.Rank, lora.InFeatures], lora.AMemory));
+            tensors.Add(new NamedTensor(module + ".lora_B.weight", [lora.OutFeatures, lora.Rank], lora.BMemory));
+        }
+
+        tensors.Sort((x, y) => string.CompareOrdinal(x.Name, y.Name));
+        return new AdapterWeightsData(tensors, new Dictionary<string, string> { [ConfigFileName] = ConfigJson(Config) });
+    }
+
+    /// <summary>Rebuilds an adapter from <see cref="Export"/>'s data, with every check <see cref="LoadPeft(string, LlamaModel)"/> makes.</summary>
+    /// <param name="data">The tensors and <c>adapter_config.json</c>.</param>
+    /// <param name="model">The base model.</param>
+    /// <returns>The adapter.</returns>
+    /// <exception cref="ModelLoadException">The data does not fit the model or cannot be represented (the tensor or key is named).</exception>
+    public static LoraAdapter Import(AdapterWeightsData data, LlamaModel model)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(model);
+        const string Source = "adapter weights";
+        if (!data.Metadata.TryGetValue(ConfigFileName, out string? json))
+        {
+            throw new ModelLoadException(Source, ConfigFileName, "the adapter config is missing from the data.");
+        }
+
+        LoraConfig config = ParseConfig(json, Source);
+        var byName = new Dictionary<string, NamedTensor>(StringComparer.Ordinal);
+        foreach (NamedTensor t in data.Tensors)
+        {
+            long elements = t.Shape.Aggregate(1L, (x, y) => x * y);
+            if (t.Shape.Any(d => d < 0) || elements != t.Values.Length)
+            {
+                throw new ModelLoadException(Source, t.Name, $"tensor '{t.Name}' has shape [{string.Join(", ", t.Shape)}] but {t.Values.Length} values.");
+            }
+
+            if (!byName.TryAdd(t.Name, t))
+            {
+                throw new ModelLoadException(Source, t.Name, $"tensor '{t.Name}' appears twice.");
+            }
+        }
+
+        return Build(config, byName.Keys, name => [.. byName[name].Shape.Select(d => (long)d)], name => byName[name].Values.ToArray(), Source, model.Config.NumLayers, model.ProjectionShape);
+    }
+
+    /// <summary>Builds an adapter from named tensors, refusing (with the tensor named) whatever plain LoRA cannot represent.</summary>
+    private static LoraAdapter Build(LoraConfig config, IEnumerable<string> names, Func<string, IReadOnlyList<long>> shapeOf, Func<string, float[]> read, string weightsPath, int numLayers, Func<Projection, (int OutFeatures, int InFeatures)> shape)
+    {
 
         // Group tensors by module, normalising the optional prefix and ".default." adapter-name infix.
         var modules = new SortedDictionary<string, (string? A, string? B)>(StringComparer.Ordinal);
-        foreach (string name in file.Names.OrderBy(n => n, StringComparer.Ordinal))
+        foreach (string name in names.OrderBy(n => n, StringComparer.Ordinal))
         {
             string key = name.StartsWith(Prefix, StringComparison.Ordinal) ? name[Prefix.Length..] : name;
             key = key.Replace(".lora_A.default.weight", ".lora_A.weight", StringComparison.Ordinal).Replace(".lora_B.default.weight", ".lora_B.weight", StringComparison.Ordinal);
@@ -97,21 +154,21 @@ public sealed partial class LoraAdapter
                 throw new ModelLoadException(weightsPath, first, $"module {module} has {(aName is null ? "lora_B but no lora_A" : "lora_A but no lora_B")}.");
             }
 
-            TensorInfo aInfo = file.GetInfo(aName);
-            TensorInfo bInfo = file.GetInfo(bName);
+            IReadOnlyList<long> aShape = shapeOf(aName);
+            IReadOnlyList<long> bShape = shapeOf(bName);
             (int outF, int inF) = shape(projection);
             int r = config.RankFor(module);
-            if (aInfo.Shape.Count != 2 || aInfo.Shape[0] != r || aInfo.Shape[1] != inF)
+            if (aShape.Count != 2 || aShape[0] != r || aShape[1] != inF)
             {
-                throw new ModelLoadException(weightsPath, aName, $"'{aName}' has shape [{string.Join(", ", aInfo.Shape)}]; the model's {module} with rank {r} (r / rank_pattern) needs [{r}, {inF}].");
+                throw new ModelLoadException(weightsPath, aName, $"'{aName}' has shape [{string.Join(", ", aShape)}]; the model's {module} with rank {r} (r / rank_pattern) needs [{r}, {inF}].");
             }
 
-            if (bInfo.Shape.Count != 2 || bInfo.Shape[0] != outF || bInfo.Shape[1] != r)
+            if (bShape.Count != 2 || bShape[0] != outF || bShape[1] != r)
             {
-                throw new ModelLoadException(weightsPath, bName, $"'{bName}' has shape [{string.Join(", ", bInfo.Shape)}]; the model's {module} with rank {r} needs [{outF}, {r}].");
+                throw new ModelLoadException(weightsPath, bName, $"'{bName}' has shape [{string.Join(", ", bShape)}]; the model's {module} with rank {r} needs [{outF}, {r}].");
             }
 
-            layers[(layer, projection)] = new LoraLayer(file.ReadAsFloat32(aName), file.ReadAsFloat32(bName), inF, outF, r, config.AlphaFor(module), config.UseRsLora, (float)config.Dropout);
+            layers[(layer, projection)] = new LoraLayer(read(aName), read(bName), inF, outF, r, config.AlphaFor(module), config.UseRsLora, (float)config.Dropout);
         }
 
         if (layers.Count == 0)

@@ -154,7 +154,7 @@ public sealed class LoraAdapterSet
 
     /// <summary>The named adapters frozen (with their scales) for stacking under a trainable one, from one snapshot.</summary>
     /// <param name="names">Adapter names, bottom first.</param>
-    /// <returns>The frozen adapters (pass to <see cref="LoraTrainingState.ComputeGradients"/>).</returns>
+    /// <returns>The frozen adapters (pass to <see cref="LoraTrainingState.ComputeGradients(LlamaModel, IReadOnlyList{TrainingSequence}, IReadOnlyList{IModelAdapter}?)"/>).</returns>
     public IReadOnlyList<IModelAdapter> Frozen(params string[] names)
     {
         ArgumentNullException.ThrowIfNull(names);

@@ -106,6 +106,12 @@ public sealed class LoraLayer : IAdapterSlot
     /// <summary>B, <c>[out, rank]</c>.</summary>
     public ReadOnlySpan<float> B => _b.Span;
 
+    /// <summary><see cref="A"/> as memory (a read-only view, no copy), for exports.</summary>
+    public ReadOnlyMemory<float> AMemory => _a;
+
+    /// <summary><see cref="B"/> as memory (a read-only view, no copy), for exports.</summary>
+    public ReadOnlyMemory<float> BMemory => _b;
+
     /// <inheritdoc />
     public int ParameterCount => _a.Length + _b.Length;
 

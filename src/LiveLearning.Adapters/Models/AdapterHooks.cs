@@ -60,7 +60,7 @@ public interface IModelAdapter
 /// <summary>Gradient buffers for every slot of an adapter, laid out per (layer, projection).</summary>
 public sealed class AdapterGradients
 {
-    private readonly float[]?[] _buffers;
+    private readonly Memory<float>[] _buffers;
     private readonly int _layers;
 
     /// <summary>Allocates zeroed gradient buffers sized for every slot <paramref name="adapter"/> has on a model of <paramref name="layers"/> layers.</summary>
@@ -71,7 +71,7 @@ public sealed class AdapterGradients
         ArgumentNullException.ThrowIfNull(adapter);
         ArgumentOutOfRangeException.ThrowIfNegative(layers);
         _layers = layers;
-        _buffers = new float[]?[layers * ProjectionNames.Count];
+        _buffers = new Memory<float>[layers * ProjectionNames.Count];
         for (int l = 0; l < layers; l++)
         {
             foreach (Projection p in ProjectionNames.All)
@@ -84,19 +84,32 @@ public sealed class AdapterGradients
         }
     }
 
+    /// <summary>Gradient buffers that are slices of one caller-owned flat buffer (a trainer's), so nothing is copied after a pass.</summary>
+    /// <param name="layers">Number of decoder layers.</param>
+    /// <param name="slots">Each slot's (layer, projection) and its slice; slices must not overlap.</param>
+    internal AdapterGradients(int layers, IEnumerable<(int Layer, Projection Projection, Memory<float> Buffer)> slots)
+    {
+        _layers = layers;
+        _buffers = new Memory<float>[layers * ProjectionNames.Count];
+        foreach ((int layer, Projection projection, Memory<float> buffer) in slots)
+        {
+            _buffers[Index(layer, projection)] = buffer;
+        }
+    }
+
     /// <summary>The gradient buffer of one slot, or an empty span if that slot does not exist.</summary>
     /// <param name="layer">Layer index.</param>
     /// <param name="projection">Projection.</param>
     /// <returns>The buffer.</returns>
-    public Span<float> Get(int layer, Projection projection) => _buffers[Index(layer, projection)];
+    public Span<float> Get(int layer, Projection projection) => _buffers[Index(layer, projection)].Span;
 
     /// <summary>All non-empty buffers (for global-norm clipping and optimizer steps).</summary>
     /// <returns>The buffers.</returns>
     public IEnumerable<Memory<float>> All()
     {
-        foreach (float[]? b in _buffers)
+        foreach (Memory<float> b in _buffers)
         {
-            if (b is not null)
+            if (!b.IsEmpty)
             {
                 yield return b;
             }
@@ -106,9 +119,9 @@ public sealed class AdapterGradients
     /// <summary>Sets every gradient to zero.</summary>
     public void Clear()
     {
-        foreach (float[]? b in _buffers)
+        foreach (Memory<float> b in _buffers)
         {
-            b?.AsSpan().Clear();
+            b.Span.Clear();
         }
     }
 

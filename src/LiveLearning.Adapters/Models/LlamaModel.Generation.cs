@@ -10,7 +10,8 @@ public sealed partial class LlamaModel
 {
     /// <summary>
     /// Generates token ids after <paramref name="promptIds"/>, streaming each as it is produced. Stops at a stop token
-    /// (not emitted), after <see cref="GenerationOptions.MaxTokens"/>, at the context length, or on cancellation.
+    /// (not emitted), after <see cref="GenerationOptions.MaxTokens"/>, at the context length, or on cancellation. With a
+    /// tokenizer, ids beyond its vocabulary (padding rows of the embedding) are never chosen.
     /// </summary>
     /// <param name="promptIds">Prompt tokens (at least one).</param>
     /// <param name="options">Sampling and stopping options; <see langword="null"/> means greedy with defaults.</param>
@@ -18,7 +19,7 @@ public sealed partial class LlamaModel
     /// <param name="cancellationToken">Stops generation between tokens.</param>
     /// <returns>The generated ids.</returns>
     public IAsyncEnumerable<int> GenerateTokensAsync(IReadOnlyList<int> promptIds, GenerationOptions? options = null, IModelAdapter? adapter = null, CancellationToken cancellationToken = default) =>
-        GenerateCoreAsync(promptIds, options, adapter, _vocab, cancellationToken);
+        GenerateCoreAsync(promptIds, options, adapter, Tokenizer is null ? _vocab : Math.Min(_vocab, Tokenizer.VocabSize), cancellationToken);
 
     /// <summary>The decode loop. Ids at or above <paramref name="allowedIds"/> are never chosen (a model's embedding may
     /// have padding rows beyond its tokenizer's vocabulary).</summary>
@@ -119,57 +120,25 @@ public sealed partial class LlamaModel
     {
         options.Validate();
         TokenStreamDecoder decoder = tokenizer.CreateStreamDecoder(skipSpecialTokens: true);
-        var pending = new StringBuilder();
-        int holdBack = options.StopStrings.Count == 0 ? 0 : options.StopStrings.Max(s => s.Length) - 1;
+        var filter = new StopStringFilter(options.StopStrings);
         await foreach (int token in GenerateCoreAsync(ids, options, adapter, Math.Min(_vocab, tokenizer.VocabSize), cancellationToken).ConfigureAwait(false))
         {
-            pending.Append(decoder.Append(token));
-            string text = pending.ToString();
-            int stopAt = FirstStop(text, options.StopStrings);
-            if (stopAt >= 0)
+            string piece = filter.Append(decoder.Append(token));
+            if (piece.Length > 0)
             {
-                if (stopAt > 0)
-                {
-                    yield return text[..stopAt];
-                }
+                yield return piece;
+            }
 
+            if (filter.Stopped)
+            {
                 yield break;
             }
-
-            // Keep back a tail that could still become the start of a stop string.
-            int safe = text.Length - holdBack;
-            if (safe > 0)
-            {
-                yield return text[..safe];
-                pending.Remove(0, safe);
-            }
         }
 
-        pending.Append(decoder.Flush());
-        if (pending.Length > 0)
+        string rest = filter.Append(decoder.Flush()) + filter.Flush();
+        if (rest.Length > 0)
         {
-            string rest = pending.ToString();
-            int stopAt = FirstStop(rest, options.StopStrings);
-            rest = stopAt >= 0 ? rest[..stopAt] : rest;
-            if (rest.Length > 0)
-            {
-                yield return rest;
-            }
+            yield return rest;
         }
-    }
-
-    private static int FirstStop(string text, IReadOnlyList<string> stops)
-    {
-        int best = -1;
-        foreach (string s in stops)
-        {
-            int i = text.IndexOf(s, StringComparison.Ordinal);
-            if (i >= 0 && (best < 0 || i < best))
-            {
-                best = i;
-            }
-        }
-
-        return best;
     }
 }

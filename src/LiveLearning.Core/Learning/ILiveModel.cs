@@ -1,0 +1,145 @@
+using Microsoft.Extensions.AI;
+
+namespace LiveLearning;
+
+/// <summary>
+/// A model that keeps learning while it serves: completions and scores from the current adapter version of a scope,
+/// feedback that is validated, journaled and learned in the background, versions that can be watched, snapshotted and
+/// rolled back. It is also a <see cref="IChatClient"/>, so it drops into any Microsoft.Extensions.AI pipeline.
+/// </summary>
+/// <remarks>
+/// <para>Thread-safety: every member may be called concurrently from any number of threads. Learning never blocks
+/// serving: a response is produced by exactly one published, immutable version (named in the response), no lock is
+/// held across a forward pass, and by default the learner's compute yields to serving passes.</para>
+/// <para>Scopes: <c>scope</c> parameters name the adapter to use (<see langword="null"/>: the default scope). An unknown
+/// scope is a <see cref="ScopeNotFoundException"/>.</para>
+/// <para>Disposal drains the queues or stops at once (<see cref="LiveModelOptions.Shutdown"/>); any call after it throws
+/// <see cref="ObjectDisposedException"/>.</para>
+/// </remarks>
+public interface ILiveModel : IChatClient, IAsyncDisposable
+{
+    /// <summary>The model's name.</summary>
+    string Name { get; }
+
+    /// <summary>The default scope's current version.</summary>
+    AdapterVersion Version { get; }
+
+    /// <summary>The scopes, in creation order.</summary>
+    IReadOnlyList<string> Scopes { get; }
+
+    /// <summary>Generates a completion of a plain-text prompt.</summary>
+    /// <param name="prompt">The prompt.</param>
+    /// <param name="options">Sampling and stopping options; <see langword="null"/> for greedy defaults.</param>
+    /// <param name="scope">The scope; <see langword="null"/> for the default.</param>
+    /// <param name="cancellationToken">Stops generation between tokens.</param>
+    /// <returns>The completion, its response id and the version that produced it.</returns>
+    Task<LiveCompletion> CompleteAsync(string prompt, GenerationOptions? options = null, string? scope = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Generates the assistant's reply to a conversation (the model's chat template).</summary>
+    /// <param name="messages">The conversation.</param>
+    /// <param name="options">Sampling and stopping options.</param>
+    /// <param name="scope">The scope.</param>
+    /// <param name="cancellationToken">Stops generation between tokens.</param>
+    /// <returns>The reply.</returns>
+    Task<LiveCompletion> CompleteAsync(IReadOnlyList<ChatMessage> messages, GenerationOptions? options = null, string? scope = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Streams a completion of a plain-text prompt.</summary>
+    /// <param name="prompt">The prompt.</param>
+    /// <param name="options">Sampling and stopping options.</param>
+    /// <param name="scope">The scope.</param>
+    /// <param name="cancellationToken">Stops generation between tokens.</param>
+    /// <returns>Text pieces; the last carries the finish reason.</returns>
+    IAsyncEnumerable<LiveCompletionUpdate> StreamAsync(string prompt, GenerationOptions? options = null, string? scope = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Streams the assistant's reply to a conversation.</summary>
+    /// <param name="messages">The conversation.</param>
+    /// <param name="options">Sampling and stopping options.</param>
+    /// <param name="scope">The scope.</param>
+    /// <param name="cancellationToken">Stops generation between tokens.</param>
+    /// <returns>Text pieces; the last carries the finish reason.</returns>
+    IAsyncEnumerable<LiveCompletionUpdate> StreamAsync(IReadOnlyList<ChatMessage> messages, GenerationOptions? options = null, string? scope = null, CancellationToken cancellationToken = default);
+
+    /// <summary>The log-likelihood of <paramref name="completion"/> after a plain-text prompt, under the scope's current version.</summary>
+    /// <param name="prompt">The prompt.</param>
+    /// <param name="completion">The completion.</param>
+    /// <param name="scope">The scope.</param>
+    /// <param name="cancellationToken">Cancels before the pass starts.</param>
+    /// <returns>The score and the version.</returns>
+    Task<LiveScore> ScoreAsync(string prompt, string completion, string? scope = null, CancellationToken cancellationToken = default);
+
+    /// <summary>The log-likelihood of an assistant reply to a conversation.</summary>
+    /// <param name="messages">The conversation.</param>
+    /// <param name="completion">The reply.</param>
+    /// <param name="scope">The scope.</param>
+    /// <param name="cancellationToken">Cancels before the pass starts.</param>
+    /// <returns>The score and the version.</returns>
+    Task<LiveScore> ScoreAsync(IReadOnlyList<ChatMessage> messages, string completion, string? scope = null, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Offers a feedback item. Returns once it is durably journaled and queued (accepted, with its sequence number), or
+    /// with the reason it was not accepted; never drops an item silently.
+    /// </summary>
+    /// <param name="feedback">The item.</param>
+    /// <param name="cancellationToken">Cancels the wait for queue room or for the journal.</param>
+    /// <returns>The receipt.</returns>
+    /// <exception cref="ScopeNotFoundException">The item names an unknown scope.</exception>
+    /// <exception cref="ArgumentException">The item states no prompt, or more than one (text, messages, response id).</exception>
+    ValueTask<LearnReceipt> LearnAsync(Feedback feedback, CancellationToken cancellationToken = default);
+
+    /// <summary>A scope's current version.</summary>
+    /// <param name="scope">The scope.</param>
+    /// <returns>The version.</returns>
+    AdapterVersion GetVersion(string? scope = null);
+
+    /// <summary>The versions of a scope kept in memory, oldest first (the current one last).</summary>
+    /// <param name="scope">The scope.</param>
+    /// <returns>The versions.</returns>
+    IReadOnlyList<AdapterVersion> GetVersionHistory(string? scope = null);
+
+    /// <summary>Every version published from now on (all scopes, or one), as it is published.</summary>
+    /// <param name="scope">The scope, or <see langword="null"/> for every scope.</param>
+    /// <param name="cancellationToken">Ends the enumeration.</param>
+    /// <returns>The versions.</returns>
+    IAsyncEnumerable<AdapterVersion> WatchVersionsAsync(string? scope = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Waits until every item accepted before the call has been learned and its version published.</summary>
+    /// <param name="scope">The scope, or <see langword="null"/> for every scope.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <returns>A task that completes when they are.</returns>
+    Task WaitForIdleAsync(string? scope = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Takes a snapshot of a scope's learning state (adapter, optimizer, replay, journal position) between steps.</summary>
+    /// <param name="label">An optional label.</param>
+    /// <param name="scope">The scope.</param>
+    /// <param name="cancellationToken">Cancels the wait for the learner.</param>
+    /// <returns>The snapshot's description.</returns>
+    Task<SnapshotInfo> SnapshotAsync(string? label = null, string? scope = null, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Makes a kept version current again: a new version with its weights (and fresh optimizer moments) is published,
+    /// and learning continues from it. The version id names the scope.
+    /// </summary>
+    /// <param name="versionId">A version id from <see cref="GetVersionHistory"/>, or a snapshot's version.</param>
+    /// <param name="cancellationToken">Cancels the wait for the learner.</param>
+    /// <returns>The new current version.</returns>
+    /// <exception cref="KeyNotFoundException">No kept version or snapshot has that id.</exception>
+    Task<AdapterVersion> RollbackAsync(string versionId, CancellationToken cancellationToken = default);
+
+    /// <summary>Creates a scope at run time (e.g. a new user's adapter over the organisation's).</summary>
+    /// <param name="options">The scope.</param>
+    /// <returns>Its initial version.</returns>
+    /// <exception cref="ArgumentException">The name is invalid or taken, or the parent does not exist.</exception>
+    AdapterVersion CreateScope(ScopeOptions options);
+
+    /// <summary>Stops learning (items are still accepted and queued) for one scope or all.</summary>
+    /// <param name="scope">The scope, or <see langword="null"/> for all.</param>
+    void PauseLearning(string? scope = null);
+
+    /// <summary>Resumes learning for one scope or all.</summary>
+    /// <param name="scope">The scope, or <see langword="null"/> for all.</param>
+    void ResumeLearning(string? scope = null);
+
+    /// <summary>The model's figures: traffic, learner and progressive validation per scope.</summary>
+    /// <returns>The statistics.</returns>
+    LiveModelStatistics GetStatistics();
+}

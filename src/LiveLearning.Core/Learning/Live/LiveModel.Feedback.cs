@@ -1,0 +1,182 @@
+using LiveLearning.Backends;
+using LiveLearning.Governance;
+using LiveLearning.Storage;
+
+namespace LiveLearning;
+
+// Accepting feedback: resolve the prompt, encode, check, gate, then journal and queue in one step.
+public sealed partial class LiveModel
+{
+    /// <inheritdoc />
+    public async ValueTask<LearnReceipt> LearnAsync(Feedback feedback, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(feedback);
+        ThrowIfDisposed();
+        DateTimeOffset now = _time.GetUtcNow();
+        feedback = feedback.Timestamp is null ? feedback with { Timestamp = now } : feedback;
+        int forms = (feedback.Prompt is null ? 0 : 1) + (feedback.Messages is null ? 0 : 1) + (feedback.ResponseId is null ? 0 : 1);
+        if (forms != 1)
+        {
+            throw new ArgumentException($"A feedback item states its prompt in exactly one way (Prompt, Messages or ResponseId); this one gives {forms}.", nameof(feedback));
+        }
+
+        if (string.IsNullOrWhiteSpace(feedback.Source))
+        {
+            throw new ArgumentException("Feedback.Source must name who gave the feedback.", nameof(feedback));
+        }
+
+        ServedResponse? served = feedback.ResponseId is null ? null : _responses.TryGet(feedback.ResponseId);
+        LiveScope scope = GetScope(feedback.Scope ?? served?.Scope);
+        Interlocked.Increment(ref scope.Received);
+        _metrics.Received(scope.Name);
+        if (feedback.ResponseId is not null && served is null)
+        {
+            return Refuse(scope, feedback, RejectionReason.UnknownResponse, $"Response '{feedback.ResponseId}' is unknown: never served by this model, or no longer among the {_options.ResponseCacheCapacity} most recent responses.", now);
+        }
+
+        if (!(feedback.Weight > 0) || !double.IsFinite(feedback.Weight))
+        {
+            return Refuse(scope, feedback, RejectionReason.InvalidWeight, $"Weight {feedback.Weight} is not a positive, finite number.", now);
+        }
+
+        if (!TryBuildExample(feedback, served, out TrainingExample? example, out RejectionReason reason, out string message))
+        {
+            return Refuse(scope, feedback, reason, message, now);
+        }
+
+        var context = new GateContext(Name, scope.Name, feedback, example.Prompt.Count, example.Completion.Count, example.Rejected?.Count ?? 0);
+        foreach (IFeedbackGate gate in _gates)
+        {
+            GateDecision decision = await gate.EvaluateAsync(context, cancellationToken).ConfigureAwait(false);
+            switch (decision.Outcome)
+            {
+                case GateOutcome.Warn:
+                    Record(scope.Name, LedgerEvent.Warned, decision.Reason ?? "warning", source: feedback.Source, rule: gate.Name);
+                    break;
+                case GateOutcome.Reject:
+                    return Refuse(scope, feedback, RejectionReason.RejectedByGate, decision.Reason ?? "rejected", now, gate.Name);
+                case GateOutcome.Quarantine:
+                    return Refuse(scope, feedback, RejectionReason.Quarantined, decision.Reason ?? "quarantined", now, gate.Name, LedgerEvent.Quarantined);
+            }
+        }
+
+        if (_options.Learner.BackPressure == BackPressure.FailFast)
+        {
+            if (!scope.Slots.Wait(0, CancellationToken.None))
+            {
+                return Refuse(scope, feedback, RejectionReason.QueueFull, $"The queue of scope '{scope.Name}' is full ({scope.QueueCapacity} items).", now);
+            }
+        }
+        else
+        {
+            await scope.Slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        var record = new JournalRecord
+        {
+            Scope = scope.Name,
+            ReceivedAt = feedback.Timestamp!.Value,
+            Source = feedback.Source,
+            Example = example,
+            Private = feedback.Private,
+            Tags = feedback.Tags,
+        };
+        JournalAppend appended;
+        try
+        {
+            // One step under the admission lock: the journal's order is the queue's order is the learning order.
+            lock (scope.AdmissionLock)
+            {
+                ThrowIfDisposed();
+                appended = _journal.Append(record);
+                if (!scope.Queue.Writer.TryWrite(new LearnWork(record with { Sequence = appended.Sequence }, appended.Durable)))
+                {
+                    throw new ObjectDisposedException(nameof(LiveModel), "The live model is shutting down.");
+                }
+            }
+        }
+        catch
+        {
+            scope.Slots.Release();
+            throw;
+        }
+
+        // Durable before the receipt; not cancellable once journaled (the item is accepted).
+        await appended.Durable.ConfigureAwait(false);
+        Interlocked.Increment(ref scope.Accepted);
+        _metrics.Accepted(scope.Name);
+        Log.Accepted(_logger, scope.Name, appended.Sequence, feedback.Source);
+        Record(scope.Name, LedgerEvent.Accepted, $"{example.Objective} item accepted ({example.Prompt.Count} prompt and {example.Completion.Count + (example.Rejected?.Count ?? 0)} completion tokens).", appended.Sequence, feedback.Source);
+        return new LearnReceipt { Accepted = true, Scope = scope.Name, SequenceNumber = appended.Sequence, ReceivedAt = now };
+    }
+
+    /// <summary>Encodes the item; a data problem (empty text, too long) is a reason, a programming error an exception.</summary>
+    private bool TryBuildExample(Feedback feedback, ServedResponse? served, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out TrainingExample? example, out RejectionReason reason, out string message)
+    {
+        example = null;
+        reason = default;
+        message = string.Empty;
+        PromptKind kind = served?.Kind ?? (feedback.Messages is null ? PromptKind.Text : PromptKind.Chat);
+        if (feedback.Prompt is { Length: 0 } || feedback.Messages is { Count: 0 })
+        {
+            (reason, message) = (RejectionReason.EmptyText, "The prompt is empty.");
+            return false;
+        }
+
+        (TrainingObjective objective, string? completion, string? rejected, bool desirable) = feedback switch
+        {
+            Demonstration d => (TrainingObjective.Completion, d.Completion, null, true),
+            Preference p => (TrainingObjective.Preference, p.Chosen, p.Rejected ?? served?.Text ?? throw new ArgumentException("A preference without a ResponseId needs Rejected.", nameof(feedback)), true),
+            Rating r => (TrainingObjective.Rating, r.Completion ?? served?.Text ?? throw new ArgumentException("A rating without a ResponseId needs Completion.", nameof(feedback)), null, r.Positive),
+            _ => throw new ArgumentException($"Unknown feedback kind {feedback.GetType().Name}.", nameof(feedback)),
+        };
+
+        if (string.IsNullOrEmpty(completion) || rejected is { Length: 0 })
+        {
+            (reason, message) = (RejectionReason.EmptyText, objective == TrainingObjective.Preference ? "The chosen or the rejected completion is empty." : "The completion is empty.");
+            return false;
+        }
+
+        IReadOnlyList<int> prompt = served?.PromptTokens ?? (kind == PromptKind.Text ? _backend.EncodePrompt(feedback.Prompt!) : _backend.EncodeChatPrompt(feedback.Messages!));
+        if (prompt.Count == 0)
+        {
+            (reason, message) = (RejectionReason.EmptyText, "The prompt encodes to no token.");
+            return false;
+        }
+
+        bool end = _options.Learner.AppendEndToken;
+        IReadOnlyList<int> ids = _backend.EncodeCompletion(completion, kind, end);
+        IReadOnlyList<int>? rejectedIds = rejected is null ? null : _backend.EncodeCompletion(rejected, kind, end);
+        int longest = Math.Max(ids.Count, rejectedIds?.Count ?? 0);
+        int context = _backend.ContextLength;
+        if (prompt.Count + longest > context)
+        {
+            (reason, message) = (RejectionReason.TooLong, $"The prompt and completion have {prompt.Count + longest} tokens; the context length is {context}.");
+            return false;
+        }
+
+        if (_options.MaxPromptTokens > 0 && prompt.Count > _options.MaxPromptTokens)
+        {
+            (reason, message) = (RejectionReason.TooLong, $"The prompt has {prompt.Count} tokens; MaxPromptTokens is {_options.MaxPromptTokens}.");
+            return false;
+        }
+
+        if (_options.MaxCompletionTokens > 0 && longest > _options.MaxCompletionTokens)
+        {
+            (reason, message) = (RejectionReason.TooLong, $"The completion has {longest} tokens; MaxCompletionTokens is {_options.MaxCompletionTokens}.");
+            return false;
+        }
+
+        example = new TrainingExample(objective, prompt, ids) { Rejected = rejectedIds, Desirable = desirable, Weight = feedback.Weight };
+        return true;
+    }
+
+    private LearnReceipt Refuse(LiveScope scope, Feedback feedback, RejectionReason reason, string message, DateTimeOffset at, string? rule = null, LedgerEvent kind = LedgerEvent.Rejected)
+    {
+        Interlocked.Increment(ref scope.Rejected);
+        _metrics.Rejected(scope.Name, reason);
+        Log.Rejected(_logger, scope.Name, feedback.Source, reason, message);
+        Record(scope.Name, kind, $"{reason}: {message}", source: feedback.Source, rule: rule);
+        return LearnReceipt.Reject(scope.Name, reason, message, at, rule);
+    }
+}

@@ -1,0 +1,389 @@
+using System.Diagnostics;
+using LiveLearning.Backends;
+using LiveLearning.Governance;
+using LiveLearning.Storage;
+
+namespace LiveLearning;
+
+// The learner: one per scope, the only writer of its trainer. It takes what is queued (up to MaxBatchItems items),
+// scores each item before learning it (progressive validation), steps, publishes, and runs owner requests in order.
+public sealed partial class LiveModel
+{
+    private async Task RunLearnerAsync(LiveScope scope)
+    {
+        var reader = scope.Queue.Reader;
+        var batch = new List<LearnWork>();
+        CancellationToken stopping = _stopping.Token;
+        try
+        {
+            while (await reader.WaitToReadAsync(stopping).ConfigureAwait(false))
+            {
+                await scope.WhenResumed().WaitAsync(stopping).ConfigureAwait(false);
+                batch.Clear();
+                while (batch.Count < _options.Learner.MaxBatchItems && reader.TryPeek(out WorkItem? next))
+                {
+                    if (next is LearnWork learn)
+                    {
+                        reader.TryRead(out _);
+                        batch.Add(learn);
+                    }
+                    else if (batch.Count == 0)
+                    {
+                        reader.TryRead(out _);
+                        await RunRequestAsync(scope, next, stopping).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        break; // learn what came before the request first
+                    }
+                }
+
+                if (batch.Count > 0)
+                {
+                    scope.Slots.Release(batch.Count);
+                    try
+                    {
+                        await LearnBatchAsync(scope, batch, stopping).ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException || !stopping.IsCancellationRequested)
+                    {
+                        Log.LearnerFailed(_logger, ex, scope.Name, batch.Count);
+                        Interlocked.Increment(ref scope.SkippedSteps);
+                        Record(scope.Name, LedgerEvent.StepSkipped, $"The batch failed: {ex.GetType().Name}: {ex.Message}", items: [.. batch.Select(b => b.Record.Sequence)]);
+                    }
+                }
+
+                if (reader.Count == 0)
+                {
+                    await SettleAsync(scope, stopping).ConfigureAwait(false);
+                }
+            }
+
+            await SettleAsync(scope, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            // Immediate shutdown: queued items stay in the journal.
+        }
+    }
+
+    /// <summary>The queue ran empty: publish unpublished steps and release what the trainer needs only while stepping.</summary>
+    private async Task SettleAsync(LiveScope scope, CancellationToken cancellationToken)
+    {
+        if (scope.StepsSincePublish > 0)
+        {
+            await PublishAsync(scope, "learned", cancellationToken).ConfigureAwait(false);
+        }
+
+        if (!scope.Trimmed)
+        {
+            scope.Trainer.Trim(scope.Current.Weights);
+            scope.Trimmed = true;
+        }
+    }
+
+    private async Task LearnBatchAsync(LiveScope scope, List<LearnWork> batch, CancellationToken cancellationToken)
+    {
+        foreach (LearnWork work in batch)
+        {
+            await work.Durable.ConfigureAwait(false);
+        }
+
+        LearnerOptions learner = _options.Learner;
+        OptimizerOptions optimizer = scope.Options.Optimizer ?? learner.Optimizer;
+        IReadOnlyList<IAdapterWeights> frozen = scope.Current.BaseStack;
+        var examples = new TrainingExample[batch.Count];
+        using (EnterLearning())
+        {
+            for (int i = 0; i < batch.Count; i++)
+            {
+                examples[i] = WithReference(batch[i].Record.Example, frozen);
+            }
+        }
+
+        scope.Trimmed = false;
+        for (int step = 1; step <= learner.StepsPerItem; step++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            scope.ReplayCredit += _options.Replay.Ratio * batch.Count;
+            int replayCount = (int)Math.Floor(scope.ReplayCredit);
+            scope.ReplayCredit -= replayCount;
+            IReadOnlyList<ReplayItem> replayed = scope.Replay.Sample(replayCount);
+            TrainingExample[] all = [.. examples, .. replayed.Select(r => r.Example)];
+            ObjectiveOptions objectives = _options.Objectives with { KtoReferencePoint = scope.KtoReference };
+
+            using Activity? activity = _activity.StartActivity("livelearning.learn_step");
+            activity?.SetTag("livelearning.model", Name);
+            activity?.SetTag("livelearning.scope", scope.Name);
+            activity?.SetTag("livelearning.items", batch.Count);
+            activity?.SetTag("livelearning.replayed", replayed.Count);
+            long started = _time.GetTimestamp();
+            TrainingStepResult result;
+            double norm;
+            string? skip = null;
+            using (EnterLearning())
+            {
+                result = scope.Trainer.ComputeGradients(all, objectives, frozen);
+                if (step == 1)
+                {
+                    ScoreBeforeLearning(scope, examples, result.Scores);
+                }
+
+                norm = double.NaN;
+                if (!double.IsFinite(result.Loss))
+                {
+                    skip = $"the loss is {result.Loss}";
+                }
+                else
+                {
+                    norm = scope.Trainer.ClipGradients(optimizer.MaxGradNorm ?? double.PositiveInfinity);
+                    if (!double.IsFinite(norm))
+                    {
+                        skip = $"the gradient norm is {norm}";
+                    }
+                    else
+                    {
+                        scope.Trainer.ApplyOptimizer(optimizer);
+                    }
+                }
+            }
+
+            long elapsed = _time.GetTimestamp() - started;
+            IReadOnlyList<long> items = [.. batch.Select(b => b.Record.Sequence), .. replayed.Select(r => r.Sequence)];
+            if (skip is not null)
+            {
+                Interlocked.Increment(ref scope.SkippedSteps);
+                _metrics.SkippedStep(scope.Name);
+                Log.StepSkipped(_logger, scope.Name, skip);
+                activity?.SetStatus(ActivityStatusCode.Error, skip);
+                Record(scope.Name, LedgerEvent.StepSkipped, $"Step skipped: {skip}; the weights are unchanged.", items: items, loss: result.Loss);
+                continue;
+            }
+
+            double ms = _time.GetElapsedTime(0, elapsed).TotalMilliseconds;
+            Interlocked.Increment(ref scope.Steps);
+            Interlocked.Add(ref scope.StepTicks, elapsed);
+            Volatile.Write(ref scope.LastLoss, result.Loss);
+            activity?.SetTag("livelearning.loss", result.Loss);
+            activity?.SetTag("livelearning.gradient_norm", norm);
+            _metrics.Step(scope.Name, ms, result.Loss);
+            Log.Step(_logger, scope.Name, scope.Trainer.Step, batch.Count, replayed.Count, result.Loss, ms);
+            Record(scope.Name, LedgerEvent.Step, $"Step {scope.Trainer.Step}: {batch.Count} new and {replayed.Count} replayed items, loss {result.Loss:G6}, gradient norm {norm:G6}.", items: items, loss: result.Loss);
+            if (step == 1)
+            {
+                Interlocked.Add(ref scope.Learned, batch.Count);
+                scope.JournalPosition = batch[^1].Record.Sequence;
+            }
+
+            if (++scope.StepsSincePublish >= learner.PublishEvery)
+            {
+                await PublishAsync(scope, "learned", cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        for (int i = 0; i < batch.Count; i++)
+        {
+            JournalRecord record = batch[i].Record;
+            if (!record.Private)
+            {
+                scope.Replay.Add(new ReplayItem(record.Sequence, record.Source, examples[i]));
+            }
+        }
+    }
+
+    /// <summary>Adds the frozen reference's log-likelihoods a preference or rating needs (once per item).</summary>
+    private TrainingExample WithReference(TrainingExample example, IReadOnlyList<IAdapterWeights> frozen)
+    {
+        if (example.Objective == TrainingObjective.Completion)
+        {
+            return example;
+        }
+
+        double reference = _backend.Score(example.Prompt, example.Completion, frozen).LogLikelihood;
+        double rejected = example.Rejected is null ? 0 : _backend.Score(example.Prompt, example.Rejected, frozen).LogLikelihood;
+        return example with { ReferenceLogLikelihood = reference, ReferenceRejectedLogLikelihood = rejected };
+    }
+
+    /// <summary>Progressive validation: the new items' scores under the parameters about to learn them.</summary>
+    private void ScoreBeforeLearning(LiveScope scope, TrainingExample[] examples, IReadOnlyList<ExampleScore> scores)
+    {
+        double decay = _options.Objectives.KtoReferenceDecay;
+        for (int i = 0; i < examples.Length; i++)
+        {
+            TrainingExample e = examples[i];
+            ExampleScore s = scores[i];
+            switch (e.Objective)
+            {
+                case TrainingObjective.Completion when s.Tokens > 0:
+                    double loss = -s.LogLikelihood / s.Tokens;
+                    scope.Progressive.AddCompletion(loss);
+                    _metrics.ProgressiveLoss(scope.Name, loss);
+                    break;
+                case TrainingObjective.Preference:
+                    scope.Progressive.AddPreference(s.LogLikelihood - s.RejectedLogLikelihood);
+                    break;
+                case TrainingObjective.Rating:
+                    double ratio = s.LogLikelihood - e.ReferenceLogLikelihood;
+                    scope.Progressive.AddRating(e.Desirable, ratio);
+                    scope.KtoReference = (decay * scope.KtoReference) + ((1 - decay) * Math.Max(0, ratio));
+                    break;
+            }
+        }
+    }
+
+    /// <summary>Publishes the trainer's parameters as a candidate; the evaluator decides whether it becomes current.</summary>
+    private async Task PublishAsync(LiveScope scope, string reason, CancellationToken cancellationToken)
+    {
+        scope.StepsSincePublish = 0;
+        PublishedVersion current = scope.Current;
+        IAdapterWeights weights = scope.Trainer.Publish();
+        // A learned version stays over the parent version it was trained on; a rebase follows when the parent moved on.
+        PublishedVersion candidate = NewVersion(scope, weights, current.Base, current.Info.Id, reason);
+        PromotionDecision decision;
+        using (EnterLearning())
+        {
+            decision = await _evaluator.EvaluateAsync(new PromotionCandidate(scope.Name, current.Info, candidate.Info, _backend, current.Stack, candidate.Stack), cancellationToken).ConfigureAwait(false);
+        }
+
+        if (!decision.Promote)
+        {
+            // The current version stays, and learning continues from it rather than from the refused candidate.
+            scope.Trainer.Reset(current.Weights);
+            Log.PromotionRefused(_logger, scope.Name, candidate.Info.Id, decision.Reason);
+            Record(scope.Name, LedgerEvent.PromotionRefused, $"Candidate {candidate.Info.Id} was not promoted: {decision.Reason}; {current.Info.Id} stays current.", versionId: candidate.Info.Id);
+            return;
+        }
+
+        Promote(scope, candidate);
+    }
+
+    private PublishedVersion NewVersion(LiveScope scope, IAdapterWeights weights, PublishedVersion? below, string? parentId, string reason)
+    {
+        long number = ++scope.VersionNumber;
+        var info = new AdapterVersion
+        {
+            Id = $"{scope.Name}@{number}",
+            Scope = scope.Name,
+            Number = number,
+            ParentId = parentId,
+            BaseVersionId = below?.Info.Id,
+            ContentHash = ContentHash(weights),
+            CreatedAt = _time.GetUtcNow(),
+            Steps = scope.Trainer.Step,
+            Items = Interlocked.Read(ref scope.Learned),
+            JournalPosition = scope.JournalPosition,
+            Reason = reason,
+        };
+        return new PublishedVersion(info, weights, [.. below?.Stack ?? [], weights], below);
+    }
+
+    /// <summary>Makes <paramref name="version"/> current (one reference write), tells watchers and rebases child scopes.</summary>
+    private void Promote(LiveScope scope, PublishedVersion version)
+    {
+        scope.Current = version;
+        scope.TrimHistory();
+        _metrics.Published(scope.Name);
+        Log.Published(_logger, scope.Name, version.Info.Id, version.Info.Reason);
+        Record(scope.Name, LedgerEvent.Published, $"{version.Info.Id} published ({version.Info.Reason}; {version.Info.Steps} steps, {version.Info.Items} items).", versionId: version.Info.Id);
+        Notify(version.Info);
+        foreach (LiveScope child in scope.Children)
+        {
+            try
+            {
+                Post(child, new RebaseWork());
+            }
+            catch (ObjectDisposedException)
+            {
+                // Shutting down: the child keeps the version it has.
+            }
+        }
+    }
+
+    private async Task RunRequestAsync(LiveScope scope, WorkItem request, CancellationToken cancellationToken)
+    {
+        switch (request)
+        {
+            case BarrierWork barrier:
+                await SettleAsync(scope, cancellationToken).ConfigureAwait(false);
+                barrier.Done.TrySetResult();
+                break;
+
+            case RebaseWork:
+                if (scope.Parent is { } parent && !ReferenceEquals(parent.Current, scope.Current.Base))
+                {
+                    PublishedVersion current = scope.Current;
+                    Promote(scope, NewVersion(scope, current.Weights, parent.Current, current.Info.Id, "rebased"));
+                }
+
+                break;
+
+            case SnapshotWork snapshot:
+                try
+                {
+                    snapshot.Done.TrySetResult(await TakeSnapshotAsync(scope, snapshot.Label, cancellationToken).ConfigureAwait(false));
+                }
+                catch (Exception ex)
+                {
+                    snapshot.Done.TrySetException(ex);
+                }
+
+                break;
+
+            case RollbackWork rollback:
+                try
+                {
+                    rollback.Done.TrySetResult(await RollBackAsync(scope, rollback.VersionId, cancellationToken).ConfigureAwait(false));
+                }
+                catch (Exception ex)
+                {
+                    rollback.Done.TrySetException(ex);
+                }
+
+                break;
+        }
+    }
+
+    private async Task<SnapshotInfo> TakeSnapshotAsync(LiveScope scope, string? label, CancellationToken cancellationToken)
+    {
+        await SettleAsync(scope, cancellationToken).ConfigureAwait(false);
+        PublishedVersion current = scope.Current;
+        var info = new SnapshotInfo($"{current.Info.Id}#{++scope.SnapshotCount}", scope.Name, label, current.Info, _time.GetUtcNow());
+        var snapshot = new Snapshot(info, current.Weights.Export(), scope.Trainer.Capture(), scope.Replay.Serialize(), scope.KtoReference);
+        await _snapshots.SaveAsync(snapshot, cancellationToken).ConfigureAwait(false);
+        Log.Snapshot(_logger, scope.Name, info.Id, current.Info.Id);
+        Record(scope.Name, LedgerEvent.Snapshot, $"Snapshot {info.Id}{(label is null ? string.Empty : $" '{label}'")} of {current.Info.Id}.", versionId: current.Info.Id);
+        return info;
+    }
+
+    private async Task<AdapterVersion> RollBackAsync(LiveScope scope, string versionId, CancellationToken cancellationToken)
+    {
+        await SettleAsync(scope, cancellationToken).ConfigureAwait(false);
+        PublishedVersion current = scope.Current;
+        if (scope.FindVersion(versionId) is { } kept)
+        {
+            scope.Trainer.Reset(kept.Weights);
+        }
+        else
+        {
+            IReadOnlyList<SnapshotInfo> stored = await _snapshots.ListAsync(scope.Name, cancellationToken).ConfigureAwait(false);
+            SnapshotInfo info = stored.LastOrDefault(s => s.Version.Id == versionId)
+                ?? throw new KeyNotFoundException($"Version '{versionId}' is neither among the {scope.HistoryCapacity} versions kept in memory nor in a snapshot.");
+            Snapshot snapshot = await _snapshots.LoadAsync(info.Id, cancellationToken).ConfigureAwait(false)
+                ?? throw new KeyNotFoundException($"Snapshot '{info.Id}' of version '{versionId}' could not be loaded.");
+
+            // A snapshot restores everything exactly: parameters, optimizer moments, replay buffer, KTO reference.
+            scope.Trainer.Restore(snapshot.Trainer);
+            scope.Replay = ReplayBuffer.Deserialize(snapshot.Replay.Span);
+            scope.KtoReference = snapshot.KtoReferencePoint;
+        }
+
+        scope.Trimmed = false;
+        PublishedVersion rolled = NewVersion(scope, scope.Trainer.Publish(), scope.Parent?.Current ?? current.Base, versionId, "rollback");
+        Promote(scope, rolled);
+        Log.RolledBack(_logger, scope.Name, versionId, rolled.Info.Id);
+        Record(scope.Name, LedgerEvent.RolledBack, $"Rolled back from {current.Info.Id} to the weights of {versionId}, published as {rolled.Info.Id}.", versionId: rolled.Info.Id);
+        return rolled.Info;
+    }
+
+    private IDisposable? EnterLearning() => _options.Learner.Priority == LearningPriority.Background ? _backend.EnterLearningPriority() : null;
+}

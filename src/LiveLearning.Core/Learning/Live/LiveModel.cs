@@ -1,0 +1,496 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using System.Security.Cryptography;
+using System.Runtime.InteropServices;
+using LiveLearning.Backends;
+using LiveLearning.Governance;
+using LiveLearning.Storage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace LiveLearning;
+
+/// <summary>The collaborators of a live model; every one is optional and defaults to an in-memory or no-op implementation.</summary>
+public sealed class LiveModelServices
+{
+    /// <summary>The clock (timestamps, version times). Default <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
+    /// <summary>Where log events go. Default none.</summary>
+    public ILoggerFactory? LoggerFactory { get; init; }
+
+    /// <summary>Creates the <c>LiveLearning</c> meter (a host's, so its listeners see it). Default: the model creates its own.</summary>
+    public IMeterFactory? MeterFactory { get; init; }
+
+    /// <summary>Validation rules, run in order on every feedback item. Default none.</summary>
+    public IReadOnlyList<IFeedbackGate> Gates { get; init; } = [];
+
+    /// <summary>The feedback journal. Default <see cref="InMemoryFeedbackJournal"/>.</summary>
+    public IFeedbackJournal? Journal { get; init; }
+
+    /// <summary>The snapshot store. Default <see cref="InMemorySnapshotStore"/>.</summary>
+    public ISnapshotStore? Snapshots { get; init; }
+
+    /// <summary>Decides promotion of candidate versions. Default <see cref="PromoteAlways"/>.</summary>
+    public IVersionEvaluator? Evaluator { get; init; }
+
+    /// <summary>The audit ledger. Default <see cref="InMemoryLedger"/>.</summary>
+    public ILearningLedger? Ledger { get; init; }
+}
+
+/// <summary>
+/// The live loop over an <see cref="ILearningBackend"/>: serves completions from each scope's current adapter version
+/// while one background learner per scope learns the accepted feedback (validated, journaled, micro-batched, mixed with
+/// replay, scored before it is learned) and publishes new immutable versions with a single reference swap.
+/// </summary>
+/// <remarks>See <see cref="ILiveModel"/> for the contract. The learners start with the model; disposing it drains or
+/// stops them (<see cref="LiveModelOptions.Shutdown"/>).</remarks>
+public sealed partial class LiveModel : ILiveModel
+{
+    /// <summary>The key of <see cref="Microsoft.Extensions.AI.ChatOptions.AdditionalProperties"/> that names the scope of a chat request.</summary>
+    public const string ScopeProperty = "livelearning.scope";
+
+    /// <summary>The key of a chat response's additional properties that holds the id of the version that produced it.</summary>
+    public const string VersionProperty = "livelearning.version";
+
+    private readonly ILearningBackend _backend;
+    private readonly bool _ownsBackend;
+    private readonly LiveModelOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly LiveLearningMetrics _metrics;
+    private readonly ActivitySource _activity = new(LiveLearningMetrics.MeterName);
+    private readonly IReadOnlyList<IFeedbackGate> _gates;
+    private readonly IFeedbackJournal _journal;
+    private readonly ISnapshotStore _snapshots;
+    private readonly IVersionEvaluator _evaluator;
+    private readonly ILearningLedger _ledger;
+    private readonly ConcurrentDictionary<string, LiveScope> _scopes = new(StringComparer.Ordinal);
+    private readonly List<string> _scopeOrder = [];
+    private readonly ResponseCache _responses;
+    private readonly List<System.Threading.Channels.Channel<AdapterVersion>> _watchers = [];
+    private readonly CancellationTokenSource _stopping = new();
+    private int _disposed;
+
+    /// <summary>Creates a live model and starts its learners.</summary>
+    /// <param name="backend">The engine (base model and adapters).</param>
+    /// <param name="options">The options (validated here).</param>
+    /// <param name="services">Clock, logging, metrics, gates, journal, snapshot store, evaluator, ledger; all optional.</param>
+    /// <param name="ownsBackend">Whether disposing the model disposes the backend.</param>
+    /// <exception cref="ArgumentException">An option is invalid (every problem is named).</exception>
+    public LiveModel(ILearningBackend backend, LiveModelOptions options, LiveModelServices? services = null, bool ownsBackend = true)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(options);
+        IReadOnlyList<string> problems = options.Validate();
+        if (problems.Count > 0)
+        {
+            throw new ArgumentException("Invalid live model options: " + string.Join(" ", problems), nameof(options));
+        }
+
+        services ??= new LiveModelServices();
+        _backend = backend;
+        _ownsBackend = ownsBackend;
+        _options = options;
+        _time = services.Time ?? TimeProvider.System;
+        _logger = services.LoggerFactory?.CreateLogger("LiveLearning.LiveModel") ?? NullLogger.Instance;
+        _gates = services.Gates ?? [];
+        _journal = services.Journal ?? new InMemoryFeedbackJournal();
+        _snapshots = services.Snapshots ?? new InMemorySnapshotStore();
+        _evaluator = services.Evaluator ?? new PromoteAlways();
+        _ledger = services.Ledger ?? new InMemoryLedger();
+        _responses = new ResponseCache(options.ResponseCacheCapacity);
+        _metrics = new LiveLearningMetrics(options.Name, services.MeterFactory, () => _scopes.Values);
+        Name = options.Name;
+
+        AddScope(new ScopeOptions { Name = options.DefaultScope });
+        foreach (ScopeOptions scope in options.Scopes)
+        {
+            if (scope.Name != options.DefaultScope)
+            {
+                AddScope(scope);
+            }
+        }
+
+        Log.Started(_logger, Name, string.Join(", ", Scopes));
+    }
+
+    /// <inheritdoc />
+    public string Name { get; }
+
+    /// <summary>The engine the model runs on.</summary>
+    public ILearningBackend Backend => _backend;
+
+    /// <inheritdoc />
+    public AdapterVersion Version => GetVersion(null);
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> Scopes
+    {
+        get
+        {
+            lock (_scopeOrder)
+            {
+                return [.. _scopeOrder];
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public AdapterVersion CreateScope(ScopeOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ThrowIfDisposed();
+        return AddScope(options).Current.Info;
+    }
+
+    /// <inheritdoc />
+    public AdapterVersion GetVersion(string? scope = null) => GetScope(scope).Current.Info;
+
+    /// <inheritdoc />
+    public IReadOnlyList<AdapterVersion> GetVersionHistory(string? scope = null) => [.. GetScope(scope).History().Select(v => v.Info)];
+
+    /// <inheritdoc />
+    public async IAsyncEnumerable<AdapterVersion> WatchVersionsAsync(string? scope = null, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        if (scope is not null)
+        {
+            GetScope(scope);
+        }
+
+        var channel = System.Threading.Channels.Channel.CreateUnbounded<AdapterVersion>(new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true });
+        lock (_watchers)
+        {
+            _watchers.Add(channel);
+        }
+
+        try
+        {
+            await foreach (AdapterVersion v in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                if (scope is null || v.Scope == scope)
+                {
+                    yield return v;
+                }
+            }
+        }
+        finally
+        {
+            lock (_watchers)
+            {
+                _watchers.Remove(channel);
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public void PauseLearning(string? scope = null)
+    {
+        ThrowIfDisposed();
+        foreach (LiveScope s in Selected(scope))
+        {
+            if (s.Pause())
+            {
+                Log.PauseChanged(_logger, s.Name, "paused");
+                Record(s.Name, LedgerEvent.Paused, "Learning paused by the owner.");
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public void ResumeLearning(string? scope = null)
+    {
+        ThrowIfDisposed();
+        foreach (LiveScope s in Selected(scope))
+        {
+            if (s.Resume())
+            {
+                Log.PauseChanged(_logger, s.Name, "resumed");
+                Record(s.Name, LedgerEvent.Resumed, "Learning resumed by the owner.");
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public async Task WaitForIdleAsync(string? scope = null, CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        var barriers = new List<Task>();
+        foreach (LiveScope s in Selected(scope))
+        {
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            Post(s, new BarrierWork(done));
+            barriers.Add(done.Task);
+        }
+
+        await Task.WhenAll(barriers).WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async Task<SnapshotInfo> SnapshotAsync(string? label = null, string? scope = null, CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        LiveScope s = GetScope(scope);
+        var done = new TaskCompletionSource<SnapshotInfo>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Post(s, new SnapshotWork(label, done));
+        return await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async Task<AdapterVersion> RollbackAsync(string versionId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(versionId);
+        ThrowIfDisposed();
+        int at = versionId.LastIndexOf('@');
+        string scopeName = at > 0 ? versionId[..at] : throw new KeyNotFoundException($"'{versionId}' is not a version id (expected scope@number).");
+        LiveScope s = _scopes.TryGetValue(scopeName, out LiveScope? found) ? found : throw new KeyNotFoundException($"Version '{versionId}': the model has no scope '{scopeName}'.");
+        var done = new TaskCompletionSource<AdapterVersion>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Post(s, new RollbackWork(versionId, done));
+        return await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public LiveModelStatistics GetStatistics()
+    {
+        var scopes = new List<ScopeStatistics>();
+        foreach (string name in Scopes)
+        {
+            LiveScope s = _scopes[name];
+            long steps = Interlocked.Read(ref s.Steps);
+            scopes.Add(new ScopeStatistics
+            {
+                Scope = name,
+                Version = s.Current.Info,
+                Paused = s.Paused,
+                QueueDepth = s.QueueDepth,
+                Received = Interlocked.Read(ref s.Received),
+                Accepted = Interlocked.Read(ref s.Accepted),
+                Rejected = Interlocked.Read(ref s.Rejected),
+                Learned = Interlocked.Read(ref s.Learned),
+                Steps = steps,
+                SkippedSteps = Interlocked.Read(ref s.SkippedSteps),
+                LastLoss = Volatile.Read(ref s.LastLoss),
+                MeanStepMilliseconds = steps == 0 ? 0 : _time.GetElapsedTime(0, Interlocked.Read(ref s.StepTicks)).TotalMilliseconds / steps,
+                ReplayItems = s.Replay.Count,
+                ReplayBytes = s.Replay.Bytes,
+                TrainerBytes = s.Trainer.StateBytes,
+                Progressive = s.Progressive.Snapshot(s.KtoReference),
+            });
+        }
+
+        return new LiveModelStatistics(Name, scopes);
+    }
+
+    /// <summary>Drains or stops the learners (<see cref="LiveModelOptions.Shutdown"/>), then releases the backend if owned.</summary>
+    /// <returns>A task that completes when the model has stopped.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        LiveScope[] scopes = [.. _scopes.Values];
+        int remaining = scopes.Sum(s => s.QueueDepth);
+        if (_options.Shutdown == ShutdownMode.Immediate)
+        {
+            await _stopping.CancelAsync().ConfigureAwait(false);
+        }
+        else
+        {
+            foreach (LiveScope s in scopes)
+            {
+                s.Resume();
+            }
+        }
+
+        foreach (LiveScope s in scopes)
+        {
+            s.Queue.Writer.TryComplete();
+        }
+
+        Task all = Task.WhenAll(scopes.Select(s => s.Learner));
+        try
+        {
+            await all.WaitAsync(_options.DrainTimeout, _time).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            await _stopping.CancelAsync().ConfigureAwait(false);
+            await all.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
+        foreach (LiveScope s in scopes)
+        {
+            FailPending(s);
+        }
+
+        lock (_watchers)
+        {
+            foreach (var w in _watchers)
+            {
+                w.Writer.TryComplete();
+            }
+        }
+
+        Log.Stopped(_logger, Name, _options.Shutdown, remaining);
+        _metrics.Dispose();
+        _activity.Dispose();
+        _stopping.Dispose();
+        if (_ownsBackend)
+        {
+            _backend.Dispose();
+        }
+    }
+
+    /// <summary>Same as <see cref="DisposeAsync"/>, waiting on the calling thread.</summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    /// <summary>The SHA-256 (lower-case hex) of adapter weights: each tensor's name, shape and raw float bytes, in order.</summary>
+    /// <param name="weights">The weights.</param>
+    /// <returns>The hash.</returns>
+    public static string ContentHash(IAdapterWeights weights)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        Span<byte> number = stackalloc byte[8];
+        foreach (NamedTensor t in weights.Export().Tensors)
+        {
+            hash.AppendData(System.Text.Encoding.UTF8.GetBytes(t.Name));
+            foreach (int d in t.Shape)
+            {
+                System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(number, d);
+                hash.AppendData(number);
+            }
+
+            hash.AppendData(MemoryMarshal.AsBytes(t.Values.Span));
+        }
+
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    private LiveScope AddScope(ScopeOptions options)
+    {
+        if (!ScopeNames.IsValid(options.Name))
+        {
+            throw new ArgumentException($"Scope name '{options.Name}' is not valid ({ScopeNames.Rule}).", nameof(options));
+        }
+
+        lock (_scopeOrder)
+        {
+            if (_scopes.ContainsKey(options.Name))
+            {
+                throw new ArgumentException($"Scope '{options.Name}' already exists.", nameof(options));
+            }
+
+            LiveScope? parent = null;
+            if (options.Parent is not null && !_scopes.TryGetValue(options.Parent, out parent))
+            {
+                throw new ArgumentException($"Scope '{options.Name}': parent scope '{options.Parent}' does not exist.", nameof(options));
+            }
+
+            options.Optimizer?.Validate();
+            ulong seed = SplitMix64.Seed(_options.Seed, options.Name);
+            IAdapterTrainer trainer = _backend.CreateTrainer(new TrainerOptions(options.Name, seed));
+            IAdapterWeights weights = trainer.Publish();
+            PublishedVersion? below = parent?.Current;
+            var info = new AdapterVersion
+            {
+                Id = options.Name + "@1",
+                Scope = options.Name,
+                Number = 1,
+                BaseVersionId = below?.Info.Id,
+                ContentHash = ContentHash(weights),
+                CreatedAt = _time.GetUtcNow(),
+                Reason = "initial",
+            };
+            var initial = new PublishedVersion(info, weights, [.. below?.Stack ?? [], weights], below);
+            var scope = new LiveScope(options.Name, parent, options, trainer, ReplayBuffer.Create(_options.Replay, seed ^ 0x5EED_5EED_5EED_5EEDUL), initial, _options.Learner.QueueCapacity)
+            {
+                HistoryCapacity = _options.VersionHistoryCapacity,
+            };
+            _scopes[options.Name] = scope;
+            _scopeOrder.Add(options.Name);
+            parent?.AddChild(scope);
+            scope.Learner = Task.Run(() => RunLearnerAsync(scope));
+            Log.ScopeCreated(_logger, Name, options.Name, options.Parent);
+            Record(options.Name, LedgerEvent.ScopeCreated, $"Scope created{(parent is null ? string.Empty : $" over {parent.Name}")}; initial version {info.Id}.", versionId: info.Id);
+            return scope;
+        }
+    }
+
+    private LiveScope GetScope(string? scope)
+    {
+        ThrowIfDisposed();
+        string name = scope ?? _options.DefaultScope;
+        return _scopes.TryGetValue(name, out LiveScope? s) ? s : throw new ScopeNotFoundException(name);
+    }
+
+    private IEnumerable<LiveScope> Selected(string? scope) => scope is null ? [.. Scopes.Select(n => _scopes[n])] : [GetScope(scope)];
+
+    /// <summary>Queues an owner request; it runs between steps, in order with the items queued before it.</summary>
+    private void Post(LiveScope scope, WorkItem work)
+    {
+        lock (scope.AdmissionLock)
+        {
+            if (!scope.Queue.Writer.TryWrite(work))
+            {
+                throw new ObjectDisposedException(nameof(LiveModel), "The live model is shutting down.");
+            }
+        }
+    }
+
+    private void Notify(AdapterVersion version)
+    {
+        lock (_watchers)
+        {
+            foreach (var w in _watchers)
+            {
+                w.Writer.TryWrite(version);
+            }
+        }
+    }
+
+    private void Record(string scope, LedgerEvent kind, string message, long? sequence = null, string? source = null, string? rule = null, string? versionId = null, IReadOnlyList<long>? items = null, double? loss = null)
+    {
+        var entry = new LedgerEntry(_time.GetUtcNow(), Name, scope, kind, message)
+        {
+            Sequence = sequence,
+            Source = source,
+            Rule = rule,
+            VersionId = versionId,
+            Items = items,
+            Loss = loss,
+        };
+        ValueTask pending = _ledger.AppendAsync(entry, CancellationToken.None);
+        if (!pending.IsCompletedSuccessfully)
+        {
+            pending.AsTask().GetAwaiter().GetResult();
+        }
+    }
+
+    /// <summary>Fails the owner requests still queued after the learner stopped.</summary>
+    private static void FailPending(LiveScope scope)
+    {
+        var disposed = new ObjectDisposedException(nameof(LiveModel), "The live model stopped before the request ran.");
+        while (scope.Queue.Reader.TryRead(out WorkItem? work))
+        {
+            switch (work)
+            {
+                case BarrierWork b:
+                    b.Done.TrySetException(disposed);
+                    break;
+                case SnapshotWork s:
+                    s.Done.TrySetException(disposed);
+                    break;
+                case RollbackWork r:
+                    r.Done.TrySetException(disposed);
+                    break;
+            }
+        }
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+}

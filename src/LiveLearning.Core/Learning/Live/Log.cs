@@ -1,0 +1,46 @@
+using Microsoft.Extensions.Logging;
+
+namespace LiveLearning;
+
+/// <summary>The live model's log events. Event ids are stable: dashboards and alerts may key on them.</summary>
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Live model {Model} started with scopes {Scopes}")]
+    public static partial void Started(ILogger logger, string model, string scopes);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Scope {Scope} of {Model} created (parent {Parent})")]
+    public static partial void ScopeCreated(ILogger logger, string model, string scope, string? parent);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Debug, Message = "Feedback for {Scope} accepted as #{Sequence} from {Source}")]
+    public static partial void Accepted(ILogger logger, string scope, long sequence, string source);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Feedback for {Scope} from {Source} not accepted: {Reason} ({Message})")]
+    public static partial void Rejected(ILogger logger, string scope, string source, RejectionReason reason, string message);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Debug, Message = "Scope {Scope} step {Step}: {Items} new and {Replayed} replayed items, loss {Loss:F4}, {Milliseconds:F1} ms")]
+    public static partial void Step(ILogger logger, string scope, long step, int items, int replayed, double loss, double milliseconds);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "Scope {Scope} skipped a step: {Reason}; the weights are unchanged")]
+    public static partial void StepSkipped(ILogger logger, string scope, string reason);
+
+    [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "Scope {Scope} published {Version} ({Reason})")]
+    public static partial void Published(ILogger logger, string scope, string version, string reason);
+
+    [LoggerMessage(EventId = 8, Level = LogLevel.Warning, Message = "Scope {Scope}: candidate {Version} was not promoted: {Reason}")]
+    public static partial void PromotionRefused(ILogger logger, string scope, string version, string? reason);
+
+    [LoggerMessage(EventId = 9, Level = LogLevel.Warning, Message = "Scope {Scope} rolled back to the weights of {Target} as {Version}")]
+    public static partial void RolledBack(ILogger logger, string scope, string target, string version);
+
+    [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "Scope {Scope} snapshot {Snapshot} taken at {Version}")]
+    public static partial void Snapshot(ILogger logger, string scope, string snapshot, string version);
+
+    [LoggerMessage(EventId = 11, Level = LogLevel.Information, Message = "Learning of scope {Scope} {State}")]
+    public static partial void PauseChanged(ILogger logger, string scope, string state);
+
+    [LoggerMessage(EventId = 12, Level = LogLevel.Error, Message = "The learner of scope {Scope} failed on a batch of {Items} items; it goes on with the next")]
+    public static partial void LearnerFailed(ILogger logger, Exception exception, string scope, int items);
+
+    [LoggerMessage(EventId = 13, Level = LogLevel.Information, Message = "Live model {Model} stopped ({Mode}); {Remaining} items were still queued")]
+    public static partial void Stopped(ILogger logger, string model, ShutdownMode mode, int remaining);
+}

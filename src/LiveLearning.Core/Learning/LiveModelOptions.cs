@@ -1,0 +1,265 @@
+using System.Globalization;
+
+namespace LiveLearning;
+
+/// <summary>What <see cref="ILiveModel.LearnAsync"/> does when a scope's queue is full.</summary>
+public enum BackPressure
+{
+    /// <summary>Wait for room (the call's cancellation token still applies). The default.</summary>
+    Wait,
+
+    /// <summary>Return a rejected receipt (<see cref="RejectionReason.QueueFull"/>) at once.</summary>
+    FailFast,
+}
+
+/// <summary>What disposing a live model does with items still queued.</summary>
+public enum ShutdownMode
+{
+    /// <summary>Learn every queued item (up to <see cref="LiveModelOptions.DrainTimeout"/>), then stop. The default.</summary>
+    Drain,
+
+    /// <summary>Stop at once; queued items stay in the journal (a durable journal replays them on restart).</summary>
+    Immediate,
+}
+
+/// <summary>How a learner's compute shares the cores with serving.</summary>
+public enum LearningPriority
+{
+    /// <summary>Learning yields to serving: while a serving pass runs, no learning kernel starts (the default).</summary>
+    Background,
+
+    /// <summary>Learning and serving take turns kernel by kernel (the serving pass may wait for a learning kernel).</summary>
+    Shared,
+}
+
+/// <summary>Which items the replay buffer keeps.</summary>
+public enum ReplayKind
+{
+    /// <summary>No replay.</summary>
+    None,
+
+    /// <summary>A uniform sample of everything learned (reservoir sampling, Vitter's algorithm R). The default.</summary>
+    Reservoir,
+
+    /// <summary>A uniform sample per source, with the capacity shared equally between sources, so one loud source cannot crowd out the others.</summary>
+    SourceBalanced,
+}
+
+/// <summary>The learner of each scope: batching, steps, optimizer, publication, queue.</summary>
+public sealed class LearnerOptions
+{
+    /// <summary>The optimizer (AdamW by default) and its learning rate, warm-up and clipping.</summary>
+    public OptimizerOptions Optimizer { get; set; } = new() { LearningRate = 1e-4f };
+
+    /// <summary>Most new feedback items per step: the learner takes what is queued, up to this many (micro-batching). Default 4.</summary>
+    public int MaxBatchItems { get; set; } = 4;
+
+    /// <summary>Optimizer steps per batch of new items (each step also draws its own replay). Default 1.</summary>
+    public int StepsPerItem { get; set; } = 1;
+
+    /// <summary>Publish a new version every this many steps, and whenever the queue runs empty. Default 1 (every step).</summary>
+    public int PublishEvery { get; set; } = 1;
+
+    /// <summary>Most items waiting per scope. Default 256.</summary>
+    public int QueueCapacity { get; set; } = 256;
+
+    /// <summary>What <see cref="ILiveModel.LearnAsync"/> does on a full queue. Default <see cref="LiveLearning.BackPressure.Wait"/>.</summary>
+    public BackPressure BackPressure { get; set; } = BackPressure.Wait;
+
+    /// <summary>How learning shares the cores with serving. Default <see cref="LearningPriority.Background"/>.</summary>
+    public LearningPriority Priority { get; set; } = LearningPriority.Background;
+
+    /// <summary>Append the end token (end of turn / end of sequence) to learned completions, so the model learns where to stop. Default true.</summary>
+    public bool AppendEndToken { get; set; } = true;
+}
+
+/// <summary>The replay buffer of each scope, against forgetting what earlier feedback taught.</summary>
+public sealed class ReplayOptions
+{
+    /// <summary>Which items are kept. Default <see cref="ReplayKind.Reservoir"/>.</summary>
+    public ReplayKind Kind { get; set; } = ReplayKind.Reservoir;
+
+    /// <summary>Most items kept. Default 1024.</summary>
+    public int CapacityItems { get; set; } = 1024;
+
+    /// <summary>Most bytes kept (token ids at 4 bytes each, plus a small overhead per item). Default 16 MiB.</summary>
+    public long CapacityBytes { get; set; } = 16L << 20;
+
+    /// <summary>
+    /// Replayed items per new item: each step adds <c>Ratio</c> × (new items) to a running credit and replays one stored
+    /// item per whole unit of it. Default 0.125 (one replayed item per eight new ones).
+    /// </summary>
+    public double Ratio { get; set; } = 0.125;
+}
+
+/// <summary>A scope: one adapter over the frozen base, optionally stacked on a parent scope's (frozen) adapter.</summary>
+public sealed class ScopeOptions
+{
+    /// <summary>The scope's name, e.g. <c>acme</c> or <c>acme/alice</c> (letters, digits, <c>-_.:/</c>; at most 200 characters).</summary>
+    public required string Name { get; set; }
+
+    /// <summary>A parent scope whose current version is applied, frozen, under this scope's adapter; <see langword="null"/> for none.</summary>
+    public string? Parent { get; set; }
+
+    /// <summary>This scope's optimizer, or <see langword="null"/> for the model's.</summary>
+    public OptimizerOptions? Optimizer { get; set; }
+}
+
+/// <summary>Everything a live model is configured with (besides its backend). Validated when the model starts.</summary>
+public sealed class LiveModelOptions
+{
+    /// <summary>The model's name (DI key, metrics tag, chat model id). Default "default".</summary>
+    public string Name { get; set; } = "default";
+
+    /// <summary>The scope used when a call names none. It always exists. Default "default".</summary>
+    public string DefaultScope { get; set; } = "default";
+
+    /// <summary>Scopes created at start, parents before children.</summary>
+    public IList<ScopeOptions> Scopes { get; } = [];
+
+    /// <summary>The learner.</summary>
+    public LearnerOptions Learner { get; set; } = new();
+
+    /// <summary>The replay buffer.</summary>
+    public ReplayOptions Replay { get; set; } = new();
+
+    /// <summary>DPO and KTO settings.</summary>
+    public ObjectiveOptions Objectives { get; set; } = new();
+
+    /// <summary>Served responses remembered for feedback by id (least recently served forgotten first). Default 4096.</summary>
+    public int ResponseCacheCapacity { get; set; } = 4096;
+
+    /// <summary>Versions kept in memory per scope for rollback (each costs one adapter). Default 8.</summary>
+    public int VersionHistoryCapacity { get; set; } = 8;
+
+    /// <summary>Longest prompt accepted, in tokens (serving and feedback), or 0 for the context length. Default 0.</summary>
+    public int MaxPromptTokens { get; set; }
+
+    /// <summary>Longest completion accepted for learning, in tokens, or 0 for the context length. Default 0.</summary>
+    public int MaxCompletionTokens { get; set; }
+
+    /// <summary>The seed of every scope's adapter initialisation, dropout and replay draws (mixed with the scope's name). Default 0.</summary>
+    public ulong Seed { get; set; }
+
+    /// <summary>What disposal does with queued items. Default <see cref="ShutdownMode.Drain"/>.</summary>
+    public ShutdownMode Shutdown { get; set; } = ShutdownMode.Drain;
+
+    /// <summary>Longest a draining disposal waits. Default 5 minutes.</summary>
+    public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Checks every option and returns the problems, each naming the option (empty when valid).</summary>
+    /// <returns>The problems.</returns>
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        void Check(bool ok, string message)
+        {
+            if (!ok)
+            {
+                errors.Add(message);
+            }
+        }
+
+        Check(!string.IsNullOrWhiteSpace(Name), "Name must not be empty.");
+        Check(ScopeNames.IsValid(DefaultScope), $"DefaultScope '{DefaultScope}' is not a valid scope name ({ScopeNames.Rule}).");
+        Check(Learner is not null, "Learner must not be null.");
+        Check(Replay is not null, "Replay must not be null.");
+        Check(Objectives is not null, "Objectives must not be null.");
+        if (Learner is not null)
+        {
+            Check(Learner.Optimizer is not null, "Learner.Optimizer must not be null.");
+            if (Learner.Optimizer is not null)
+            {
+                CheckNested(errors, "Learner.Optimizer", Learner.Optimizer.Validate);
+            }
+
+            Check(Learner.MaxBatchItems is >= 1 and <= 1024, $"Learner.MaxBatchItems must be in [1, 1024] (was {Learner.MaxBatchItems}).");
+            Check(Learner.StepsPerItem is >= 1 and <= 1000, $"Learner.StepsPerItem must be in [1, 1000] (was {Learner.StepsPerItem}).");
+            Check(Learner.PublishEvery >= 1, $"Learner.PublishEvery must be at least 1 (was {Learner.PublishEvery}).");
+            Check(Learner.QueueCapacity is >= 1 and <= 1_000_000, $"Learner.QueueCapacity must be in [1, 1000000] (was {Learner.QueueCapacity}).");
+            Check(Enum.IsDefined(Learner.BackPressure), $"Learner.BackPressure {Learner.BackPressure} is not defined.");
+            Check(Enum.IsDefined(Learner.Priority), $"Learner.Priority {Learner.Priority} is not defined.");
+        }
+
+        if (Replay is not null)
+        {
+            Check(Enum.IsDefined(Replay.Kind), $"Replay.Kind {Replay.Kind} is not defined.");
+            Check(Replay.CapacityItems >= 0, $"Replay.CapacityItems must not be negative (was {Replay.CapacityItems}).");
+            Check(Replay.CapacityBytes >= 0, $"Replay.CapacityBytes must not be negative (was {Replay.CapacityBytes}).");
+            Check(Replay.Ratio >= 0 && Replay.Ratio <= 16, string.Create(CultureInfo.InvariantCulture, $"Replay.Ratio must be in [0, 16] (was {Replay.Ratio})."));
+        }
+
+        if (Objectives is not null)
+        {
+            CheckNested(errors, "Objectives", Objectives.Validate);
+        }
+
+        Check(ResponseCacheCapacity >= 0, $"ResponseCacheCapacity must not be negative (was {ResponseCacheCapacity}).");
+        Check(VersionHistoryCapacity >= 1, $"VersionHistoryCapacity must be at least 1 (was {VersionHistoryCapacity}).");
+        Check(MaxPromptTokens >= 0, $"MaxPromptTokens must not be negative (was {MaxPromptTokens}).");
+        Check(MaxCompletionTokens >= 0, $"MaxCompletionTokens must not be negative (was {MaxCompletionTokens}).");
+        Check(Enum.IsDefined(Shutdown), $"Shutdown {Shutdown} is not defined.");
+        Check(DrainTimeout > TimeSpan.Zero, $"DrainTimeout must be positive (was {DrainTimeout}).");
+
+        var seen = new HashSet<string>(StringComparer.Ordinal) { DefaultScope };
+        for (int i = 0; i < Scopes.Count; i++)
+        {
+            ScopeOptions? s = Scopes[i];
+            if (s is null)
+            {
+                errors.Add($"Scopes[{i}] is null.");
+                continue;
+            }
+
+            Check(ScopeNames.IsValid(s.Name), $"Scopes[{i}].Name '{s.Name}' is not a valid scope name ({ScopeNames.Rule}).");
+            Check(s.Name == DefaultScope || seen.Add(s.Name), $"Scopes[{i}].Name '{s.Name}' appears twice.");
+            Check(s.Parent is null || (s.Parent != s.Name && seen.Contains(s.Parent)), $"Scopes[{i}].Parent '{s.Parent}' must name a scope listed before it (or the default scope).");
+            if (s.Optimizer is not null)
+            {
+                CheckNested(errors, $"Scopes[{i}].Optimizer", s.Optimizer.Validate);
+            }
+        }
+
+        return errors;
+    }
+
+    private static void CheckNested(List<string> errors, string prefix, Action validate)
+    {
+        try
+        {
+            validate();
+        }
+        catch (ArgumentException ex)
+        {
+            errors.Add($"{prefix}.{ex.ParamName}: {ex.Message.Split(" (Parameter", 2)[0]}");
+        }
+    }
+}
+
+/// <summary>The rule scope names follow (they appear in version ids, metrics and file names).</summary>
+public static class ScopeNames
+{
+    /// <summary>The rule, for messages.</summary>
+    public const string Rule = "1-200 characters of letters, digits and - _ . : /, not starting or ending with /, no '//' or '..'";
+
+    /// <summary>Whether <paramref name="name"/> is a valid scope name.</summary>
+    /// <param name="name">The name.</param>
+    /// <returns>True when valid.</returns>
+    public static bool IsValid(string? name)
+    {
+        if (string.IsNullOrEmpty(name) || name.Length > 200 || name[0] == '/' || name[^1] == '/' || name.Contains("//", StringComparison.Ordinal) || name.Contains("..", StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        foreach (char c in name)
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':' or '/'))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}

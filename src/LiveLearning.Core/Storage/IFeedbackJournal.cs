@@ -1,0 +1,115 @@
+using LiveLearning.Backends;
+
+namespace LiveLearning.Storage;
+
+/// <summary>
+/// The journal of accepted feedback: every accepted item, in the order it will be learned, under a sequence number.
+/// After a crash, the newest snapshot is loaded and the journal after its position replayed, so nothing acknowledged is
+/// lost. The default keeps records in memory; a durable implementation writes checksummed, flushed records.
+/// </summary>
+/// <remarks>Thread-safe. <see cref="Append"/> is called under the scope's admission lock, so it must not block on I/O:
+/// it assigns the sequence number at once and returns a task for durability (which lets many appends share one flush).</remarks>
+public interface IFeedbackJournal
+{
+    /// <summary>The highest sequence number assigned so far (0 for none).</summary>
+    long LastSequence { get; }
+
+    /// <summary>Assigns <paramref name="record"/> the next sequence number and starts making it durable.</summary>
+    /// <param name="record">The record (its <see cref="JournalRecord.Sequence"/> is ignored).</param>
+    /// <returns>The sequence number and a task that completes when the record is durable.</returns>
+    JournalAppend Append(JournalRecord record);
+
+    /// <summary>Reads the records after <paramref name="afterSequence"/>, in order.</summary>
+    /// <param name="afterSequence">The last sequence already applied (0 for everything kept).</param>
+    /// <param name="cancellationToken">Ends the read.</param>
+    /// <returns>The records.</returns>
+    IAsyncEnumerable<JournalRecord> ReadAsync(long afterSequence, CancellationToken cancellationToken);
+}
+
+/// <summary>The outcome of an append.</summary>
+/// <param name="Sequence">The record's sequence number.</param>
+/// <param name="Durable">Completes when the record is durable (faults if it cannot be made so).</param>
+public readonly record struct JournalAppend(long Sequence, Task Durable);
+
+/// <summary>One accepted feedback item as journaled: enough to learn it again exactly.</summary>
+public sealed record JournalRecord
+{
+    /// <summary>The sequence number (assigned by the journal).</summary>
+    public long Sequence { get; init; }
+
+    /// <summary>The scope it teaches.</summary>
+    public required string Scope { get; init; }
+
+    /// <summary>When it was received.</summary>
+    public required DateTimeOffset ReceivedAt { get; init; }
+
+    /// <summary>Its source.</summary>
+    public required string Source { get; init; }
+
+    /// <summary>The example: objective, token ids, weight (reference log-likelihoods are recomputed when replayed).</summary>
+    public required TrainingExample Example { get; init; }
+
+    /// <summary>Whether it is private (never replayed from the buffer).</summary>
+    public bool Private { get; init; }
+
+    /// <summary>Its tags.</summary>
+    public IReadOnlyList<string> Tags { get; init; } = [];
+}
+
+/// <summary>The default journal: sequence numbers and the most recent records in memory (nothing survives the process).</summary>
+public sealed class InMemoryFeedbackJournal : IFeedbackJournal
+{
+    private readonly Queue<JournalRecord> _records = new();
+    private readonly int _capacity;
+    private long _last;
+
+    /// <summary>Keeps the last <paramref name="capacity"/> records.</summary>
+    /// <param name="capacity">Records kept (0 keeps none, only numbers). Default 10 000.</param>
+    public InMemoryFeedbackJournal(int capacity = 10_000)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(capacity);
+        _capacity = capacity;
+    }
+
+    /// <inheritdoc />
+    public long LastSequence => Interlocked.Read(ref _last);
+
+    /// <inheritdoc />
+    public JournalAppend Append(JournalRecord record)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        lock (_records)
+        {
+            long sequence = ++_last;
+            if (_capacity > 0)
+            {
+                if (_records.Count == _capacity)
+                {
+                    _records.Dequeue();
+                }
+
+                _records.Enqueue(record with { Sequence = sequence });
+            }
+
+            return new JournalAppend(sequence, Task.CompletedTask);
+        }
+    }
+
+    /// <inheritdoc />
+    public async IAsyncEnumerable<JournalRecord> ReadAsync(long afterSequence, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        JournalRecord[] records;
+        lock (_records)
+        {
+            records = [.. _records.Where(r => r.Sequence > afterSequence)];
+        }
+
+        foreach (JournalRecord r in records)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return r;
+        }
+
+        await Task.CompletedTask.ConfigureAwait(false);
+    }
+}
