@@ -27,6 +27,11 @@ public sealed partial class LiveModel
 
         ServedResponse? served = feedback.ResponseId is null ? null : _responses.TryGet(feedback.ResponseId);
         LiveScope scope = GetScope(feedback.Scope ?? served?.Scope);
+        if (scope.Failure is { } failure)
+        {
+            throw new InvalidOperationException($"The learner of scope '{scope.Name}' stopped ({failure.Message}); nothing more can be learned until the model is restarted.", failure);
+        }
+
         Interlocked.Increment(ref scope.Received);
         _metrics.Received(scope.Name);
         if (feedback.ResponseId is not null && served is null)

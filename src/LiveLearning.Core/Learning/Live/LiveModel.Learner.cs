@@ -30,7 +30,15 @@ public sealed partial class LiveModel
                     else if (batch.Count == 0)
                     {
                         reader.TryRead(out _);
-                        await RunRequestAsync(scope, next, stopping).ConfigureAwait(false);
+                        try
+                        {
+                            await RunRequestAsync(scope, next, stopping).ConfigureAwait(false);
+                        }
+                        catch (Exception ex) when (ex is not OperationCanceledException || !stopping.IsCancellationRequested)
+                        {
+                            Log.LearnerFailed(_logger, ex, scope.Name, 0);
+                            Fail(next, ex, faultBarriers: false);
+                        }
                     }
                     else
                     {
@@ -55,7 +63,14 @@ public sealed partial class LiveModel
 
                 if (reader.Count == 0)
                 {
-                    await SettleAsync(scope, stopping).ConfigureAwait(false);
+                    try
+                    {
+                        await SettleAsync(scope, stopping).ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException || !stopping.IsCancellationRequested)
+                    {
+                        Log.LearnerFailed(_logger, ex, scope.Name, 0);
+                    }
                 }
             }
 
@@ -64,6 +79,16 @@ public sealed partial class LiveModel
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
             // Immediate shutdown: queued items stay in the journal.
+        }
+        catch (Exception ex)
+        {
+            // Never silent: a learner that cannot go on says so, and every waiting request fails with the reason.
+            Log.LearnerStopped(_logger, ex, scope.Name);
+            scope.Failure = ex;
+            while (reader.TryRead(out WorkItem? work))
+            {
+                Fail(work, ex, faultBarriers: true);
+            }
         }
     }
 
@@ -304,8 +329,16 @@ public sealed partial class LiveModel
         switch (request)
         {
             case BarrierWork barrier:
-                await SettleAsync(scope, cancellationToken).ConfigureAwait(false);
-                barrier.Done.TrySetResult();
+                try
+                {
+                    await SettleAsync(scope, cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    // Idle means every earlier item was processed, learned or (logged) failed.
+                    barrier.Done.TrySetResult();
+                }
+
                 break;
 
             case RebaseWork:
@@ -339,6 +372,25 @@ public sealed partial class LiveModel
                     rollback.Done.TrySetException(ex);
                 }
 
+                break;
+        }
+    }
+
+    private static void Fail(WorkItem request, Exception exception, bool faultBarriers)
+    {
+        switch (request)
+        {
+            case BarrierWork b when faultBarriers:
+                b.Done.TrySetException(new InvalidOperationException("The learner stopped before the queue was idle.", exception));
+                break;
+            case BarrierWork b:
+                b.Done.TrySetResult();
+                break;
+            case SnapshotWork s:
+                s.Done.TrySetException(exception);
+                break;
+            case RollbackWork r:
+                r.Done.TrySetException(exception);
                 break;
         }
     }

@@ -151,6 +151,21 @@ public sealed partial class LiveModel : ILiveModel
     /// <inheritdoc />
     public IReadOnlyList<AdapterVersion> GetVersionHistory(string? scope = null) => [.. GetScope(scope).History().Select(v => v.Info)];
 
+    /// <summary>
+    /// The weights of a version kept in memory (the scope's own adapter, without the parent's under it), e.g. to export
+    /// it (<see cref="IAdapterWeights.Export"/>) or to compare versions.
+    /// </summary>
+    /// <param name="versionId">A version id from <see cref="GetVersionHistory"/>.</param>
+    /// <returns>The weights.</returns>
+    /// <exception cref="KeyNotFoundException">No kept version has that id.</exception>
+    public IAdapterWeights GetWeights(string versionId)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(versionId);
+        int at = versionId.LastIndexOf('@');
+        LiveScope? scope = at > 0 && _scopes.TryGetValue(versionId[..at], out LiveScope? s) ? s : null;
+        return scope?.FindVersion(versionId)?.Weights ?? throw new KeyNotFoundException($"No version '{versionId}' is kept in memory.");
+    }
+
     /// <inheritdoc />
     public async IAsyncEnumerable<AdapterVersion> WatchVersionsAsync(string? scope = null, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
@@ -433,6 +448,11 @@ public sealed partial class LiveModel : ILiveModel
     /// <summary>Queues an owner request; it runs between steps, in order with the items queued before it.</summary>
     private void Post(LiveScope scope, WorkItem work)
     {
+        if (scope.Failure is { } failure)
+        {
+            throw new InvalidOperationException($"The learner of scope '{scope.Name}' stopped ({failure.Message}).", failure);
+        }
+
         lock (scope.AdmissionLock)
         {
             if (!scope.Queue.Writer.TryWrite(work))

@@ -66,8 +66,9 @@ internal sealed class LiveScope
 
     public ReplayBuffer Replay { get; set; }
 
-    /// <summary>Queue order is learning order: every write happens under <see cref="AdmissionLock"/> with the journal append.</summary>
-    public Channel<WorkItem> Queue { get; } = Channel.CreateUnbounded<WorkItem>(new UnboundedChannelOptions { SingleReader = true });
+    /// <summary>Queue order is learning order: every write happens under <see cref="AdmissionLock"/> with the journal append.
+    /// (Not the single-reader variant: the learner needs <c>Count</c> and <c>TryPeek</c>, which only the general one has.)</summary>
+    public Channel<WorkItem> Queue { get; } = Channel.CreateUnbounded<WorkItem>(new UnboundedChannelOptions { SingleReader = false });
 
     public object AdmissionLock { get; } = new();
 
@@ -77,6 +78,9 @@ internal sealed class LiveScope
     public int QueueCapacity { get; }
 
     public Task Learner { get; set; } = Task.CompletedTask;
+
+    /// <summary>Why the learner stopped, if it did (learning items are then refused).</summary>
+    public Exception? Failure { get; set; }
 
     public PublishedVersion Current
     {

@@ -41,6 +41,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 12, Level = LogLevel.Error, Message = "The learner of scope {Scope} failed on a batch of {Items} items; it goes on with the next")]
     public static partial void LearnerFailed(ILogger logger, Exception exception, string scope, int items);
 
+    [LoggerMessage(EventId = 14, Level = LogLevel.Critical, Message = "The learner of scope {Scope} stopped; items for it are refused until the model is restarted")]
+    public static partial void LearnerStopped(ILogger logger, Exception exception, string scope);
+
     [LoggerMessage(EventId = 13, Level = LogLevel.Information, Message = "Live model {Model} stopped ({Mode}); {Remaining} items were still queued")]
     public static partial void Stopped(ILogger logger, string model, ShutdownMode mode, int remaining);
 }
