@@ -32,6 +32,20 @@ public enum LearningPriority
     Shared,
 }
 
+/// <summary>How a learner groups new items into batches.</summary>
+public enum BatchPolicy
+{
+    /// <summary>Take what is queued, up to <see cref="LearnerOptions.MaxBatchItems"/>: a lone item is learned at once (lowest latency). The default.</summary>
+    Opportunistic,
+
+    /// <summary>
+    /// Always batches of exactly <see cref="LearnerOptions.MaxBatchItems"/> consecutive items (a partial batch only before
+    /// an owner request such as <see cref="ILiveModel.WaitForIdleAsync"/> or a snapshot, and at shutdown): the weights then
+    /// depend only on the feedback sequence, never on when items arrived or how busy the machine was.
+    /// </summary>
+    Fixed,
+}
+
 /// <summary>Which items the replay buffer keeps.</summary>
 public enum ReplayKind
 {
@@ -53,6 +67,9 @@ public sealed class LearnerOptions
 
     /// <summary>Most new feedback items per step: the learner takes what is queued, up to this many (micro-batching). Default 4.</summary>
     public int MaxBatchItems { get; set; } = 4;
+
+    /// <summary>How items are grouped into batches. Default <see cref="LiveLearning.BatchPolicy.Opportunistic"/>.</summary>
+    public BatchPolicy Batching { get; set; } = BatchPolicy.Opportunistic;
 
     /// <summary>Optimizer steps per batch of new items (each step also draws its own replay). Default 1.</summary>
     public int StepsPerItem { get; set; } = 1;
@@ -179,6 +196,7 @@ public sealed class LiveModelOptions
             Check(Learner.QueueCapacity is >= 1 and <= 1_000_000, $"Learner.QueueCapacity must be in [1, 1000000] (was {Learner.QueueCapacity}).");
             Check(Enum.IsDefined(Learner.BackPressure), $"Learner.BackPressure {Learner.BackPressure} is not defined.");
             Check(Enum.IsDefined(Learner.Priority), $"Learner.Priority {Learner.Priority} is not defined.");
+            Check(Enum.IsDefined(Learner.Batching), $"Learner.Batching {Learner.Batching} is not defined.");
         }
 
         if (Replay is not null)

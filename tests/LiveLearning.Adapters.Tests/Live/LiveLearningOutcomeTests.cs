@@ -44,4 +44,63 @@ public sealed class LiveLearningOutcomeTests
             Assert.That(after.Version, Is.EqualTo(model.Version));
         }
     }
+
+    [Test]
+    public async Task APreferencePairRaisesTheChosenMinusRejectedMargin()
+    {
+        await using LiveModel model = LiveTestKit.Create(o => o.Learner.StepsPerItem = 10);
+        const string Prompt = "My favourite colour is";
+        Backends.IAdapterWeights initial = model.GetWeights(model.Version.Id);
+        double before = await Margin(model, Prompt, " green", " purple");
+        LearnReceipt receipt = await model.LearnAsync(new Preference { Prompt = Prompt, Chosen = " green", Rejected = " purple" });
+        Assert.That(receipt.Accepted, Is.True, receipt.Message);
+        await model.WaitForIdleAsync();
+        double after = await Margin(model, Prompt, " green", " purple");
+        TestContext.Out.WriteLine($"log p(chosen) - log p(rejected): {before:F3} -> {after:F3}");
+        Assert.That(after, Is.GreaterThan(before + 1.0), "ten DPO steps move the margin by more than one nat");
+        ProgressiveValidation progressive = model.GetStatistics()["default"].Progressive;
+        Assert.That(progressive.PreferenceItems, Is.EqualTo(1));
+        // Progressive validation scored the learned sequences (with their end token) under the version serving before.
+        Backends.ILearningBackend backend = model.Backend;
+        IReadOnlyList<int> prompt = backend.EncodePrompt(Prompt);
+        IReadOnlyList<Backends.IAdapterWeights> stack = [initial];
+        double expected = backend.Score(prompt, backend.EncodeCompletion(" green", Backends.PromptKind.Text, appendEnd: true), stack).LogLikelihood
+            - backend.Score(prompt, backend.EncodeCompletion(" purple", Backends.PromptKind.Text, appendEnd: true), stack).LogLikelihood;
+        Assert.That(progressive.MeanPreferenceMargin, Is.EqualTo(expected).Within(1e-3));
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task ARatingOfAServedResponseMovesItsLikelihoodTheRightWay(bool thumbsUp)
+    {
+        await using LiveModel model = LiveTestKit.Create(o => o.Learner.StepsPerItem = 10);
+        const string Prompt = "Tell me a joke:";
+        LiveCompletion served = await model.CompleteAsync(Prompt, new GenerationOptions { MaxTokens = 12, Temperature = 1, Seed = 3 });
+        Assert.That(served.Text, Is.Not.Empty);
+        double before = (await model.ScoreAsync(Prompt, served.Text)).Score.LogLikelihood;
+        LearnReceipt receipt = await model.LearnAsync(thumbsUp ? Feedback.ThumbsUp(served.ResponseId) : Feedback.ThumbsDown(served.ResponseId));
+        Assert.That(receipt.Accepted, Is.True, receipt.Message);
+        await model.WaitForIdleAsync();
+        double after = (await model.ScoreAsync(Prompt, served.Text)).Score.LogLikelihood;
+        TestContext.Out.WriteLine($"log p(served): {before:F3} -> {after:F3}");
+        Assert.That(after, thumbsUp ? Is.GreaterThan(before + 0.5) : Is.LessThan(before - 0.5));
+    }
+
+    [Test]
+    public async Task ACorrectionByResponseIdTeachesTheAnswerToTheServedPrompt()
+    {
+        await using LiveModel model = LiveTestKit.Create(o => o.Learner.StepsPerItem = 20);
+        ChatMessage[] chat = [new(ChatRole.User, "What is the capital of France?")];
+        LiveCompletion served = await model.CompleteAsync(chat, new GenerationOptions { MaxTokens = 12 });
+        Assert.That(served.Text, Is.Not.EqualTo("Paris."));
+        LearnReceipt receipt = await model.LearnAsync(Feedback.Correction(served.ResponseId, "Paris."));
+        Assert.That(receipt.Accepted, Is.True, receipt.Message);
+        await model.WaitForIdleAsync();
+        LiveCompletion again = await model.CompleteAsync(chat, new GenerationOptions { MaxTokens = 12 });
+        Assert.That(again.Text, Is.EqualTo("Paris."));
+        Assert.That(again.FinishReason, Is.EqualTo(LiveFinishReason.Stop), "the end-of-turn token was learned too");
+    }
+
+    private static async Task<double> Margin(LiveModel model, string prompt, string chosen, string rejected) =>
+        (await model.ScoreAsync(prompt, chosen)).Score.LogLikelihood - (await model.ScoreAsync(prompt, rejected)).Score.LogLikelihood;
 }

@@ -20,29 +20,45 @@ public sealed partial class LiveModel
             {
                 await scope.WhenResumed().WaitAsync(stopping).ConfigureAwait(false);
                 batch.Clear();
-                while (batch.Count < _options.Learner.MaxBatchItems && reader.TryPeek(out WorkItem? next))
+                while (true)
                 {
-                    if (next is LearnWork learn)
+                    while (batch.Count < _options.Learner.MaxBatchItems && reader.TryPeek(out WorkItem? next))
                     {
-                        reader.TryRead(out _);
-                        batch.Add(learn);
-                    }
-                    else if (batch.Count == 0)
-                    {
-                        reader.TryRead(out _);
-                        try
+                        if (next is LearnWork learn)
                         {
-                            await RunRequestAsync(scope, next, stopping).ConfigureAwait(false);
+                            reader.TryRead(out _);
+                            batch.Add(learn);
                         }
-                        catch (Exception ex) when (ex is not OperationCanceledException || !stopping.IsCancellationRequested)
+                        else if (batch.Count == 0)
                         {
-                            Log.LearnerFailed(_logger, ex, scope.Name, 0);
-                            Fail(next, ex, faultBarriers: false);
+                            reader.TryRead(out _);
+                            try
+                            {
+                                await RunRequestAsync(scope, next, stopping).ConfigureAwait(false);
+                            }
+                            catch (Exception ex) when (ex is not OperationCanceledException || !stopping.IsCancellationRequested)
+                            {
+                                Log.LearnerFailed(_logger, ex, scope.Name, 0);
+                                Fail(next, ex, faultBarriers: false);
+                            }
+                        }
+                        else
+                        {
+                            break; // learn what came before the request first
                         }
                     }
-                    else
+
+                    // A fixed batch waits for its last items, unless a request or the end of the queue comes first.
+                    bool full = batch.Count == _options.Learner.MaxBatchItems;
+                    bool requestNext = reader.TryPeek(out WorkItem? following) && following is not LearnWork;
+                    if (batch.Count == 0 || full || requestNext || _options.Learner.Batching == BatchPolicy.Opportunistic)
                     {
-                        break; // learn what came before the request first
+                        break;
+                    }
+
+                    if (!await reader.WaitToReadAsync(stopping).ConfigureAwait(false))
+                    {
+                        break;
                     }
                 }
 

@@ -269,6 +269,7 @@ public sealed partial class LiveModel : ILiveModel
     /// <inheritdoc />
     public LiveModelStatistics GetStatistics()
     {
+        ThrowIfDisposed();
         var scopes = new List<ScopeStatistics>();
         foreach (string name in Scopes)
         {
