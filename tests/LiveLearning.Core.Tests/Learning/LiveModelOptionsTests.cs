@@ -224,6 +224,7 @@ public sealed class LiveModelOptionsTests
     [Test]
     public void LearningRateRisesLinearlyOverTheWarmUpThenStaysAtThePeak()
     {
+        var problems = new List<string>();
         foreach (float peak in new[] { 1e-4f, 3e-3f, 0.7f, 1f })
         {
             foreach (int warmup in new[] { 0, 1, 2, 3, 7, 10, 1000, 4096 })
@@ -233,23 +234,30 @@ public sealed class LiveModelOptionsTests
                 for (long step = 1; step <= (2 * warmup) + 5; step++)
                 {
                     float lr = options.LearningRateAt(step);
+                    bool exact;
                     if (warmup == 0 || step >= warmup)
                     {
-                        Assert.That(lr, Is.EqualTo(peak), $"peak {peak}, warm-up {warmup}, step {step}");
+                        exact = lr == peak;
                     }
                     else
                     {
                         // LR·s/W correctly rounded to float: lr·W − LR·s is exact in double (24-bit values times small integers).
                         double error = Math.Abs(((double)lr * warmup) - ((double)peak * step)) / warmup;
                         double halfUlp = ((double)MathF.BitIncrement(lr) - lr) / 2;
-                        Assert.That(error, Is.LessThanOrEqualTo(halfUlp * 1.0000001), $"peak {peak}, warm-up {warmup}, step {step}: {lr:R}");
+                        exact = error <= halfUlp * 1.0000001;
                     }
 
-                    Assert.That(lr, Is.GreaterThanOrEqualTo(previous), "the rate never falls");
+                    if (!exact || lr < previous)
+                    {
+                        problems.Add($"peak {peak}, warm-up {warmup}, step {step}: {lr:R} (previous {previous:R})");
+                    }
+
                     previous = lr;
                 }
             }
         }
+
+        Assert.That(problems, Is.Empty, string.Join("\n", problems.Take(10)));
     }
 
     [Test]
