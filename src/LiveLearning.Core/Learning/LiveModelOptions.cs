@@ -187,7 +187,7 @@ public sealed class LiveModelOptions
             Check(Learner.Optimizer is not null, "Learner.Optimizer must not be null.");
             if (Learner.Optimizer is not null)
             {
-                CheckNested(errors, "Learner.Optimizer", Learner.Optimizer.Validate);
+                CheckNested(errors, "Learner.Optimizer", Learner.Optimizer.Problems());
             }
 
             Check(Learner.MaxBatchItems is >= 1 and <= 1024, $"Learner.MaxBatchItems must be in [1, 1024] (was {Learner.MaxBatchItems}).");
@@ -209,7 +209,7 @@ public sealed class LiveModelOptions
 
         if (Objectives is not null)
         {
-            CheckNested(errors, "Objectives", Objectives.Validate);
+            CheckNested(errors, "Objectives", Objectives.Problems());
         }
 
         Check(ResponseCacheCapacity >= 0, $"ResponseCacheCapacity must not be negative (was {ResponseCacheCapacity}).");
@@ -234,20 +234,16 @@ public sealed class LiveModelOptions
             Check(s.Parent is null || (s.Parent != s.Name && seen.Contains(s.Parent)), $"Scopes[{i}].Parent '{s.Parent}' must name a scope listed before it (or the default scope).");
             if (s.Optimizer is not null)
             {
-                CheckNested(errors, $"Scopes[{i}].Optimizer", s.Optimizer.Validate);
+                CheckNested(errors, $"Scopes[{i}].Optimizer", s.Optimizer.Problems());
             }
         }
 
         return errors;
     }
 
-    private static void CheckNested(List<string> errors, string prefix, Action validate)
+    private static void CheckNested(List<string> errors, string prefix, IEnumerable<ArgumentException> problems)
     {
-        try
-        {
-            validate();
-        }
-        catch (ArgumentException ex)
+        foreach (ArgumentException ex in problems)
         {
             errors.Add($"{prefix}.{ex.ParamName}: {ex.Message.Split(" (Parameter", 2)[0]}");
         }

@@ -35,30 +35,35 @@ public sealed record ObjectiveOptions
     /// <exception cref="ArgumentOutOfRangeException">A setting is out of range.</exception>
     public void Validate()
     {
-        Positive(DpoBeta, nameof(DpoBeta));
-        Positive(KtoBeta, nameof(KtoBeta));
-        NonNegative(KtoDesirableWeight, nameof(KtoDesirableWeight));
-        NonNegative(KtoUndesirableWeight, nameof(KtoUndesirableWeight));
-        NonNegative(KtoReferencePoint, nameof(KtoReferencePoint));
-        if (!(KtoReferenceDecay >= 0 && KtoReferenceDecay < 1))
+        ArgumentOutOfRangeException? first = Problems().FirstOrDefault();
+        if (first is not null)
         {
-            throw new ArgumentOutOfRangeException(nameof(KtoReferenceDecay), KtoReferenceDecay, "KtoReferenceDecay must be in [0, 1).");
+            throw first;
         }
     }
 
-    private static void Positive(double value, string name)
+    /// <summary>Every setting that is out of range (one exception each, naming it), in the order <see cref="Validate"/> checks them.</summary>
+    internal IEnumerable<ArgumentOutOfRangeException> Problems()
     {
-        if (!(value > 0) || double.IsInfinity(value))
-        {
-            throw new ArgumentOutOfRangeException(name, value, string.Create(CultureInfo.InvariantCulture, $"{name} must be a finite number > 0."));
-        }
+        ArgumentOutOfRangeException?[] settings =
+        [
+            Positive(DpoBeta, nameof(DpoBeta)),
+            Positive(KtoBeta, nameof(KtoBeta)),
+            NonNegative(KtoDesirableWeight, nameof(KtoDesirableWeight)),
+            NonNegative(KtoUndesirableWeight, nameof(KtoUndesirableWeight)),
+            NonNegative(KtoReferencePoint, nameof(KtoReferencePoint)),
+            KtoReferenceDecay >= 0 && KtoReferenceDecay < 1 ? null : new ArgumentOutOfRangeException(nameof(KtoReferenceDecay), KtoReferenceDecay, "KtoReferenceDecay must be in [0, 1)."),
+        ];
+        return settings.OfType<ArgumentOutOfRangeException>();
     }
 
-    private static void NonNegative(double value, string name)
-    {
-        if (!(value >= 0) || double.IsInfinity(value))
-        {
-            throw new ArgumentOutOfRangeException(name, value, string.Create(CultureInfo.InvariantCulture, $"{name} must be a finite number >= 0."));
-        }
-    }
+    private static ArgumentOutOfRangeException? Positive(double value, string name) =>
+        !(value > 0) || double.IsInfinity(value)
+            ? new ArgumentOutOfRangeException(name, value, string.Create(CultureInfo.InvariantCulture, $"{name} must be a finite number > 0."))
+            : null;
+
+    private static ArgumentOutOfRangeException? NonNegative(double value, string name) =>
+        !(value >= 0) || double.IsInfinity(value)
+            ? new ArgumentOutOfRangeException(name, value, string.Create(CultureInfo.InvariantCulture, $"{name} must be a finite number >= 0."))
+            : null;
 }

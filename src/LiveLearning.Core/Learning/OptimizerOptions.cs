@@ -68,41 +68,56 @@ public sealed record OptimizerOptions
     /// <exception cref="ArgumentOutOfRangeException">A setting is out of range.</exception>
     public void Validate()
     {
+        ArgumentOutOfRangeException? first = Problems().FirstOrDefault();
+        if (first is not null)
+        {
+            throw first;
+        }
+    }
+
+    /// <summary>Every setting that is out of range (one exception each, naming it), in the order <see cref="Validate"/> checks them.</summary>
+    internal IEnumerable<ArgumentOutOfRangeException> Problems()
+    {
         if (!Enum.IsDefined(Kind))
         {
-            throw new ArgumentOutOfRangeException(nameof(Kind), Kind, "Kind must be AdamW or SgdMomentum.");
+            yield return new ArgumentOutOfRangeException(nameof(Kind), Kind, "Kind must be AdamW or SgdMomentum.");
         }
 
-        FiniteNonNegative(LearningRate, nameof(LearningRate));
-        FiniteNonNegative(WeightDecay, nameof(WeightDecay));
-        FiniteNonNegative(Epsilon, nameof(Epsilon));
-        UnitInterval(Beta1, nameof(Beta1));
-        UnitInterval(Beta2, nameof(Beta2));
-        UnitInterval(Momentum, nameof(Momentum));
+        ArgumentOutOfRangeException?[] settings =
+        [
+            FiniteNonNegative(LearningRate, nameof(LearningRate)),
+            FiniteNonNegative(WeightDecay, nameof(WeightDecay)),
+            FiniteNonNegative(Epsilon, nameof(Epsilon)),
+            UnitInterval(Beta1, nameof(Beta1)),
+            UnitInterval(Beta2, nameof(Beta2)),
+            UnitInterval(Momentum, nameof(Momentum)),
+        ];
+        foreach (ArgumentOutOfRangeException? problem in settings)
+        {
+            if (problem is not null)
+            {
+                yield return problem;
+            }
+        }
+
         if (WarmupSteps < 0)
         {
-            throw new ArgumentOutOfRangeException(nameof(WarmupSteps), WarmupSteps, "WarmupSteps must not be negative.");
+            yield return new ArgumentOutOfRangeException(nameof(WarmupSteps), WarmupSteps, "WarmupSteps must not be negative.");
         }
 
         if (MaxGradNorm is double max && !(max > 0))
         {
-            throw new ArgumentOutOfRangeException(nameof(MaxGradNorm), max, "MaxGradNorm must be > 0 (or null for no clipping).");
+            yield return new ArgumentOutOfRangeException(nameof(MaxGradNorm), max, "MaxGradNorm must be > 0 (or null for no clipping).");
         }
     }
 
-    private static void FiniteNonNegative(float value, string name)
-    {
-        if (!(value >= 0) || float.IsInfinity(value))
-        {
-            throw new ArgumentOutOfRangeException(name, value, string.Create(CultureInfo.InvariantCulture, $"{name} must be a finite number >= 0."));
-        }
-    }
+    private static ArgumentOutOfRangeException? FiniteNonNegative(float value, string name) =>
+        !(value >= 0) || float.IsInfinity(value)
+            ? new ArgumentOutOfRangeException(name, value, string.Create(CultureInfo.InvariantCulture, $"{name} must be a finite number >= 0."))
+            : null;
 
-    private static void UnitInterval(float value, string name)
-    {
-        if (!(value >= 0 && value < 1))
-        {
-            throw new ArgumentOutOfRangeException(name, value, string.Create(CultureInfo.InvariantCulture, $"{name} must be in [0, 1)."));
-        }
-    }
+    private static ArgumentOutOfRangeException? UnitInterval(float value, string name) =>
+        !(value >= 0 && value < 1)
+            ? new ArgumentOutOfRangeException(name, value, string.Create(CultureInfo.InvariantCulture, $"{name} must be in [0, 1)."))
+            : null;
 }

@@ -53,6 +53,15 @@ public sealed class StopStringFilter
         int stopAt = FirstStop(current);
         if (stopAt >= 0)
         {
+            // A longer stop string that starts before this one may still complete with the next text: until it is
+            // decided, emit only what comes before it.
+            int unfinished = FirstUnfinished(current, stopAt);
+            if (unfinished >= 0)
+            {
+                _pending.Remove(0, unfinished);
+                return current[..unfinished];
+            }
+
             Stopped = true;
             _pending.Clear();
             return current[..stopAt];
@@ -87,6 +96,24 @@ public sealed class StopStringFilter
         }
 
         return rest;
+    }
+
+    /// <summary>The first position before <paramref name="end"/> where the rest of <paramref name="text"/> is a proper prefix of a stop string, or −1.</summary>
+    private int FirstUnfinished(string text, int end)
+    {
+        for (int p = Math.Max(0, text.Length - _holdBack); p < end; p++)
+        {
+            ReadOnlySpan<char> rest = text.AsSpan(p);
+            foreach (string s in _stops)
+            {
+                if (s.Length > rest.Length && s.AsSpan().StartsWith(rest, StringComparison.Ordinal))
+                {
+                    return p;
+                }
+            }
+        }
+
+        return -1;
     }
 
     private int FirstStop(string text)

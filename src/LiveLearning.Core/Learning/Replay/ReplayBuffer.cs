@@ -181,7 +181,7 @@ public abstract class ReplayBuffer
             throw new FormatException($"Replay buffer: count {count} is outside [0, {capacityItems}].");
         }
 
-        var items = new List<ReplayItem>(count);
+        var items = new List<ReplayItem>();
         for (int i = 0; i < count; i++)
         {
             long sequence = r.Int64("sequence");
@@ -376,17 +376,24 @@ internal sealed class ReservoirReplayBuffer(int capacityItems, long capacityByte
             _items[slot] = item;
         }
 
+        // The new item stays (by its slot: the same item may also be kept from an earlier offer).
+        int keep = slot;
         while (_bytes > CapacityBytes && _items.Count > 1)
         {
             int evict = (int)Next(_items.Count);
-            if (ReferenceEquals(_items[evict], item))
+            if (evict == keep)
             {
                 continue;
             }
 
+            int last = _items.Count - 1;
             _bytes -= _items[evict].Bytes;
-            _items[evict] = _items[^1];
-            _items.RemoveAt(_items.Count - 1);
+            _items[evict] = _items[last];
+            _items.RemoveAt(last);
+            if (keep == last)
+            {
+                keep = evict;
+            }
         }
     }
 
@@ -425,8 +432,14 @@ internal sealed class SourceBalancedReplayBuffer(int capacityItems, long capacit
 
         entry.Seen++;
         _sources[item.Source] = entry;
-        int shareItems = Math.Max(1, CapacityItems / _sources.Count);
+        int shareItems = ShareItems(item.Source);
         long shareBytes = Math.Max(1, CapacityBytes / _sources.Count);
+        if (item.Bytes > shareBytes)
+        {
+            // It can never fit its source's share: replacing a kept item would only lose that one.
+            return;
+        }
+
         List<ReplayItem> items = entry.Items;
         long bytes = items.Sum(i => i.Bytes);
         if (items.Count < shareItems && bytes + item.Bytes <= shareBytes)
@@ -445,7 +458,7 @@ internal sealed class SourceBalancedReplayBuffer(int capacityItems, long capacit
         int slot = (int)(j % items.Count);
         _bytes += item.Bytes - items[slot].Bytes;
         items[slot] = item;
-        Trim(items, shareItems, shareBytes, keep: item);
+        Trim(items, shareItems, shareBytes, keep: slot);
     }
 
     private protected override ReplayItem SampleOne()
@@ -491,6 +504,11 @@ internal sealed class SourceBalancedReplayBuffer(int capacityItems, long capacit
         {
             string source = reader.String("source");
             long seen = reader.Int64("sourceSeen");
+            if (seen < 0)
+            {
+                throw new FormatException($"Replay buffer: source '{source}' has seen {seen} items.");
+            }
+
             _sources[source] = ([], seen);
         }
     }
@@ -498,29 +516,51 @@ internal sealed class SourceBalancedReplayBuffer(int capacityItems, long capacit
     /// <summary>Shrinks every source to the (new, smaller) equal share.</summary>
     private void Rebalance()
     {
-        int shareItems = Math.Max(1, CapacityItems / _sources.Count);
         long shareBytes = Math.Max(1, CapacityBytes / _sources.Count);
+        int rank = 0;
         foreach ((List<ReplayItem> items, long _) in _sources.Values)
         {
-            Trim(items, shareItems, shareBytes, keep: null);
+            Trim(items, ShareItems(rank++), shareBytes, keep: -1);
         }
     }
 
-    private void Trim(List<ReplayItem> items, int shareItems, long shareBytes, ReplayItem? keep)
+    /// <summary>The items <paramref name="source"/> may keep (see <see cref="ShareItems(int)"/>).</summary>
+    private int ShareItems(string source) => CapacityItems >= _sources.Count
+        ? CapacityItems / _sources.Count
+        : ShareItems(_sources.Keys.TakeWhile(name => string.CompareOrdinal(name, source) < 0).Count());
+
+    /// <summary>
+    /// The share of the source at <paramref name="rank"/> in ordinal order: an equal part of the capacity; while sources
+    /// outnumber the capacity, one item for each of the first <see cref="ReplayBuffer.CapacityItems"/> sources and none for
+    /// the others, so the shares never add up to more than the capacity.
+    /// </summary>
+    private int ShareItems(int rank)
+    {
+        int share = CapacityItems / _sources.Count;
+        return share > 0 ? share : rank < CapacityItems ? 1 : 0;
+    }
+
+    /// <summary>Evicts random items until <paramref name="items"/> fits the share, sparing the item at <paramref name="keep"/> (−1: none) while others remain.</summary>
+    private void Trim(List<ReplayItem> items, int shareItems, long shareBytes, int keep)
     {
         long bytes = items.Sum(i => i.Bytes);
         while (items.Count > 0 && (items.Count > shareItems || bytes > shareBytes))
         {
             int evict = (int)Next(items.Count);
-            if (keep is not null && ReferenceEquals(items[evict], keep) && items.Count > 1)
+            if (evict == keep && items.Count > 1)
             {
                 continue;
             }
 
+            int last = items.Count - 1;
             bytes -= items[evict].Bytes;
             _bytes -= items[evict].Bytes;
-            items[evict] = items[^1];
-            items.RemoveAt(items.Count - 1);
+            items[evict] = items[last];
+            items.RemoveAt(last);
+            if (keep == last)
+            {
+                keep = evict;
+            }
         }
     }
 }
