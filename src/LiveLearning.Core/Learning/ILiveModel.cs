@@ -102,7 +102,10 @@ public interface ILiveModel : IChatClient, IAsyncDisposable
     /// <returns>The versions.</returns>
     IAsyncEnumerable<AdapterVersion> WatchVersionsAsync(string? scope = null, CancellationToken cancellationToken = default);
 
-    /// <summary>Waits until every item accepted before the call has been learned and its version published.</summary>
+    /// <summary>
+    /// Waits until every item accepted before the call has been learned and its version published (for every scope:
+    /// including child scopes' rebases onto what their parents published). While learning is paused it waits for the resume.
+    /// </summary>
     /// <param name="scope">The scope, or <see langword="null"/> for every scope.</param>
     /// <param name="cancellationToken">Stops waiting.</param>
     /// <returns>A task that completes when they are.</returns>

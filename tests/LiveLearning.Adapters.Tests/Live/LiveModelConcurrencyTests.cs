@@ -74,6 +74,10 @@ public sealed class LiveModelConcurrencyTests
                 {
                     LearnReceipt receipt = await model.LearnAsync(f);
                     Assert.That(receipt.Accepted, Is.True, receipt.Message);
+
+                    // Interleave: let the servers answer between items, so responses come from many versions.
+                    int served = responses.Count;
+                    SpinWait.SpinUntil(() => responses.Count >= served + 2 || !failures.IsEmpty, TimeSpan.FromSeconds(30));
                 }
             }
         });

@@ -232,15 +232,15 @@ public sealed partial class LiveModel : ILiveModel
     public async Task WaitForIdleAsync(string? scope = null, CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
-        var barriers = new List<Task>();
+
+        // In creation order, so parents go first: a parent's last publication queues its children's rebases before
+        // their barriers are posted, and "idle" then includes them.
         foreach (LiveScope s in Selected(scope))
         {
             var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             Post(s, new BarrierWork(done));
-            barriers.Add(done.Task);
+            await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
-
-        await Task.WhenAll(barriers).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
