@@ -82,6 +82,8 @@ internal static class E2eWorker
 
     public const string LoraMode = "lora";
 
+    public const string LiveMode = "live";
+
     public static Dictionary<string, double> RunInChild(string modelDir, WeightType type, string? mode = null)
     {
         string exe = Environment.ProcessPath ?? "dotnet";
@@ -114,6 +116,12 @@ internal static class E2eWorker
     public static int Run(string[] args)
     {
         string dir = args[0];
+        if (args.Length > 2 && args[2] == LiveMode)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(LivePerfWorker.MeasureAsync(dir).GetAwaiter().GetResult()));
+            return 0;
+        }
+
         using var model = LlamaModel.Load(dir, new ModelOptions { ThreadCount = 2, LoadTokenizer = false });
         var rng = new Random(7);
         int[] prompt64 = Enumerable.Range(0, 64).Select(_ => rng.Next(model.Config.VocabSize)).ToArray();

@@ -133,7 +133,7 @@ public sealed class LoraBackend : ILearningBackend
     }
 
     /// <inheritdoc />
-    public IDisposable EnterLearningPriority() => Model.Pool.EnterBackground();
+    public IDisposable EnterLearningPriority(double share) => Model.Pool.EnterBackground(share);
 
     /// <inheritdoc />
     public void Dispose()

@@ -92,7 +92,7 @@ public sealed partial class LlamaModel : IDisposable
     public int ThreadCount => _pool.ThreadCount;
 
     /// <summary>
-    /// The model's compute pool. Passes run on its foreground lane; work inside <see cref="ComputePool.EnterBackground"/>
+    /// The model's compute pool. Passes run on its foreground lane; work inside <see cref="ComputePool.EnterBackground(double)"/>
     /// (a learner's training steps) runs on the background lane and yields to every serving pass.
     /// </summary>
     public ComputePool Pool => _pool;

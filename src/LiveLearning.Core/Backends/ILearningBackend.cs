@@ -80,11 +80,13 @@ public interface ILearningBackend : IDisposable
     IAsyncEnumerable<GeneratedToken> GenerateAsync(IReadOnlyList<int> prompt, PromptKind kind, GenerationOptions options, IReadOnlyList<IAdapterWeights> adapters, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Makes the current flow's compute run at learning priority (it yields to serving) until the scope is disposed.
-    /// Learners wrap every training step and reference score in it.
+    /// Makes the current flow's compute run at learning priority until the scope is disposed: it yields to serving, but
+    /// gets at least <paramref name="share"/> of the compute while serving keeps it busy. Learners wrap every training
+    /// step and reference score in it.
     /// </summary>
+    /// <param name="share">The learning share in [0, 1] (0: only when serving is idle; 1: never yield).</param>
     /// <returns>The scope.</returns>
-    IDisposable EnterLearningPriority();
+    IDisposable EnterLearningPriority(double share);
 }
 
 /// <summary>What a prompt is: plain text to continue, or a conversation rendered with the chat template.</summary>

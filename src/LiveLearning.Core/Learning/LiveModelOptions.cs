@@ -25,7 +25,10 @@ public enum ShutdownMode
 /// <summary>How a learner's compute shares the cores with serving.</summary>
 public enum LearningPriority
 {
-    /// <summary>Learning yields to serving: while a serving pass runs, no learning kernel starts (the default).</summary>
+    /// <summary>
+    /// Learning yields to serving: while a serving pass runs no learning kernel starts, except that learning gets
+    /// <see cref="LearnerOptions.LearningShare"/> of the compute while serving keeps it busy (the default).
+    /// </summary>
     Background,
 
     /// <summary>Learning and serving take turns kernel by kernel (the serving pass may wait for a learning kernel).</summary>
@@ -86,6 +89,14 @@ public sealed class LearnerOptions
     /// <summary>How learning shares the cores with serving. Default <see cref="LearningPriority.Background"/>.</summary>
     public LearningPriority Priority { get; set; } = LearningPriority.Background;
 
+    /// <summary>
+    /// With <see cref="LearningPriority.Background"/>: the share of the compute learning gets while serving keeps it busy,
+    /// in [0, 1]. Learning waits for serving, but never longer than (1 − share) / share times the length of its recent
+    /// kernels before one runs. 0 learns only when serving is idle (continuous serving starves it); 1 never yields.
+    /// Default 0.25.
+    /// </summary>
+    public double LearningShare { get; set; } = Numerics.ComputePool.DefaultBackgroundShare;
+
     /// <summary>Append the end token (end of turn / end of sequence) to learned completions, so the model learns where to stop. Default true.</summary>
     public bool AppendEndToken { get; set; } = true;
 }
@@ -120,6 +131,13 @@ public sealed class ScopeOptions
 
     /// <summary>This scope's optimizer, or <see langword="null"/> for the model's.</summary>
     public OptimizerOptions? Optimizer { get; set; }
+
+    /// <summary>
+    /// Versions this scope keeps in memory for rollback, or <see langword="null"/> for <see cref="LiveModelOptions.VersionHistoryCapacity"/>.
+    /// Each kept version costs one adapter; a per-user scope that keeps only its current version costs its adapter and
+    /// optimizer state.
+    /// </summary>
+    public int? VersionHistoryCapacity { get; set; }
 }
 
 /// <summary>Everything a live model is configured with (besides its backend). Validated when the model starts.</summary>
@@ -197,6 +215,7 @@ public sealed class LiveModelOptions
             Check(Enum.IsDefined(Learner.BackPressure), $"Learner.BackPressure {Learner.BackPressure} is not defined.");
             Check(Enum.IsDefined(Learner.Priority), $"Learner.Priority {Learner.Priority} is not defined.");
             Check(Enum.IsDefined(Learner.Batching), $"Learner.Batching {Learner.Batching} is not defined.");
+            Check(Learner.LearningShare >= 0 && Learner.LearningShare <= 1, string.Create(CultureInfo.InvariantCulture, $"Learner.LearningShare must be in [0, 1] (was {Learner.LearningShare})."));
         }
 
         if (Replay is not null)
@@ -236,6 +255,8 @@ public sealed class LiveModelOptions
             {
                 CheckNested(errors, $"Scopes[{i}].Optimizer", s.Optimizer.Problems());
             }
+
+            Check(s.VersionHistoryCapacity is null or >= 1, $"Scopes[{i}].VersionHistoryCapacity must be at least 1 (was {s.VersionHistoryCapacity}).");
         }
 
         return errors;

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 
 namespace LiveLearning.Numerics;
@@ -23,16 +24,21 @@ public interface IParallelJob
 /// does not depend on which thread runs it, so results are deterministic for a fixed split, whichever lane runs it.</para>
 /// <para>Calls from several threads of the same lane are serialised. A job that calls back into its own pool
 /// (from the caller or a worker) runs that inner job inline on the current thread.</para>
-/// <para>Priority: code inside <see cref="EnterBackground"/> dispatches on the background lane. While a foreground
+/// <para>Priority: code inside <see cref="EnterBackground(double)"/> dispatches on the background lane. While a foreground
 /// job runs, or a foreground pass is open (<see cref="EnterForegroundPass"/>, which a model opens around each serving
 /// forward pass), no thread starts a background item: workers take foreground items first, and the background caller
-/// blocks (without spinning) after the item it is running until the foreground is idle. A serving pass therefore waits
-/// at most for the background items already running, and runs at the pool's full width. A background job's results
-/// are unchanged by being paused.</para>
+/// blocks (without spinning) after the item it is running until the foreground is idle. So that continuous serving
+/// cannot starve learning, the background gets a share <c>s</c> of the pool: once it has waited
+/// <c>(1 − s) / s</c> times the length of its recent jobs, its next job runs with a grant, at the pool's full width, and
+/// foreground dispatch waits for that one job. With <c>s</c> = 0 learning only runs when serving is idle; with
+/// <c>s</c> = 1 it never yields. A background job's results are unchanged by being paused or granted.</para>
 /// </remarks>
 public sealed unsafe class ComputePool : IDisposable
 {
     private const int SpinIterationsBeforeSleep = 20_000;
+
+    /// <summary>The share of the pool background work gets while foreground work keeps it busy, unless told otherwise.</summary>
+    public const double DefaultBackgroundShare = 0.25;
 
     private readonly Thread[] _workers;
     private readonly Lane _foreground = new();
@@ -48,7 +54,16 @@ public sealed unsafe class ComputePool : IDisposable
     // Open foreground passes plus running foreground jobs; background items start only while it is 0.
     private int _foregroundBusy;
     private int _idleWaiters;
+
+    // Background jobs running with a grant (they do not yield, and foreground dispatch waits for them).
+    private int _grants;
+    private readonly object _grantLock = new();
+
+    // The learning share and an exponential average of background job durations, in timestamp ticks.
+    private double _share = DefaultBackgroundShare;
+    private long _backgroundJobTicks = Stopwatch.Frequency / 1000;
     private long _backgroundYields;
+    private long _backgroundGrants;
     private volatile bool _disposed;
 
     /// <summary>Creates a pool that uses <paramref name="threadCount"/> threads including the caller.</summary>
@@ -85,6 +100,9 @@ public sealed unsafe class ComputePool : IDisposable
     /// <summary>Times a background caller paused for the foreground (a measure of how often serving preempted learning).</summary>
     public long BackgroundYields => Interlocked.Read(ref _backgroundYields);
 
+    /// <summary>Times a waiting background job was granted its turn while the foreground was busy (its share).</summary>
+    public long BackgroundGrants => Interlocked.Read(ref _backgroundGrants);
+
     /// <summary>
     /// Runs <c>job.Execute(i)</c> for every <c>i</c> in <c>[0, count)</c> across the pool and returns when all
     /// have finished. The first exception thrown by any item is rethrown here after all items have run.
@@ -105,28 +123,24 @@ public sealed unsafe class ComputePool : IDisposable
         bool background = _inBackground.Value;
         if (IsReentrant())
         {
-            RunInline(count, ref job, background);
+            RunInline(count, ref job);
             return;
         }
 
         if (background)
         {
-            // Learning waits for serving before it starts, and (in Dispatch) between items.
-            WaitForForegroundIdle();
+            RunBackground(count, ref job);
+            return;
         }
 
+        WaitForGrants();
         if (count == 1 || _workers.Length == 0)
         {
-            if (background)
-            {
-                RunInline(count, ref job, background: true);
-            }
-            else
             {
                 Interlocked.Increment(ref _foregroundBusy);
                 try
                 {
-                    RunInline(count, ref job, background: false);
+                    RunInline(count, ref job);
                 }
                 finally
                 {
@@ -137,30 +151,92 @@ public sealed unsafe class ComputePool : IDisposable
             return;
         }
 
-        Lane lane = background ? _background : _foreground;
-        lock (lane.DispatchLock)
+        lock (_foreground.DispatchLock)
         {
-            lane.DispatchingThread = Environment.CurrentManagedThreadId;
-            if (!background)
-            {
-                Interlocked.Increment(ref _foregroundBusy);
-            }
-
+            _foreground.DispatchingThread = Environment.CurrentManagedThreadId;
+            Interlocked.Increment(ref _foregroundBusy);
             try
             {
                 // The workers reach the job through a pointer, so it must not move: work on a copy on this
                 // thread's stack (the caller's job may live in a movable heap object) and copy it back after.
                 TJob local = job;
-                Dispatch(lane, count, (nint)Unsafe.AsPointer(ref local), &Invoke<TJob>, background);
+                Dispatch(_foreground, count, (nint)Unsafe.AsPointer(ref local), &Invoke<TJob>, yieldable: false);
                 job = local;
             }
             finally
             {
-                lane.DispatchingThread = 0;
-                if (!background)
+                _foreground.DispatchingThread = 0;
+                LeaveForeground();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Makes the current flow (this thread, and the async continuations it starts) dispatch on the background lane
+    /// until the scope is disposed: its jobs yield to foreground work, within the share <paramref name="share"/>.
+    /// Used by learners, so serving keeps priority.
+    /// </summary>
+    /// <param name="share">The share of the pool background work gets while the foreground keeps it busy, in [0, 1].</param>
+    /// <returns>The scope; dispose it to restore the previous lane.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="share"/> is outside [0, 1].</exception>
+    public BackgroundScope EnterBackground(double share)
+    {
+        if (!(share >= 0 && share <= 1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(share), share, "The background share must be in [0, 1].");
+        }
+
+        Volatile.Write(ref _share, share);
+        return EnterBackground();
+    }
+
+    /// <summary>A background job: wait for its turn (or a grant), then run it, yielding between items unless granted.</summary>
+    private void RunBackground<TJob>(int count, ref TJob job)
+        where TJob : struct, IParallelJob
+    {
+        bool granted = WaitForTurn();
+        long started = Stopwatch.GetTimestamp();
+        try
+        {
+            if (count == 1 || _workers.Length == 0)
+            {
+                for (int i = 0; i < count; i++)
                 {
-                    LeaveForeground();
+                    if (i > 0 && !granted)
+                    {
+                        granted = WaitForTurn();
+                    }
+
+                    job.Execute(i);
                 }
+
+                return;
+            }
+
+            lock (_background.DispatchLock)
+            {
+                _background.DispatchingThread = Environment.CurrentManagedThreadId;
+                try
+                {
+                    TJob local = job;
+                    granted = Dispatch(_background, count, (nint)Unsafe.AsPointer(ref local), &Invoke<TJob>, yieldable: !granted);
+                    job = local;
+                }
+                finally
+                {
+                    _background.DispatchingThread = 0;
+                }
+            }
+        }
+        finally
+        {
+            // The average length of background jobs sets how long the next one may be kept waiting.
+            long ticks = Stopwatch.GetTimestamp() - started;
+            long average = Volatile.Read(ref _backgroundJobTicks);
+            Volatile.Write(ref _backgroundJobTicks, Math.Max(1, ((average * 7) + ticks) / 8));
+            if (granted)
+            {
+                EndGrant();
             }
         }
     }
@@ -268,17 +344,12 @@ public sealed unsafe class ComputePool : IDisposable
         where TJob : struct, IParallelJob
         => Unsafe.AsRef<TJob>((void*)state).Execute(index);
 
-    /// <summary>Runs every item on the calling thread; a background caller still yields between items.</summary>
-    private void RunInline<TJob>(int count, ref TJob job, bool background)
+    /// <summary>Runs every item on the calling thread (a job called from inside a job of this pool).</summary>
+    private static void RunInline<TJob>(int count, ref TJob job)
         where TJob : struct, IParallelJob
     {
         for (int i = 0; i < count; i++)
         {
-            if (background && i > 0)
-            {
-                WaitForForegroundIdle();
-            }
-
             job.Execute(i);
         }
     }
@@ -302,8 +373,10 @@ public sealed unsafe class ComputePool : IDisposable
         return false;
     }
 
-    private void Dispatch(Lane lane, int count, nint state, delegate*<nint, int, void> invoke, bool background)
+    /// <summary>Runs a job on <paramref name="lane"/>; a yieldable one pauses for the foreground and may be granted on the way. Returns whether it ran granted.</summary>
+    private bool Dispatch(Lane lane, int count, nint state, delegate*<nint, int, void> invoke, bool yieldable)
     {
+        bool granted = !yieldable && ReferenceEquals(lane, _background);
         int generation = lane.Generation + 1;
         lane.JobState = state;
         lane.JobInvoke = invoke;
@@ -314,17 +387,14 @@ public sealed unsafe class ComputePool : IDisposable
         Interlocked.Exchange(ref lane.Generation, generation);
         Signal();
 
-        if (background)
+        while (RunItems(lane, generation, state, invoke, count, yieldable && !granted))
         {
-            while (RunItems(lane, generation, state, invoke, count, background: true))
+            // The foreground took over: pause this thread (the workers serve it) and go on once it is idle, or granted.
+            granted = WaitForTurn();
+            if (granted)
             {
-                // The foreground took over: pause this thread (the workers serve it) and go on once it is idle.
-                WaitForForegroundIdle();
+                Signal();
             }
-        }
-        else
-        {
-            RunItems(lane, generation, state, invoke, count, background: false);
         }
 
         var spin = default(SpinWait);
@@ -336,19 +406,26 @@ public sealed unsafe class ComputePool : IDisposable
         if (lane.Failure is { } failure)
         {
             lane.Failure = null;
+            if (granted && yieldable)
+            {
+                EndGrant();
+            }
+
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         }
+
+        return granted;
     }
 
     /// <summary>
-    /// Claims and runs items of <paramref name="lane"/>'s job <paramref name="generation"/> until none is left. On the
-    /// background lane it stops before claiming an item while the foreground is busy, and then returns true.
+    /// Claims and runs items of <paramref name="lane"/>'s job <paramref name="generation"/> until none is left. A yielding
+    /// (ungranted background) run stops before claiming an item while the foreground is busy, and then returns true.
     /// </summary>
-    private bool RunItems(Lane lane, int generation, nint state, delegate*<nint, int, void> invoke, int count, bool background)
+    private bool RunItems(Lane lane, int generation, nint state, delegate*<nint, int, void> invoke, int count, bool yielding)
     {
         while (true)
         {
-            if (background && Volatile.Read(ref _foregroundBusy) > 0)
+            if (yielding && Volatile.Read(ref _foregroundBusy) > 0 && Volatile.Read(ref _grants) == 0)
             {
                 return true;
             }
@@ -392,13 +469,20 @@ public sealed unsafe class ComputePool : IDisposable
         return (int)(next >> 32) == Volatile.Read(ref lane.Generation) && (int)(next & 0xFFFF_FFFF) < Volatile.Read(ref lane.JobCount);
     }
 
-    private void WaitForForegroundIdle()
+    /// <summary>
+    /// Waits until the foreground is idle (returns false), or until this background work has waited its allowance
+    /// (returns true: it runs granted, and must call <see cref="EndGrant"/> when the job ends).
+    /// </summary>
+    private bool WaitForTurn()
     {
         if (Volatile.Read(ref _foregroundBusy) == 0 || _disposed)
         {
-            return;
+            return false;
         }
 
+        double share = Volatile.Read(ref _share);
+        long allowance = share <= 0 ? long.MaxValue : share >= 1 ? 0 : (long)(Volatile.Read(ref _backgroundJobTicks) * (1 - share) / share);
+        long start = Stopwatch.GetTimestamp();
         Interlocked.Increment(ref _backgroundYields);
         lock (_idleLock)
         {
@@ -408,12 +492,49 @@ public sealed unsafe class ComputePool : IDisposable
                 // The leaver pulses under this lock after its decrement, so no wake-up is lost; the timeout is a backstop.
                 while (Volatile.Read(ref _foregroundBusy) > 0 && !_disposed)
                 {
-                    Monitor.Wait(_idleLock, millisecondsTimeout: 50);
+                    long waited = Stopwatch.GetTimestamp() - start;
+                    if (waited >= allowance)
+                    {
+                        Interlocked.Increment(ref _grants);
+                        Interlocked.Increment(ref _backgroundGrants);
+                        return true;
+                    }
+
+                    long remaining = allowance - waited;
+                    Monitor.Wait(_idleLock, (int)Math.Clamp(remaining * 1000 / Stopwatch.Frequency, 1, 50));
                 }
             }
             finally
             {
                 Interlocked.Decrement(ref _idleWaiters);
+            }
+        }
+
+        return false;
+    }
+
+    private void EndGrant()
+    {
+        Interlocked.Decrement(ref _grants);
+        lock (_grantLock)
+        {
+            Monitor.PulseAll(_grantLock);
+        }
+    }
+
+    /// <summary>Foreground dispatch waits for a granted background job to finish (at most one job's length).</summary>
+    private void WaitForGrants()
+    {
+        if (Volatile.Read(ref _grants) == 0)
+        {
+            return;
+        }
+
+        lock (_grantLock)
+        {
+            while (Volatile.Read(ref _grants) > 0 && !_disposed)
+            {
+                Monitor.Wait(_grantLock, 10);
             }
         }
     }
@@ -456,10 +577,10 @@ public sealed unsafe class ComputePool : IDisposable
         {
             // Read the signal before looking for work, so a dispatch after the look is never missed.
             int seen = Volatile.Read(ref _signal);
-            bool ran = TryRun(_foreground, background: false);
-            if (Volatile.Read(ref _foregroundBusy) == 0)
+            bool ran = TryRun(_foreground, yielding: false);
+            if (Volatile.Read(ref _foregroundBusy) == 0 || Volatile.Read(ref _grants) > 0)
             {
-                ran |= TryRun(_background, background: true);
+                ran |= TryRun(_background, yielding: true);
             }
 
             if (ran)
@@ -491,7 +612,7 @@ public sealed unsafe class ComputePool : IDisposable
     }
 
     /// <summary>Runs items of <paramref name="lane"/>'s current job, if it has any left; true if it ran one.</summary>
-    private bool TryRun(Lane lane, bool background)
+    private bool TryRun(Lane lane, bool yielding)
     {
         int generation = Volatile.Read(ref lane.Generation);
         nint state = Volatile.Read(ref lane.JobState);
@@ -503,11 +624,11 @@ public sealed unsafe class ComputePool : IDisposable
             return false;
         }
 
-        RunItems(lane, generation, state, invoke, count, background);
+        RunItems(lane, generation, state, invoke, count, yielding);
         return Volatile.Read(ref lane.Next) != before;
     }
 
-    /// <summary>Restores the previous lane when disposed (see <see cref="EnterBackground"/>).</summary>
+    /// <summary>Restores the previous lane when disposed (see <see cref="EnterBackground()"/>).</summary>
     public readonly struct BackgroundScope : IDisposable
     {
         private readonly ComputePool? _pool;

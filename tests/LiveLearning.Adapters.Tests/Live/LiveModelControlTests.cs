@@ -265,7 +265,7 @@ public sealed class LiveModelControlTests
         public IAsyncEnumerable<GeneratedToken> GenerateAsync(IReadOnlyList<int> prompt, PromptKind kind, GenerationOptions options, IReadOnlyList<IAdapterWeights> adapters, CancellationToken cancellationToken) =>
             inner.GenerateAsync(prompt, kind, options, adapters, cancellationToken);
 
-        public IDisposable EnterLearningPriority() => inner.EnterLearningPriority();
+        public IDisposable EnterLearningPriority(double share) => inner.EnterLearningPriority(share);
 
         public void Dispose() => inner.Dispose();
 

@@ -89,7 +89,7 @@ public sealed class ComputePoolTests
         ComputePool.ForegroundPassScope pass = pool.EnterForegroundPass();
         var learner = new Thread(() =>
         {
-            using var lane = pool.EnterBackground();
+            using var lane = pool.EnterBackground(share: 0);
             pool.For(40, ref job);
         });
         learner.Start();
@@ -99,6 +99,53 @@ public sealed class ComputePoolTests
         Assert.That(learner.Join(TimeSpan.FromSeconds(30)), Is.True);
         Assert.That(started[0], Is.EqualTo(40));
         Assert.That(pool.BackgroundYields, Is.GreaterThan(0));
+    }
+
+    [TestCase(0.25)]
+    [TestCase(1.0)]
+    public void WithAShareBackgroundWorkGetsThroughContinuousForegroundWork(double share)
+    {
+        using var pool = new ComputePool(2);
+        using var done = new ManualResetEventSlim();
+        var serving = new Thread(() =>
+        {
+            using ComputePool.ForegroundPassScope pass = pool.EnterForegroundPass();
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (!done.IsSet && DateTime.UtcNow < deadline)
+            {
+                var job = new SlowJob { Started = new int[1], Millis = 1 };
+                pool.For(4, ref job);
+            }
+        });
+        serving.Start();
+        var started = new int[1];
+        var learning = new SlowJob { Started = started, Millis = 2 };
+        var learner = new Thread(() =>
+        {
+            using var lane = pool.EnterBackground(share);
+            for (int k = 0; k < 10; k++)
+            {
+                pool.For(4, ref learning);
+            }
+
+            done.Set();
+        });
+        learner.Start();
+        Assert.That(learner.Join(TimeSpan.FromSeconds(60)), Is.True, "the background work finished while the foreground never paused");
+        Assert.That(serving.Join(TimeSpan.FromSeconds(60)), Is.True);
+        Assert.That(started[0], Is.EqualTo(40));
+        if (share < 1)
+        {
+            Assert.That(pool.BackgroundGrants, Is.GreaterThan(0), "it ran by grants of its share");
+        }
+    }
+
+    [Test]
+    public void AShareOutsideZeroToOneIsRefused()
+    {
+        using var pool = new ComputePool(2);
+        Assert.That(() => pool.EnterBackground(1.5), Throws.InstanceOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("share"));
+        Assert.That(() => pool.EnterBackground(double.NaN), Throws.InstanceOf<ArgumentOutOfRangeException>());
     }
 
     [Test]

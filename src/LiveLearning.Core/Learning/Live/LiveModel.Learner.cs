@@ -453,5 +453,5 @@ public sealed partial class LiveModel
         return rolled.Info;
     }
 
-    private IDisposable? EnterLearning() => _options.Learner.Priority == LearningPriority.Background ? _backend.EnterLearningPriority() : null;
+    private IDisposable? EnterLearning() => _options.Learner.Priority == LearningPriority.Background ? _backend.EnterLearningPriority(_options.Learner.LearningShare) : null;
 }

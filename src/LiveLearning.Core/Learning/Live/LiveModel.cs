@@ -408,6 +408,11 @@ public sealed partial class LiveModel : ILiveModel
             }
 
             options.Optimizer?.Validate();
+            if (options.VersionHistoryCapacity is < 1)
+            {
+                throw new ArgumentOutOfRangeException(nameof(options), options.VersionHistoryCapacity, "VersionHistoryCapacity must be at least 1.");
+            }
+
             ulong seed = SplitMix64.Seed(_options.Seed, options.Name);
             IAdapterTrainer trainer = _backend.CreateTrainer(new TrainerOptions(options.Name, seed));
             IAdapterWeights weights = trainer.Publish();
@@ -425,7 +430,7 @@ public sealed partial class LiveModel : ILiveModel
             var initial = new PublishedVersion(info, weights, [.. below?.Stack ?? [], weights], below);
             var scope = new LiveScope(options.Name, parent, options, trainer, ReplayBuffer.Create(_options.Replay, seed ^ 0x5EED_5EED_5EED_5EEDUL), initial, _options.Learner.QueueCapacity)
             {
-                HistoryCapacity = _options.VersionHistoryCapacity,
+                HistoryCapacity = options.VersionHistoryCapacity ?? _options.VersionHistoryCapacity,
             };
             _scopes[options.Name] = scope;
             _scopeOrder.Add(options.Name);
