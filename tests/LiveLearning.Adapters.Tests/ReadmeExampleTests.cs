@@ -73,8 +73,9 @@ public sealed class ReadmeExampleTests
         }
     }
 
-    [Test]
-    public void TheReadmeShowsExactlyTheCodeThisTestRuns()
+    [TestCase("engine", "ReadmeExampleTests.cs", "README quick start")]
+    [TestCase("live-di", "Live/LiveModelHostingTests.cs", "README DI example")]
+    public void TheReadmeShowsExactlyTheCodeTheTestsRun(string snippet, string testFile, string marker)
     {
         string? dir = TestContext.CurrentContext.TestDirectory;
         while (dir is not null && !File.Exists(Path.Combine(dir, "LiveLearning.sln")))
@@ -84,12 +85,15 @@ public sealed class ReadmeExampleTests
 
         Assume.That(dir, Is.Not.Null, "the repository root is not above the test output");
         string[] readme = File.ReadAllLines(Path.Combine(dir!, "README.md"));
-        string[] test = File.ReadAllLines(Path.Combine(dir!, "tests", "LiveLearning.Adapters.Tests", "ReadmeExampleTests.cs"));
-        int start = Array.FindIndex(readme, l => l == "```csharp") + 1;
+        string[] test = File.ReadAllLines(Path.Combine(dir!, "tests", "LiveLearning.Adapters.Tests", testFile));
+        int at = Array.FindIndex(readme, l => l == $"<!-- snippet: {snippet} -->");
+        Assert.That(at, Is.GreaterThanOrEqualTo(0), $"the README has no '{snippet}' snippet marker");
+        int start = Array.FindIndex(readme, at, l => l == "```csharp") + 1;
         int end = Array.FindIndex(readme, start, l => l == "```");
         string[] shown = readme[start..end].Where(l => !(l.StartsWith("using ", StringComparison.Ordinal) && !l.Contains('=', StringComparison.Ordinal))).Select(l => l.Trim()).Where(l => l.Length > 0).ToArray();
-        int from = Array.FindIndex(test, l => l.Trim() == "// README quick start begins") + 1;
-        int to = Array.FindIndex(test, l => l.Trim() == "// README quick start ends");
+        int from = Array.FindIndex(test, l => l.Trim() == $"// {marker} begins") + 1;
+        int to = Array.FindIndex(test, l => l.Trim() == $"// {marker} ends");
+        Assert.That(from, Is.GreaterThan(0), $"{testFile} has no '{marker}' markers");
         string[] run = test[from..to].Select(l => l.Trim()).Where(l => l.Length > 0).ToArray();
         Assert.That(run, Is.EqualTo(shown));
     }

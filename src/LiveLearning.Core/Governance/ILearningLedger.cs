@@ -91,8 +91,8 @@ public sealed class InMemoryLedger : ILearningLedger
     private readonly int _capacity;
 
     /// <summary>Keeps the last <paramref name="capacity"/> entries.</summary>
-    /// <param name="capacity">Entries kept (at least 1). Default 100 000.</param>
-    public InMemoryLedger(int capacity = 100_000)
+    /// <param name="capacity">Entries kept (at least 1). Default 10 000.</param>
+    public InMemoryLedger(int capacity = 10_000)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         _capacity = capacity;

@@ -160,7 +160,8 @@ public sealed unsafe class ComputePool : IDisposable
                 // The workers reach the job through a pointer, so it must not move: work on a copy on this
                 // thread's stack (the caller's job may live in a movable heap object) and copy it back after.
                 TJob local = job;
-                Dispatch(_foreground, count, (nint)Unsafe.AsPointer(ref local), &Invoke<TJob>, yieldable: false);
+                long none = 0;
+                Dispatch(_foreground, count, (nint)Unsafe.AsPointer(ref local), &Invoke<TJob>, yieldable: false, ref none);
                 job = local;
             }
             finally
@@ -194,7 +195,9 @@ public sealed unsafe class ComputePool : IDisposable
     private void RunBackground<TJob>(int count, ref TJob job)
         where TJob : struct, IParallelJob
     {
-        bool granted = WaitForTurn();
+        long waited = 0;
+        bool granted = WaitForTurn(ref waited);
+        waited = 0;
         long started = Stopwatch.GetTimestamp();
         try
         {
@@ -204,7 +207,7 @@ public sealed unsafe class ComputePool : IDisposable
                 {
                     if (i > 0 && !granted)
                     {
-                        granted = WaitForTurn();
+                        granted = WaitForTurn(ref waited);
                     }
 
                     job.Execute(i);
@@ -219,7 +222,7 @@ public sealed unsafe class ComputePool : IDisposable
                 try
                 {
                     TJob local = job;
-                    granted = Dispatch(_background, count, (nint)Unsafe.AsPointer(ref local), &Invoke<TJob>, yieldable: !granted);
+                    granted = Dispatch(_background, count, (nint)Unsafe.AsPointer(ref local), &Invoke<TJob>, yieldable: !granted, ref waited);
                     job = local;
                 }
                 finally
@@ -230,8 +233,8 @@ public sealed unsafe class ComputePool : IDisposable
         }
         finally
         {
-            // The average length of background jobs sets how long the next one may be kept waiting.
-            long ticks = Stopwatch.GetTimestamp() - started;
+            // The average running time of background jobs (their pauses left out) sets how long the next may be kept waiting.
+            long ticks = Stopwatch.GetTimestamp() - started - waited;
             long average = Volatile.Read(ref _backgroundJobTicks);
             Volatile.Write(ref _backgroundJobTicks, Math.Max(1, ((average * 7) + ticks) / 8));
             if (granted)
@@ -374,7 +377,7 @@ public sealed unsafe class ComputePool : IDisposable
     }
 
     /// <summary>Runs a job on <paramref name="lane"/>; a yieldable one pauses for the foreground and may be granted on the way. Returns whether it ran granted.</summary>
-    private bool Dispatch(Lane lane, int count, nint state, delegate*<nint, int, void> invoke, bool yieldable)
+    private bool Dispatch(Lane lane, int count, nint state, delegate*<nint, int, void> invoke, bool yieldable, ref long waited)
     {
         bool granted = !yieldable && ReferenceEquals(lane, _background);
         int generation = lane.Generation + 1;
@@ -390,7 +393,7 @@ public sealed unsafe class ComputePool : IDisposable
         while (RunItems(lane, generation, state, invoke, count, yieldable && !granted))
         {
             // The foreground took over: pause this thread (the workers serve it) and go on once it is idle, or granted.
-            granted = WaitForTurn();
+            granted = WaitForTurn(ref waited);
             if (granted)
             {
                 Signal();
@@ -473,7 +476,7 @@ public sealed unsafe class ComputePool : IDisposable
     /// Waits until the foreground is idle (returns false), or until this background work has waited its allowance
     /// (returns true: it runs granted, and must call <see cref="EndGrant"/> when the job ends).
     /// </summary>
-    private bool WaitForTurn()
+    private bool WaitForTurn(ref long waitedTicks)
     {
         if (Volatile.Read(ref _foregroundBusy) == 0 || _disposed)
         {
@@ -483,6 +486,18 @@ public sealed unsafe class ComputePool : IDisposable
         double share = Volatile.Read(ref _share);
         long allowance = share <= 0 ? long.MaxValue : share >= 1 ? 0 : (long)(Volatile.Read(ref _backgroundJobTicks) * (1 - share) / share);
         long start = Stopwatch.GetTimestamp();
+        try
+        {
+            return WaitUntil(start, allowance);
+        }
+        finally
+        {
+            waitedTicks += Stopwatch.GetTimestamp() - start;
+        }
+    }
+
+    private bool WaitUntil(long start, long allowance)
+    {
         Interlocked.Increment(ref _backgroundYields);
         lock (_idleLock)
         {
