@@ -201,6 +201,36 @@ public sealed class LoraTrainingTests
         Assert.That(seen.Count(c => c > 0), Is.GreaterThan(1), "readers saw several versions");
     }
 
+    [Test]
+    public void AfterAResetTheNextAdamWStepIsTheFirstStepOfFreshMoments()
+    {
+        // Reset (a rollback, or a candidate the evaluator refused) clears the moments but keeps the step count, and
+        // AdamW's bias correction uses that count: m̂ = 0.1·g / (1 − 0.9^51) and v̂ = 0.001·g² / (1 − 0.999^51), so the
+        // first step after a reset at step 50 moves each parameter by 0.71·lr instead of lr (and by 2.5·lr to 5·lr for
+        // hundreds of steps after a reset at step 1000): "fresh moments" are not what the optimizer then does.
+        using var model = LoraTestKit.LoadModel();
+        var config = new LoraConfig { Rank = 2, TargetModules = ["v_proj"], Seed = 4 };
+        LoraAdapter start = LoraTestKit.RandomAdapter(model, config, seed: 5);
+        var options = new OptimizerOptions { LearningRate = 1e-3f, MaxGradNorm = null };
+        var elsewhere = new[] { TrainingSequence.AllTokens(LoraTestKit.Ids(9, 8, model.Config.VocabSize)) };
+        var batch = new[] { TrainingSequence.AllTokens(LoraTestKit.Ids(2, 8, model.Config.VocabSize)) };
+        var rolledBack = new LoraTrainingState(start);
+        for (int i = 0; i < 50; i++)
+        {
+            rolledBack.TrainStep(model, elsewhere, options);
+        }
+
+        rolledBack.Reset(start);
+        rolledBack.TrainStep(model, batch, options);
+        var fresh = new LoraTrainingState(start);
+        fresh.TrainStep(model, batch, options);
+
+        LoraLayer s = start.GetLayer(0, Projection.VProj)!;
+        Assert.That(MaxStep(fresh.Publish().GetLayer(0, Projection.VProj)!.B, s.B), Is.EqualTo(1e-3f).Within(2e-5f), "a fresh optimizer's first step is lr");
+        Assert.That(MaxStep(rolledBack.Publish().GetLayer(0, Projection.VProj)!.B, s.B), Is.EqualTo(1e-3f).Within(2e-5f), "the first step after a reset is lr too");
+        Assert.That(LoraTestKit.MaxAbsDiff(rolledBack.Parameters, fresh.Parameters), Is.LessThan(1e-6f), "same parameters, same gradient, fresh moments: the same step");
+    }
+
     private static float MaxStep(ReadOnlySpan<float> after, ReadOnlySpan<float> before) => LoraTestKit.MaxAbsDiff(after, before);
 }
 
