@@ -121,6 +121,38 @@ public sealed class LiveModelStateTests
         Assert.That(rated[^1], Is.Not.EqualTo(end[0]), "the rated sequence ends where the response ended");
     }
 
+    [Test]
+    public async Task WatchingSeesTheVersionsPublishedAfterTheCall()
+    {
+        // WatchVersionsAsync is an async iterator: its channel is registered at the first MoveNextAsync, not when it is
+        // called, so "every version published from now on" misses whatever is published in between (the existing
+        // watch test needs a Task.Delay before it learns).
+        await using LiveModel model = LiveTestKit.Create();
+        using var stop = new CancellationTokenSource();
+        IAsyncEnumerator<AdapterVersion> watch = model.WatchVersionsAsync(cancellationToken: stop.Token).GetAsyncEnumerator(stop.Token);
+        await LearnAll(model, [new Demonstration { Prompt = "A", Completion = " b" }]);
+        Task<bool> next = watch.MoveNextAsync().AsTask();
+        try
+        {
+            Task first = await Task.WhenAny(next, Task.Delay(TimeSpan.FromSeconds(5)));
+            Assert.That(first, Is.SameAs(next), "the version published after the call was delivered");
+            Assert.That(watch.Current.Id, Is.EqualTo("default@2"));
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            try
+            {
+                await next;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            await watch.DisposeAsync();
+        }
+    }
+
     private static async Task AssertSnapshotResumesExactly(LiveLearning.Lora.LoraConfig lora)
     {
         var snapshots = new InMemorySnapshotStore();
