@@ -131,6 +131,60 @@ public sealed class LiveModelHostingTests
     }
 
     [Test]
+    public async Task AModelThatDrainsPastTheHostsShutdownTimeoutDoesNotKeepTheOthersRunning()
+    {
+        // LiveLearningHostedService.StopAsync disposes the models one after the other, each awaited with the host's
+        // token: when the first drain outlasts the shutdown timeout, WaitAsync throws and the loop ends, so the models
+        // after it are never stopped by the host (and the drains are sequential: the timeout must cover their sum).
+        HostApplicationBuilder builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromMilliseconds(300));
+        builder.Services.AddLiveLearning()
+            .AddLoraModel("slow", o =>
+            {
+                o.ModelDirectory = LiveTestKit.ModelDirectory;
+                o.Live.Learner.StepsPerItem = 300;
+            })
+            .AddLoraModel("idle", o => o.ModelDirectory = LiveTestKit.ModelDirectory);
+        using IHost host = builder.Build();
+        await host.StartAsync();
+        ILiveModel slow = host.Services.GetRequiredKeyedService<ILiveModel>("slow");
+        ILiveModel idle = host.Services.GetRequiredKeyedService<ILiveModel>("idle");
+        slow.PauseLearning();
+        for (int i = 0; i < 3; i++)
+        {
+            await slow.LearnAsync(new Demonstration { Prompt = $"Item {i}", Completion = " queued" });
+        }
+
+        try
+        {
+            await host.StopAsync();
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or AggregateException)
+        {
+            TestContext.Out.WriteLine($"StopAsync: {ex.GetType().Name}");
+        }
+
+        Assert.That(() => idle.GetStatistics(), Throws.InstanceOf<ObjectDisposedException>(), "the idle model was stopped with the host");
+    }
+
+    [Test]
+    public void InvalidLoraSettingsFailTheHostAtStartNamingTheOption()
+    {
+        // LoraModelOptions validation checks only Lora.Rank; every other LoraConfig setting (dropout, alpha, LoRA+,
+        // target modules) passes validation and fails later, in the model factory, after the base model was loaded,
+        // as an ArgumentOutOfRangeException naming "Dropout" rather than an OptionsValidationException naming "Lora.Dropout".
+        HostApplicationBuilder builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Services.AddLiveLearning().AddLoraModel("broken", o =>
+        {
+            o.ModelDirectory = LiveTestKit.ModelDirectory;
+            o.Lora = LiveTestKit.Lora with { Dropout = 1.5 };
+        });
+        using IHost host = builder.Build();
+        OptionsValidationException? error = Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+        Assert.That(error?.Message, Does.Contain("Lora.Dropout"));
+    }
+
+    [Test]
     public async Task WithoutAHostTheModelStartsOnFirstUseAndTheContainerDrainsItOnDisposal()
     {
         var services = new ServiceCollection();
