@@ -143,6 +143,64 @@ public sealed class LiveModelShutdownTests
         Assert.That(async () => await model.DisposeAsync(), Throws.Nothing);
     }
 
+    [Test]
+    public async Task AStoppedChildScopeDoesNotBreakItsParentsPublications()
+    {
+        // Promote posts a rebase to every child and catches only ObjectDisposedException, but Post throws
+        // InvalidOperationException for a child whose learner stopped: the parent's publication throws half-way
+        // (its version is current, the children after the dead one are never rebased) and the parent's successful
+        // step is counted and logged as a failed batch, at every publication from then on.
+        var ledger = new FailingLedger(e => e.Scope == "acme/alice" && e.Event is LedgerEvent.Step or LedgerEvent.StepSkipped);
+        await using LiveModel model = LiveTestKit.Create(
+            o =>
+            {
+                o.Scopes.Add(new ScopeOptions { Name = "acme" });
+                o.Scopes.Add(new ScopeOptions { Name = "acme/alice", Parent = "acme" });
+                o.Scopes.Add(new ScopeOptions { Name = "acme/bob", Parent = "acme" });
+            },
+            new LiveModelServices { Ledger = ledger });
+        Assert.That((await model.LearnAsync(new Demonstration { Prompt = "A", Completion = " b", Scope = "acme/alice" })).Accepted, Is.True);
+        Assert.That(async () => await model.WaitForIdleAsync("acme/alice"), Throws.InvalidOperationException, "alice's learner stopped");
+
+        Assert.That((await model.LearnAsync(new Demonstration { Prompt = "C", Completion = " d", Scope = "acme" })).Accepted, Is.True);
+        await model.WaitForIdleAsync("acme");
+        await model.WaitForIdleAsync("acme/bob");
+        Assert.That(model.GetStatistics()["acme"].SkippedSteps, Is.Zero, "the organisation's step succeeded");
+        Assert.That(model.GetVersion("acme/bob").BaseVersionId, Is.EqualTo(model.GetVersion("acme").Id), "bob follows the organisation's new version");
+    }
+
+    [Test]
+    public async Task AnItemWhoseJournalWriteFailsDoesNotTakeTheRestOfItsBatchWithIt()
+    {
+        // The learner awaits every item's Durable task before the step; one faulted task fails the whole batch, so
+        // the other items of the batch, acknowledged as accepted, are never learned (nor replayed).
+        var journal = new FlakyJournal(failing: 2);
+        await using LiveModel model = LiveTestKit.Create(services: new LiveModelServices { Journal = journal });
+        model.PauseLearning();
+        Assert.That((await model.LearnAsync(new Demonstration { Prompt = "A", Completion = " b" })).Accepted, Is.True);
+        Assert.That(async () => await model.LearnAsync(new Demonstration { Prompt = "C", Completion = " d" }), Throws.InstanceOf<IOException>(), "the item that could not be made durable is refused");
+        Assert.That((await model.LearnAsync(new Demonstration { Prompt = "E", Completion = " f" })).Accepted, Is.True);
+        model.ResumeLearning();
+        await model.WaitForIdleAsync();
+        Assert.That(model.GetStatistics()["default"].Learned, Is.EqualTo(2), "the two acknowledged items were learned");
+    }
+
+    /// <summary>The in-memory journal, except that one record's durability fails (a write error on a durable journal).</summary>
+    private sealed class FlakyJournal(long failing) : Storage.IFeedbackJournal
+    {
+        private readonly Storage.InMemoryFeedbackJournal _inner = new();
+
+        public long LastSequence => _inner.LastSequence;
+
+        public Storage.JournalAppend Append(Storage.JournalRecord record)
+        {
+            Storage.JournalAppend appended = _inner.Append(record);
+            return appended.Sequence == failing ? appended with { Durable = Task.FromException(new IOException("The journal write failed.")) } : appended;
+        }
+
+        public IAsyncEnumerable<Storage.JournalRecord> ReadAsync(long afterSequence, CancellationToken cancellationToken) => _inner.ReadAsync(afterSequence, cancellationToken);
+    }
+
     /// <summary>Flags a dispose that happens while a generation is running; holds the second pass until released.</summary>
     private sealed class StallingBackend(ILearningBackend inner) : ForwardingBackend(inner)
     {
