@@ -153,6 +153,47 @@ public sealed class LiveModelStateTests
         }
     }
 
+    [Test]
+    public async Task StatisticsCanBeReadWhileASourceBalancedReplayBufferGrows()
+    {
+        // GetStatistics reads Replay.Count from any thread; the source-balanced buffer ("not thread-safe: one learner
+        // owns it") computes it by enumerating its SortedDictionary, which the learner modifies after every batch:
+        // a dashboard polling the statistics gets "Collection was modified" while the model learns.
+        await using LiveModel model = LiveTestKit.Create(o =>
+        {
+            o.Replay.Kind = ReplayKind.SourceBalanced;
+            o.Learner.MaxBatchItems = 1;
+        });
+        model.PauseLearning();
+        for (int i = 0; i < 150; i++)
+        {
+            Assert.That((await model.LearnAsync(new Demonstration { Prompt = $"Item {i}", Completion = " ok", Source = $"user{i % 40}" })).Accepted, Is.True);
+        }
+
+        Exception? failure = null;
+        using var stop = new CancellationTokenSource();
+        Task poller = Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    _ = model.GetStatistics();
+                }
+                catch (InvalidOperationException ex)
+                {
+                    failure = ex;
+                    return;
+                }
+            }
+        });
+        model.ResumeLearning();
+        await model.WaitForIdleAsync();
+        await stop.CancelAsync();
+        await poller;
+        Assert.That(failure, Is.Null);
+    }
+
     private static async Task AssertSnapshotResumesExactly(LiveLearning.Lora.LoraConfig lora)
     {
         var snapshots = new InMemorySnapshotStore();
