@@ -168,6 +168,32 @@ public sealed class LiveModelHostingTests
     }
 
     [Test]
+    public async Task ADefaultModelThatNamesNoModelFailsTheHostAtStart()
+    {
+        // LiveLearningOptions.DefaultModel is checked only when the unkeyed ILiveModel is first resolved (the first
+        // request), not at host start with the other options.
+        HostApplicationBuilder builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Services.AddLiveLearning(o => o.DefaultModel = "asistant")
+            .AddLoraModel("assistant", o => o.ModelDirectory = LiveTestKit.ModelDirectory);
+        using IHost host = builder.Build();
+        Exception? error = null;
+        try
+        {
+            await host.StartAsync();
+        }
+        catch (OptionsValidationException ex)
+        {
+            error = ex;
+        }
+        finally
+        {
+            await host.StopAsync();
+        }
+
+        Assert.That(error, Is.InstanceOf<OptionsValidationException>().With.Message.Contains("DefaultModel"), "the host refuses to start");
+    }
+
+    [Test]
     public void InvalidLoraSettingsFailTheHostAtStartNamingTheOption()
     {
         // LoraModelOptions validation checks only Lora.Rank; every other LoraConfig setting (dropout, alpha, LoRA+,
@@ -181,7 +207,7 @@ public sealed class LiveModelHostingTests
         });
         using IHost host = builder.Build();
         OptionsValidationException? error = Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
-        Assert.That(error?.Message, Does.Contain("Lora.Dropout"));
+        Assert.That(error, Is.Not.Null.And.Message.Contains("Lora.Dropout"));
     }
 
     [Test]
