@@ -83,9 +83,16 @@ public static class LoraLiveLearningBuilderExtensions
         {
             problems.Add("Lora must not be null.");
         }
-        else if (o.Lora.Rank < 1)
+        else
         {
-            problems.Add($"Lora.Rank must be at least 1 (was {o.Lora.Rank}).");
+            try
+            {
+                o.Lora.Validate();
+            }
+            catch (ArgumentException ex)
+            {
+                problems.Add($"Lora.{ex.ParamName}: {ex.Message.Split(" (Parameter", 2)[0]}");
+            }
         }
 
         if (o.Live is null)

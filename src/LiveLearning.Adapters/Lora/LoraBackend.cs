@@ -176,6 +176,10 @@ internal sealed class LoraTrainer(LlamaModel model, LoraAdapter initial) : IAdap
 {
     private const string FirstMoment = "optimizer.first_moment";
     private const string SecondMoment = "optimizer.second_moment";
+    private const string MomentStep = "optimizer.moment_step";
+
+    // The scope's own config (seed, LoRA+ ratio): adapter_config.json holds neither, so a restore must not take it from there.
+    private readonly LoraConfig _config = initial.Config;
 
     private LoraTrainingState _state = new(initial);
 
@@ -235,7 +239,8 @@ internal sealed class LoraTrainer(LlamaModel model, LoraAdapter initial) : IAdap
         AdapterWeightsData weights = _state.Publish().Export();
         int n = _state.ParameterCount;
         NamedTensor[] tensors = [.. weights.Tensors, new(FirstMoment, [n], _state.FirstMoment.ToArray()), new(SecondMoment, [n], _state.SecondMoment.ToArray())];
-        return new TrainerState(_state.Step, tensors, weights.Metadata);
+        var metadata = new Dictionary<string, string>(weights.Metadata) { [MomentStep] = _state.MomentStep.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        return new TrainerState(_state.Step, tensors, metadata);
     }
 
     public void Restore(TrainerState state)
@@ -247,7 +252,8 @@ internal sealed class LoraTrainer(LlamaModel model, LoraAdapter initial) : IAdap
         LoraAdapter adapter;
         try
         {
-            adapter = LoraAdapter.Import(weights, model);
+            LoraAdapter imported = LoraAdapter.Import(weights, model);
+            adapter = new LoraAdapter(imported.NumLayers, imported.Entries().ToDictionary(e => (e.Layer, e.Projection), e => e.Lora), _config);
         }
         catch (ModelLoadException ex)
         {
@@ -259,9 +265,17 @@ internal sealed class LoraTrainer(LlamaModel model, LoraAdapter initial) : IAdap
             throw new FormatException($"The trainer state's step {state.Step} is out of range.");
         }
 
+        int? momentStep = null;
+        if (state.Metadata.TryGetValue(MomentStep, out string? text))
+        {
+            momentStep = int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int parsed)
+                ? parsed
+                : throw new FormatException($"The trainer state's '{MomentStep}' is not a step count: '{text}'.");
+        }
+
         try
         {
-            _state = LoraTrainingState.Restore(adapter, first.Values.Span, second.Values.Span, (int)state.Step);
+            _state = LoraTrainingState.Restore(adapter, first.Values.Span, second.Values.Span, (int)state.Step, momentStep);
         }
         catch (ArgumentException ex)
         {

@@ -51,8 +51,14 @@ public sealed class LoraTrainingState
     /// <summary>Decoder layers.</summary>
     public int NumLayers { get; }
 
-    /// <summary>Optimizer steps taken.</summary>
+    /// <summary>Optimizer steps taken (the warm-up schedule follows it).</summary>
     public int Step { get; private set; }
+
+    /// <summary>
+    /// Steps the optimizer moments have seen: equal to <see cref="Step"/> until <see cref="Reset"/> clears the moments,
+    /// after which AdamW's bias correction starts again from 1, as for fresh moments.
+    /// </summary>
+    public int MomentStep { get; private set; }
 
     /// <summary>Number of trainable parameters.</summary>
     public int ParameterCount => _parameterCount;
@@ -141,6 +147,7 @@ public sealed class LoraTrainingState
         float[] firstMoment = _m ??= new float[_parameterCount];
         float[] secondMoment = options.Kind == OptimizerKind.AdamW ? _v ??= new float[_parameterCount] : [];
         int step = Step + 1;
+        int momentStep = MomentStep + 1;
         float learningRate = options.LearningRateAt(step);
         float lrB = (float)(learningRate * Config.LoraPlusRatio);
         foreach (SlotInfo s in _slots)
@@ -152,19 +159,20 @@ public sealed class LoraTrainingState
             if (options.Kind == OptimizerKind.AdamW)
             {
                 Span<float> v = secondMoment.AsSpan(s.Offset, s.Length);
-                Optimizers.AdamWStep(p[..a], g[..a], m[..a], v[..a], step, learningRate, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay);
-                Optimizers.AdamWStep(p[a..], g[a..], m[a..], v[a..], step, lrB, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay);
+                Optimizers.AdamWStep(p[..a], g[..a], m[..a], v[..a], momentStep, learningRate, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay);
+                Optimizers.AdamWStep(p[a..], g[a..], m[a..], v[a..], momentStep, lrB, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay);
             }
             else
             {
                 // The first moment buffer holds the momentum; the second is unused.
                 bool nesterov = options.Nesterov && options.Momentum > 0;
-                Optimizers.SgdMomentumStep(p[..a], g[..a], m[..a], step == 1, learningRate, options.Momentum, 0f, options.WeightDecay, nesterov);
-                Optimizers.SgdMomentumStep(p[a..], g[a..], m[a..], step == 1, lrB, options.Momentum, 0f, options.WeightDecay, nesterov);
+                Optimizers.SgdMomentumStep(p[..a], g[..a], m[..a], momentStep == 1, learningRate, options.Momentum, 0f, options.WeightDecay, nesterov);
+                Optimizers.SgdMomentumStep(p[a..], g[a..], m[a..], momentStep == 1, lrB, options.Momentum, 0f, options.WeightDecay, nesterov);
             }
         }
 
         Step = step;
+        MomentStep = momentStep;
     }
 
     /// <summary>Gradients, clipping (when <see cref="OptimizerOptions.MaxGradNorm"/> is set), then the optimizer: one training step.</summary>
@@ -195,11 +203,16 @@ public sealed class LoraTrainingState
     /// <param name="firstMoment">Saved <see cref="FirstMoment"/>.</param>
     /// <param name="secondMoment">Saved <see cref="SecondMoment"/>.</param>
     /// <param name="step">Saved <see cref="Step"/>.</param>
+    /// <param name="momentStep">Saved <see cref="MomentStep"/>, or <see langword="null"/> when it equals <paramref name="step"/>.</param>
     /// <returns>The state.</returns>
     /// <exception cref="ArgumentException">A moment buffer does not match the adapter's parameter count.</exception>
-    public static LoraTrainingState Restore(LoraAdapter parameters, ReadOnlySpan<float> firstMoment, ReadOnlySpan<float> secondMoment, int step)
+    public static LoraTrainingState Restore(LoraAdapter parameters, ReadOnlySpan<float> firstMoment, ReadOnlySpan<float> secondMoment, int step, int? momentStep = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(step);
+        if (momentStep is < 0 || momentStep > step)
+        {
+            throw new ArgumentOutOfRangeException(nameof(momentStep), momentStep, $"momentStep must be in [0, step = {step}].");
+        }
         var state = new LoraTrainingState(parameters);
         if (firstMoment.Length != state._parameterCount)
         {
@@ -214,10 +227,15 @@ public sealed class LoraTrainingState
         state._m = firstMoment.ToArray();
         state._v = secondMoment.ToArray();
         state.Step = step;
+        state.MomentStep = momentStep ?? step;
         return state;
     }
 
-    /// <summary>Sets the parameters to those of <paramref name="weights"/> and clears the optimizer moments (a rollback); the step count is kept.</summary>
+    /// <summary>
+    /// Sets the parameters to those of <paramref name="weights"/> and clears the optimizer moments (a rollback); the step
+    /// count (and so the warm-up) is kept, and <see cref="MomentStep"/> starts again at 0 so AdamW's bias correction
+    /// treats the moments as fresh.
+    /// </summary>
     /// <param name="weights">An adapter with this state's slots and shapes.</param>
     /// <exception cref="ArgumentException">The adapter's slots or shapes differ.</exception>
     public void Reset(LoraAdapter weights)
@@ -230,6 +248,7 @@ public sealed class LoraTrainingState
         _trimmedTo = null;
         _m = null;
         _v = null;
+        MomentStep = 0;
     }
 
     /// <summary>
@@ -252,6 +271,12 @@ public sealed class LoraTrainingState
     /// <returns>The version.</returns>
     public LoraAdapter Publish()
     {
+        if (_parameters is null && _trimmedTo is not null)
+        {
+            // Trimmed: the version it was trimmed to holds exactly these parameters, and stays trimmed.
+            return _trimmedTo;
+        }
+
         float[] parameters = WorkingParameters();
         var layers = new Dictionary<(int, Projection), LoraLayer>();
         foreach (SlotInfo s in _slots)

@@ -15,7 +15,7 @@ namespace LiveLearning.Backends;
 /// </remarks>
 public interface ILearningBackend : IDisposable
 {
-    /// <summary>A name for the base model (reported as the chat model id).</summary>
+    /// <summary>A name for the base model, for logs and diagnostics (the chat model id reported is the live model's name).</summary>
     string ModelId { get; }
 
     /// <summary>Longest sequence (prompt plus completion) the engine runs.</summary>

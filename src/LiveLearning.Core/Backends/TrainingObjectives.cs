@@ -6,7 +6,8 @@ namespace LiveLearning.Backends;
 /// its completion, then, for a preference, its rejected completion.
 /// </summary>
 /// <remarks>
-/// With example weights <c>w_i</c> normalised to sum to 1 over the batch, the batch objective is <c>Σ_i w_i · L_i</c> with:
+/// With example weights <c>w_i</c> and <c>N</c> examples, the batch objective is the weighted mean <c>(1/N) Σ_i w_i · L_i</c>
+/// (a weight counts in absolute terms: an item of weight 2 pulls twice as hard, alone in its batch or not), with:
 /// <list type="bullet">
 /// <item><description>Completion: <c>L = CE / n</c> (mean over its <c>n</c> tokens): weight <c>w / n</c>.</description></item>
 /// <item><description>Preference (DPO): <c>z = β·((ll_c − ref_c) − (ll_r − ref_r))</c>, <c>L = −log σ(z)</c>: weights
@@ -82,12 +83,7 @@ public static class TrainingObjectives
             throw new ArgumentException("A batch with preferences or ratings needs the current log-likelihoods.", nameof(logLikelihoods));
         }
 
-        double total = 0;
-        foreach (TrainingExample e in batch)
-        {
-            total += e.Weight;
-        }
-
+        double total = batch.Count;
         double loss = 0;
         int s = 0;
         foreach (TrainingExample e in batch)

@@ -40,6 +40,8 @@ public static class LiveLearningServiceCollectionExtensions
         services.TryAddSingleton<ILearningLedger, InMemoryLedger>();
         services.TryAddSingleton<LiveModelRegistry>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LiveModelOptions>, LiveModelOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LiveLearningOptions>, LiveLearningOptionsValidator>());
+        options.ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, LiveLearningHostedService>());
         services.TryAddSingleton(sp => sp.GetRequiredService<LiveModelRegistry>().Default(sp));
         services.TryAddSingleton<IChatClient>(sp => sp.GetRequiredService<ILiveModel>());
@@ -189,6 +191,18 @@ internal sealed class LiveModelOptionsValidator : IValidateOptions<LiveModelOpti
     }
 }
 
+/// <summary>Checks at start that <see cref="LiveLearningOptions.DefaultModel"/> names a model that was added.</summary>
+internal sealed class LiveLearningOptionsValidator(IEnumerable<LiveModelRegistration> registrations) : IValidateOptions<LiveLearningOptions>
+{
+    public ValidateOptionsResult Validate(string? name, LiveLearningOptions options)
+    {
+        string[] names = [.. registrations.Select(r => r.Name)];
+        return options.DefaultModel is null || names.Contains(options.DefaultModel)
+            ? ValidateOptionsResult.Success
+            : ValidateOptionsResult.Fail($"LiveLearningOptions.DefaultModel '{options.DefaultModel}' names no added model (added: {string.Join(", ", names)}).");
+    }
+}
+
 /// <summary>The names of the models added, for the unkeyed default and the hosted service.</summary>
 internal sealed class LiveModelRegistry(IOptions<LiveLearningOptions> options, IEnumerable<LiveModelRegistration> registrations)
 {
@@ -235,9 +249,22 @@ internal sealed class LiveLearningHostedService(IServiceProvider services, LiveM
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        foreach (string name in registry.Names)
+        // Every model drains at once (not one after another); if the host's shutdown timeout fires first, every model
+        // stops between steps instead, and the stop still waits for them to end.
+        ILiveModel[] models = [.. registry.Names.Select(n => services.GetRequiredKeyedService<ILiveModel>(n))];
+        Task all = Task.WhenAll(models.Select(m => m.DisposeAsync().AsTask()));
+        try
         {
-            await services.GetRequiredKeyedService<ILiveModel>(name).DisposeAsync().AsTask().WaitAsync(cancellationToken).ConfigureAwait(false);
+            await all.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            foreach (LiveModel model in models.OfType<LiveModel>())
+            {
+                model.StopLearningNow();
+            }
+
+            await all.ConfigureAwait(false);
         }
     }
 }

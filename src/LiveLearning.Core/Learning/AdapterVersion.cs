@@ -2,11 +2,12 @@ namespace LiveLearning;
 
 /// <summary>
 /// The identity of one published adapter version of a scope: immutable, and the only thing a response is produced
-/// by. <see cref="ContentHash"/> identifies the weights (two versions with equal hashes compute the same thing).
+/// by. <see cref="ContentHash"/> identifies this scope's own weights; what a version computes also depends on
+/// <see cref="BaseVersionId"/> (a rebased version has its predecessor's hash over a new base).
 /// </summary>
 public sealed record AdapterVersion
 {
-    /// <summary>Globally unique id: <c>{scope}@{number}</c>, e.g. <c>acme/alice@12</c>.</summary>
+    /// <summary>The id within its model and run: <c>{scope}@{number}</c>, e.g. <c>acme/alice@12</c> (numbers start at 1 when a model starts).</summary>
     public required string Id { get; init; }
 
     /// <summary>The scope.</summary>
@@ -81,4 +82,8 @@ public sealed record LiveScore(CompletionScore Score, AdapterVersion Version);
 /// <param name="Label">The owner's label, if any.</param>
 /// <param name="Version">The version captured.</param>
 /// <param name="CreatedAt">When it was taken.</param>
-public sealed record SnapshotInfo(string Id, string Scope, string? Label, AdapterVersion Version, DateTimeOffset CreatedAt);
+public sealed record SnapshotInfo(string Id, string Scope, string? Label, AdapterVersion Version, DateTimeOffset CreatedAt)
+{
+    /// <summary>The model the snapshot belongs to (models sharing a store never load each other's).</summary>
+    public string Model { get; init; } = string.Empty;
+}

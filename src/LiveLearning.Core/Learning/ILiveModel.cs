@@ -84,6 +84,10 @@ public interface ILiveModel : IChatClient, IAsyncDisposable
     /// <returns>The receipt.</returns>
     /// <exception cref="ScopeNotFoundException">The item names an unknown scope.</exception>
     /// <exception cref="ArgumentException">The item states no prompt, or more than one (text, messages, response id).</exception>
+    /// <exception cref="ObjectDisposedException">The model is disposed (or stopped while the call waited for queue room).</exception>
+    /// <exception cref="InvalidOperationException">The scope's learner stopped for good (a critical log event says why).</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired while waiting for queue room (nothing was accepted).</exception>
+    /// <remarks>A journal that cannot make the item durable fails the call with its own exception; the item is then not learned.</remarks>
     ValueTask<LearnReceipt> LearnAsync(Feedback feedback, CancellationToken cancellationToken = default);
 
     /// <summary>A scope's current version.</summary>
@@ -119,8 +123,9 @@ public interface ILiveModel : IChatClient, IAsyncDisposable
     Task<SnapshotInfo> SnapshotAsync(string? label = null, string? scope = null, CancellationToken cancellationToken = default);
 
     /// <summary>
-    /// Makes a kept version current again: a new version with its weights (and fresh optimizer moments) is published,
-    /// and learning continues from it. The version id names the scope.
+    /// Makes an earlier version current again: a new version with its weights is published and learning continues from
+    /// it. From a version kept in memory the optimizer moments start fresh; from a snapshot's version the whole learning
+    /// state is restored exactly (weights, moments, replay buffer, KTO reference). The version id names the scope.
     /// </summary>
     /// <param name="versionId">A version id from <see cref="GetVersionHistory"/>, or a snapshot's version.</param>
     /// <param name="cancellationToken">Cancels the wait for the learner.</param>

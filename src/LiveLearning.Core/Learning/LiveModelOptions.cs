@@ -18,7 +18,10 @@ public enum ShutdownMode
     /// <summary>Learn every queued item (up to <see cref="LiveModelOptions.DrainTimeout"/>), then stop. The default.</summary>
     Drain,
 
-    /// <summary>Stop at once; queued items stay in the journal (a durable journal replays them on restart).</summary>
+    /// <summary>
+    /// Stop between two steps; queued items are not learned. They stay in the journal: a durable journal keeps them for a
+    /// restart; the default in-memory journal does not survive the process.
+    /// </summary>
     Immediate,
 }
 
@@ -44,7 +47,10 @@ public enum BatchPolicy
     /// <summary>
     /// Always batches of exactly <see cref="LearnerOptions.MaxBatchItems"/> consecutive items (a partial batch only before
     /// an owner request such as <see cref="ILiveModel.WaitForIdleAsync"/> or a snapshot, and at shutdown): the weights then
-    /// depend only on the feedback sequence, never on when items arrived or how busy the machine was.
+    /// depend only on the feedback sequence, never on when items arrived or how busy the machine was. Two limits: a
+    /// child scope follows its parent's versions between batches, so its weights also depend on when the parent
+    /// published; and with an evaluator that refuses candidates, when a refusal happens depends on when the queue ran
+    /// empty (a version is also published then).
     /// </summary>
     Fixed,
 }
@@ -65,6 +71,10 @@ public enum ReplayKind
 /// <summary>The learner of each scope: batching, steps, optimizer, publication, queue.</summary>
 public sealed class LearnerOptions
 {
+    /// <summary>A copy (the optimizer options are immutable and shared).</summary>
+    /// <returns>The copy.</returns>
+    public LearnerOptions Clone() => (LearnerOptions)MemberwiseClone();
+
     /// <summary>The optimizer (AdamW by default) and its learning rate, warm-up and clipping.</summary>
     public OptimizerOptions Optimizer { get; set; } = new() { LearningRate = 1e-4f };
 
@@ -104,6 +114,10 @@ public sealed class LearnerOptions
 /// <summary>The replay buffer of each scope, against forgetting what earlier feedback taught.</summary>
 public sealed class ReplayOptions
 {
+    /// <summary>A copy.</summary>
+    /// <returns>The copy.</returns>
+    public ReplayOptions Clone() => (ReplayOptions)MemberwiseClone();
+
     /// <summary>Which items are kept. Default <see cref="ReplayKind.Reservoir"/>.</summary>
     public ReplayKind Kind { get; set; } = ReplayKind.Reservoir;
 
@@ -123,6 +137,10 @@ public sealed class ReplayOptions
 /// <summary>A scope: one adapter over the frozen base, optionally stacked on a parent scope's (frozen) adapter.</summary>
 public sealed class ScopeOptions
 {
+    /// <summary>A copy (the optimizer options are immutable and shared).</summary>
+    /// <returns>The copy.</returns>
+    public ScopeOptions Clone() => (ScopeOptions)MemberwiseClone();
+
     /// <summary>The scope's name, e.g. <c>acme</c> or <c>acme/alice</c> (letters, digits, <c>-_.:/</c>; at most 200 characters).</summary>
     public required string Name { get; set; }
 
@@ -131,6 +149,12 @@ public sealed class ScopeOptions
 
     /// <summary>This scope's optimizer, or <see langword="null"/> for the model's.</summary>
     public OptimizerOptions? Optimizer { get; set; }
+
+    /// <summary>Most items waiting in this scope's queue, or <see langword="null"/> for <see cref="LearnerOptions.QueueCapacity"/>.</summary>
+    public int? QueueCapacity { get; set; }
+
+    /// <summary>Longest completion this scope accepts for learning, in tokens, or <see langword="null"/> for <see cref="LiveModelOptions.MaxCompletionTokens"/>.</summary>
+    public int? MaxCompletionTokens { get; set; }
 
     /// <summary>
     /// Versions this scope keeps in memory for rollback, or <see langword="null"/> for <see cref="LiveModelOptions.VersionHistoryCapacity"/>.
@@ -149,8 +173,8 @@ public sealed class LiveModelOptions
     /// <summary>The scope used when a call names none. It always exists. Default "default".</summary>
     public string DefaultScope { get; set; } = "default";
 
-    /// <summary>Scopes created at start, parents before children.</summary>
-    public IList<ScopeOptions> Scopes { get; } = [];
+    /// <summary>Scopes created at start, parents before children. An entry named like <see cref="DefaultScope"/> configures the default scope.</summary>
+    public IList<ScopeOptions> Scopes { get; private set; } = [];
 
     /// <summary>The learner.</summary>
     public LearnerOptions Learner { get; set; } = new();
@@ -179,8 +203,22 @@ public sealed class LiveModelOptions
     /// <summary>What disposal does with queued items. Default <see cref="ShutdownMode.Drain"/>.</summary>
     public ShutdownMode Shutdown { get; set; } = ShutdownMode.Drain;
 
-    /// <summary>Longest a draining disposal waits. Default 5 minutes.</summary>
+    /// <summary>Longest a draining disposal waits (<see cref="Timeout.InfiniteTimeSpan"/>: no limit). Default 5 minutes.</summary>
     public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// A deep copy: a model copies its options when it is built, so changing them afterwards changes nothing (the
+    /// optimizer and objective options are immutable records and are shared).
+    /// </summary>
+    /// <returns>The copy.</returns>
+    public LiveModelOptions Clone()
+    {
+        var copy = (LiveModelOptions)MemberwiseClone();
+        copy.Learner = Learner?.Clone()!;
+        copy.Replay = Replay?.Clone()!;
+        copy.Scopes = [.. Scopes.Select(s => s?.Clone()!)];
+        return copy;
+    }
 
     /// <summary>Checks every option and returns the problems, each naming the option (empty when valid).</summary>
     /// <returns>The problems.</returns>
@@ -236,7 +274,7 @@ public sealed class LiveModelOptions
         Check(MaxPromptTokens >= 0, $"MaxPromptTokens must not be negative (was {MaxPromptTokens}).");
         Check(MaxCompletionTokens >= 0, $"MaxCompletionTokens must not be negative (was {MaxCompletionTokens}).");
         Check(Enum.IsDefined(Shutdown), $"Shutdown {Shutdown} is not defined.");
-        Check(DrainTimeout > TimeSpan.Zero, $"DrainTimeout must be positive (was {DrainTimeout}).");
+        Check(DrainTimeout == Timeout.InfiniteTimeSpan || DrainTimeout > TimeSpan.Zero, $"DrainTimeout must be positive or infinite (was {DrainTimeout}).");
 
         var seen = new HashSet<string>(StringComparer.Ordinal) { DefaultScope };
         for (int i = 0; i < Scopes.Count; i++)
@@ -257,6 +295,9 @@ public sealed class LiveModelOptions
             }
 
             Check(s.VersionHistoryCapacity is null or >= 1, $"Scopes[{i}].VersionHistoryCapacity must be at least 1 (was {s.VersionHistoryCapacity}).");
+            Check(s.QueueCapacity is null or (>= 1 and <= 1_000_000), $"Scopes[{i}].QueueCapacity must be in [1, 1000000] (was {s.QueueCapacity}).");
+            Check(s.MaxCompletionTokens is null or >= 0, $"Scopes[{i}].MaxCompletionTokens must not be negative (was {s.MaxCompletionTokens}).");
+            Check(s.Name != DefaultScope || s.Parent is null, $"Scopes[{i}] configures the default scope, which cannot have a parent.");
         }
 
         return errors;

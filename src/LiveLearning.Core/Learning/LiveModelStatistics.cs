@@ -57,7 +57,7 @@ public sealed record ScopeStatistics
     /// <summary>Bytes of the replay buffer.</summary>
     public long ReplayBytes { get; init; }
 
-    /// <summary>Bytes of the scope's trainer at rest (optimizer state).</summary>
+    /// <summary>Bytes the scope's trainer holds now: its optimizer moments, plus its working parameters and gradients while it is stepping.</summary>
     public long TrainerBytes { get; init; }
 
     /// <summary>Progressive validation: every item scored before it is learned.</summary>

@@ -65,6 +65,7 @@ public sealed unsafe class ComputePool : IDisposable
     private long _backgroundYields;
     private long _backgroundGrants;
     private volatile bool _disposed;
+    private int _disposeStarted;
 
     /// <summary>Creates a pool that uses <paramref name="threadCount"/> threads including the caller.</summary>
     /// <param name="threadCount">Total threads; defaults to <see cref="Environment.ProcessorCount"/>.</param>
@@ -196,13 +197,15 @@ public sealed unsafe class ComputePool : IDisposable
         where TJob : struct, IParallelJob
     {
         long waited = 0;
-        bool granted = WaitForTurn(ref waited);
-        waited = 0;
+        bool granted = false;
         long started = Stopwatch.GetTimestamp();
         try
         {
             if (count == 1 || _workers.Length == 0)
             {
+                granted = WaitForTurn(ref waited);
+                waited = 0;
+                started = Stopwatch.GetTimestamp();
                 for (int i = 0; i < count; i++)
                 {
                     if (i > 0 && !granted)
@@ -218,6 +221,11 @@ public sealed unsafe class ComputePool : IDisposable
 
             lock (_background.DispatchLock)
             {
+                // The turn (and any grant) is decided by the holder of the lock, so a grant never waits behind another
+                // learner's job, and foreground dispatch waits for one job at most.
+                granted = WaitForTurn(ref waited);
+                waited = 0;
+                started = Stopwatch.GetTimestamp();
                 _background.DispatchingThread = Environment.CurrentManagedThreadId;
                 try
                 {
@@ -318,28 +326,28 @@ public sealed unsafe class ComputePool : IDisposable
     /// <summary>Stops the worker threads. Jobs already running finish first.</summary>
     public void Dispose()
     {
-        lock (_foreground.DispatchLock)
+        if (Interlocked.Exchange(ref _disposeStarted, 1) != 0)
         {
-            lock (_background.DispatchLock)
-            {
-                if (_disposed)
-                {
-                    return;
-                }
+            return;
+        }
 
-                _disposed = true;
-                Signal();
-            }
+        // No dispatch lock is taken: a job in flight finishes on its caller's thread (which claims whatever items the
+        // departing workers leave), waiting background work stops waiting, and new calls are refused.
+        _disposed = true;
+        Signal();
+        lock (_idleLock)
+        {
+            Monitor.PulseAll(_idleLock);
+        }
+
+        lock (_grantLock)
+        {
+            Monitor.PulseAll(_grantLock);
         }
 
         foreach (Thread worker in _workers)
         {
             worker.Join();
-        }
-
-        lock (_idleLock)
-        {
-            Monitor.PulseAll(_idleLock);
         }
     }
 
@@ -381,13 +389,17 @@ public sealed unsafe class ComputePool : IDisposable
     {
         bool granted = !yieldable && ReferenceEquals(lane, _background);
         int generation = lane.Generation + 1;
+
+        // First the claim word moves to the new generation with nothing claimable (index 0xFFFFFFFF), so no thread can
+        // claim an item of the previous job against the fields written next; then the fields; then the items open.
+        Interlocked.Exchange(ref lane.Next, ((long)generation << 32) | 0xFFFF_FFFFL);
         lane.JobState = state;
         lane.JobInvoke = invoke;
         lane.JobCount = count;
         lane.Completed = 0;
         lane.Failure = null;
-        Interlocked.Exchange(ref lane.Next, (long)generation << 32);
         Interlocked.Exchange(ref lane.Generation, generation);
+        Interlocked.Exchange(ref lane.Next, (long)generation << 32);
         Signal();
 
         while (RunItems(lane, generation, state, invoke, count, yieldable && !granted))
@@ -442,7 +454,7 @@ public sealed unsafe class ComputePool : IDisposable
             }
 
             int index = (int)(current & 0xFFFF_FFFF);
-            if (index >= count)
+            if ((uint)index >= (uint)count)
             {
                 return false;
             }
@@ -469,7 +481,7 @@ public sealed unsafe class ComputePool : IDisposable
     private static bool HasWork(Lane lane)
     {
         long next = Volatile.Read(ref lane.Next);
-        return (int)(next >> 32) == Volatile.Read(ref lane.Generation) && (int)(next & 0xFFFF_FFFF) < Volatile.Read(ref lane.JobCount);
+        return (uint)(next & 0xFFFF_FFFF) < (uint)Volatile.Read(ref lane.JobCount);
     }
 
     /// <summary>
@@ -515,8 +527,8 @@ public sealed unsafe class ComputePool : IDisposable
                         return true;
                     }
 
-                    long remaining = allowance - waited;
-                    Monitor.Wait(_idleLock, (int)Math.Clamp(remaining * 1000 / Stopwatch.Frequency, 1, 50));
+                    double remainingMs = (double)(allowance - waited) * 1000 / Stopwatch.Frequency;
+                    Monitor.Wait(_idleLock, (int)Math.Clamp(remainingMs, 1, 50));
                 }
             }
             finally
@@ -629,12 +641,15 @@ public sealed unsafe class ComputePool : IDisposable
     /// <summary>Runs items of <paramref name="lane"/>'s current job, if it has any left; true if it ran one.</summary>
     private bool TryRun(Lane lane, bool yielding)
     {
-        int generation = Volatile.Read(ref lane.Generation);
+        // The generation comes from the claim word, read before the job's fields: a dispatcher moves the claim word to
+        // the next generation (with nothing claimable) before it rewrites the fields, so fields of a newer job can only
+        // pair with a claim value that no compare-and-swap can match any more.
+        long before = Volatile.Read(ref lane.Next);
+        int generation = (int)(before >> 32);
         nint state = Volatile.Read(ref lane.JobState);
         delegate*<nint, int, void> invoke = lane.JobInvoke;
         int count = Volatile.Read(ref lane.JobCount);
-        long before = Volatile.Read(ref lane.Next);
-        if ((int)(before >> 32) != generation || (int)(before & 0xFFFF_FFFF) >= count)
+        if ((uint)(before & 0xFFFF_FFFF) >= (uint)count)
         {
             return false;
         }

@@ -4,8 +4,9 @@ namespace LiveLearning.Storage;
 
 /// <summary>
 /// The journal of accepted feedback: every accepted item, in the order it will be learned, under a sequence number.
-/// After a crash, the newest snapshot is loaded and the journal after its position replayed, so nothing acknowledged is
-/// lost. The default keeps records in memory; a durable implementation writes checksummed, flushed records.
+/// It is the seam for durability: a durable implementation writes checksummed, flushed records, and a restart loads the
+/// newest snapshot and replays the journal after its position (that restart path comes with the durable journal). The
+/// default keeps the most recent records in memory and survives nothing.
 /// </summary>
 /// <remarks>Thread-safe. <see cref="Append"/> is called under the scope's admission lock, so it must not block on I/O:
 /// it assigns the sequence number at once and returns a task for durability (which lets many appends share one flush).</remarks>

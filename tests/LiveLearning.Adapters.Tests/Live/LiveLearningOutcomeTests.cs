@@ -50,7 +50,6 @@ public sealed class LiveLearningOutcomeTests
     {
         await using LiveModel model = LiveTestKit.Create(o => o.Learner.StepsPerItem = 10);
         const string Prompt = "My favourite colour is";
-        Backends.IAdapterWeights initial = model.GetWeights(model.Version.Id);
         double before = await Margin(model, Prompt, " green", " purple");
         LearnReceipt receipt = await model.LearnAsync(new Preference { Prompt = Prompt, Chosen = " green", Rejected = " purple" });
         Assert.That(receipt.Accepted, Is.True, receipt.Message);
@@ -60,13 +59,10 @@ public sealed class LiveLearningOutcomeTests
         Assert.That(after, Is.GreaterThan(before + 1.0), "ten DPO steps move the margin by more than one nat");
         ProgressiveValidation progressive = model.GetStatistics()["default"].Progressive;
         Assert.That(progressive.PreferenceItems, Is.EqualTo(1));
-        // Progressive validation scored the learned sequences (with their end token) under the version serving before.
-        Backends.ILearningBackend backend = model.Backend;
-        IReadOnlyList<int> prompt = backend.EncodePrompt(Prompt);
-        IReadOnlyList<Backends.IAdapterWeights> stack = [initial];
-        double expected = backend.Score(prompt, backend.EncodeCompletion(" green", Backends.PromptKind.Text, appendEnd: true), stack).LogLikelihood
-            - backend.Score(prompt, backend.EncodeCompletion(" purple", Backends.PromptKind.Text, appendEnd: true), stack).LogLikelihood;
-        Assert.That(progressive.MeanPreferenceMargin, Is.EqualTo(expected).Within(1e-3));
+        // Progressive validation reports DPO's implicit reward margin before learning: a fresh adapter adds nothing to the
+        // reference's preference, so it is 0 (up to the rounding of two code paths scoring the same weights).
+        Assert.That(progressive.MeanPreferenceMargin, Is.EqualTo(0).Within(1e-3));
+        Assert.That(progressive.PreferenceAccuracy, Is.Zero.Or.EqualTo(1), "one item: right or not");
     }
 
     [TestCase(false)]

@@ -43,9 +43,10 @@ public sealed class LiveModelControlTests
         Assert.That(initial.CreatedAt, Is.EqualTo(time.GetUtcNow()));
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var seen = new List<AdapterVersion>();
+        IAsyncEnumerable<AdapterVersion> versions = model.WatchVersionsAsync("default", stop.Token); // registered here
         Task watching = Task.Run(async () =>
         {
-            await foreach (AdapterVersion v in model.WatchVersionsAsync("default", stop.Token))
+            await foreach (AdapterVersion v in versions)
             {
                 seen.Add(v);
                 if (seen.Count == 2)
@@ -54,7 +55,6 @@ public sealed class LiveModelControlTests
                 }
             }
         });
-        await Task.Delay(100);
         time.Advance(TimeSpan.FromMinutes(5));
         LearnReceipt a = await model.LearnAsync(new Demonstration { Prompt = "One", Completion = " 1" });
         LearnReceipt b = await model.LearnAsync(new Demonstration { Prompt = "Two", Completion = " 2" });
@@ -202,8 +202,9 @@ public sealed class LiveModelControlTests
         Assert.That(steps.SelectMany(s => s.Items!).Count(seq => seq == secret.SequenceNumber), Is.EqualTo(1), "the private item was learned once and never replayed");
     }
 
-    [Test]
-    public async Task ANonFiniteLossOrGradientSkipsTheStepAndLeavesTheWeightsUntouched()
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task ANonFiniteLossOrGradientSkipsTheStepAndLeavesTheWeightsUntouched(bool gradient)
     {
         var log = new CapturingLoggerProvider();
         var poisoned = new PoisoningBackend(new LiveLearning.Lora.LoraBackend(LiveLearning.Models.LlamaModel.Load(LiveTestKit.ModelDirectory), LiveTestKit.Lora, ownsModel: true));
@@ -212,6 +213,7 @@ public sealed class LiveModelControlTests
         options.Learner.Optimizer = new OptimizerOptions { LearningRate = 1e-2f };
         await using var model = new LiveModel(poisoned, options, new LiveModelServices { LoggerFactory = log });
         string before = model.Version.ContentHash;
+        poisoned.PoisonGradients = gradient;
         poisoned.Poison = true;
         Assert.That((await model.LearnAsync(new Demonstration { Prompt = "Poison", Completion = " pill" })).Accepted, Is.True);
         await model.WaitForIdleAsync();
@@ -239,10 +241,12 @@ public sealed class LiveModelControlTests
         await model.WaitForIdleAsync();
     }
 
-    /// <summary>A backend whose trainers report a NaN loss while <see cref="Poison"/> is set (as a corrupt item or an overflow would).</summary>
+    /// <summary>A backend whose trainers report a NaN loss (or, with <see cref="PoisonGradients"/>, a NaN gradient norm) while <see cref="Poison"/> is set.</summary>
     private sealed class PoisoningBackend(ILearningBackend inner) : ILearningBackend
     {
         public volatile bool Poison;
+
+        public volatile bool PoisonGradients;
 
         public string ModelId => inner.ModelId;
 
@@ -280,10 +284,10 @@ public sealed class LiveModelControlTests
             public TrainingStepResult ComputeGradients(IReadOnlyList<TrainingExample> batch, ObjectiveOptions objectives, IReadOnlyList<IAdapterWeights> frozenBelow)
             {
                 TrainingStepResult result = inner.ComputeGradients(batch, objectives, frozenBelow);
-                return owner.Poison ? result with { Loss = double.NaN } : result;
+                return owner.Poison && !owner.PoisonGradients ? result with { Loss = double.NaN } : result;
             }
 
-            public double ClipGradients(double maxNorm) => inner.ClipGradients(maxNorm);
+            public double ClipGradients(double maxNorm) => owner.Poison && owner.PoisonGradients ? double.NaN : inner.ClipGradients(maxNorm);
 
             public void ApplyOptimizer(OptimizerOptions options) => inner.ApplyOptimizer(options);
 

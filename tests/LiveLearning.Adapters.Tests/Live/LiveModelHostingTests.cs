@@ -108,7 +108,7 @@ public sealed class LiveModelHostingTests
             await b.LearnAsync(new Demonstration { Prompt = $"Item {i}", Completion = " queued" });
         }
 
-        b.ResumeLearning();
+        // Still paused: the stop itself drains the queue.
         await host.StopAsync();
         Assert.That(logs.Events.Where(e => e.Id.Id == 13).Select(e => e.Message), Has.Some.Contains("Live model b stopped (Drain)"));
         Assert.That(logs.Events.Count(e => e.Id.Id == 7), Is.GreaterThanOrEqualTo(1), "the queued items were learned and published before the host stopped");
@@ -214,6 +214,8 @@ public sealed class LiveModelHostingTests
     public async Task WithoutAHostTheModelStartsOnFirstUseAndTheContainerDrainsItOnDisposal()
     {
         var services = new ServiceCollection();
+        var ledger = new Governance.InMemoryLedger();
+        services.AddSingleton<Governance.ILearningLedger>(ledger);
         services.AddLiveLearning().AddLoraModel("solo", o => o.ModelDirectory = LiveTestKit.ModelDirectory);
         ILiveModel model;
         await using (ServiceProvider provider = services.BuildServiceProvider())
@@ -221,9 +223,13 @@ public sealed class LiveModelHostingTests
             model = provider.GetRequiredService<ILiveModel>();
             model.PauseLearning();
             await model.LearnAsync(new Demonstration { Prompt = "Hello", Completion = " world" });
-            model.ResumeLearning();
+            await model.LearnAsync(new Demonstration { Prompt = "Good", Completion = " bye" });
+            Assert.That(ledger.Entries.Count(e => e.Event == Governance.LedgerEvent.Step), Is.Zero, "nothing learned while paused");
         }
 
+        // Disposing the container drained the paused queue: both items were learned and published before it returned.
+        Assert.That(ledger.Entries.Where(e => e.Event == Governance.LedgerEvent.Step).SelectMany(e => e.Items!), Is.EquivalentTo(new long[] { 1, 2 }));
+        Assert.That(ledger.Entries.Count(e => e.Event == Governance.LedgerEvent.Published), Is.GreaterThanOrEqualTo(1));
         Assert.That(() => model.GetStatistics(), Throws.InstanceOf<ObjectDisposedException>());
     }
 

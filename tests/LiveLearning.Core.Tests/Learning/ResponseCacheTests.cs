@@ -214,5 +214,5 @@ public sealed class ResponseCacheTests
         }
     }
 
-    private static ServedResponse Response(string id, string text = "text") => new(id, "default", PromptKind.Text, [1, 2, 3], text, "default@1");
+    private static ServedResponse Response(string id, string text = "text") => new(id, "default", PromptKind.Text, [1, 2, 3], text, "default@1", [4, 5], ServedEnd.StopToken);
 }

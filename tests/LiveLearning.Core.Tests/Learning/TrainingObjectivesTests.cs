@@ -23,8 +23,10 @@ public sealed class TrainingObjectivesTests
     }
 
     [Test]
-    public void ScalingEveryExampleWeightChangesNothing()
+    public void ScalingEveryExampleWeightScalesTheObjectiveAndEverySequenceWeight()
     {
+        // Weights count in absolute terms (the objective is the mean of w_i · L_i over the N examples), so an item of
+        // weight 2 pulls twice as hard whether it is alone in its batch or not.
         PropertyRuns.Check(
             Prop.ForAll(Batches().ToArbitrary(), Gen.Elements(0.001, 0.5, 3.0, 1000.0).ToArbitrary(), (batch, scale) =>
             {
@@ -33,19 +35,19 @@ public sealed class TrainingObjectivesTests
                 var b = new float[batch.CountedTokens.Length];
                 double la = TrainingObjectives.Weigh(batch.Examples, batch.Options, batch.LogLikelihoods, batch.CountedTokens, a);
                 double lb = TrainingObjectives.Weigh(scaled, batch.Options, batch.LogLikelihoods, batch.CountedTokens, b);
-                bool weightsAgree = a.Zip(b).All(p => Math.Abs(p.First - p.Second) <= 1e-6 * Math.Max(1e-3, Math.Abs(p.First)));
-                return Math.Abs(la - lb) <= 1e-12 * Math.Max(1, Math.Abs(la)) && weightsAgree;
+                bool weightsAgree = a.Zip(b).All(p => Math.Abs((scale * p.First) - p.Second) <= 1e-5 * Math.Max(1e-3, Math.Abs(scale * p.First)));
+                return Math.Abs((scale * la) - lb) <= 1e-12 * Math.Max(1, Math.Abs(scale * la)) && weightsAgree;
             }),
             seed: 99,
             cases: 200);
     }
 
     [Test]
-    public void DpoLossAtEqualMarginsIsLn2TimesTheNormalisedWeight()
+    public void DpoLossAtEqualMarginsIsLn2TimesTheMeanWeight()
     {
         var options = new ObjectiveOptions { DpoBeta = 0.3 };
 
-        // Preferences only: the normalised weights sum to 1, so the loss is ln 2 whatever the margins' common value.
+        // Preferences only: each pair's loss is ln 2 whatever the margins' common value, so the batch's is ln 2 × the mean weight (1.5).
         TrainingExample[] preferences =
         [
             Preference(weight: 1, referenceChosen: -10, referenceRejected: -12),
@@ -57,23 +59,23 @@ public sealed class TrainingObjectivesTests
         var weights = new float[6];
         double loss = TrainingObjectives.Weigh(preferences, options, ll, [3, 3, 4, 4, 5, 5], weights);
 
-        // One preference (normalised weight 2/5) among completions whose cross-entropy is 0.
+        // One preference (weight 2, one of three examples) among completions whose cross-entropy is 0.
         TrainingExample[] mixed = [Completion(weight: 1), Preference(weight: 2, referenceChosen: -3, referenceRejected: -9), Completion(weight: 2)];
         var mixedWeights = new float[4];
         double mixedLoss = TrainingObjectives.Weigh(mixed, options, [0, -4, -10, 0], [2, 5, 5, 7], mixedWeights);
 
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(loss, Is.EqualTo(Ln2).Within(1e-15));
+            Assert.That(loss, Is.EqualTo(1.5 * Ln2).Within(1e-15));
             for (int i = 0; i < 3; i++)
             {
-                // σ(0) = 1/2: ±w·β/2 on chosen and rejected.
-                double w = preferences[i].Weight / 4.5;
+                // σ(0) = 1/2: ±(w/N)·β/2 on chosen and rejected.
+                double w = preferences[i].Weight / 3;
                 Assert.That(weights[2 * i], Is.EqualTo(w * 0.3 / 2).Within(1e-7), $"chosen {i}");
                 Assert.That(weights[(2 * i) + 1], Is.EqualTo(-w * 0.3 / 2).Within(1e-7), $"rejected {i}");
             }
 
-            Assert.That(mixedLoss, Is.EqualTo(0.4 * Ln2).Within(1e-15));
+            Assert.That(mixedLoss, Is.EqualTo(2.0 / 3 * Ln2).Within(1e-15));
         }
     }
 
@@ -84,7 +86,7 @@ public sealed class TrainingObjectivesTests
         int[] tokens = [4, 7, 1, 0];
         var weights = new float[4];
         double loss = TrainingObjectives.Weigh(batch, new ObjectiveOptions(), ReadOnlySpan<double>.Empty, tokens, weights);
-        const double total = 6.5;
+        const double total = 4; // examples: the mean is over the batch's items, whatever their weights
         using (Assert.EnterMultipleScope())
         {
             Assert.That(loss, Is.Zero);
@@ -102,7 +104,7 @@ public sealed class TrainingObjectivesTests
         TrainingExample[] batch = [Completion(weight: 1), Completion(weight: 3)];
         var weights = new float[2];
         double loss = TrainingObjectives.Weigh(batch, new ObjectiveOptions(), [-8, -14], [4, 7], weights);
-        Assert.That(loss, Is.EqualTo((0.25 * 8 / 4) + (0.75 * 14 / 7)).Within(1e-15));
+        Assert.That(loss, Is.EqualTo(((1 * 8.0 / 4) + (3 * 14.0 / 7)) / 2).Within(1e-15));
     }
 
     [Test]

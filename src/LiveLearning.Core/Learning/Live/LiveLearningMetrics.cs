@@ -23,11 +23,15 @@ internal sealed class LiveLearningMetrics : IDisposable
     private readonly Histogram<double> _stepDuration;
     private readonly Histogram<double> _loss;
     private readonly Histogram<double> _progressiveLoss;
+    private readonly Histogram<double> _preferenceMargin;
+    private readonly Histogram<double> _ratingLogRatio;
+    private Func<IEnumerable<LiveScope>>? _scopes;
     private readonly string _model;
 
     public LiveLearningMetrics(string model, IMeterFactory? factory, Func<IEnumerable<LiveScope>> scopes)
     {
         _model = model;
+        _scopes = scopes;
         _ownsMeter = factory is null;
         _meter = factory?.Create(MeterName) ?? new Meter(MeterName);
         _received = _meter.CreateCounter<long>("livelearning.feedback.received", "{item}", "Feedback items received.");
@@ -40,8 +44,12 @@ internal sealed class LiveLearningMetrics : IDisposable
         _stepDuration = _meter.CreateHistogram<double>("livelearning.learner.step.duration", "ms", "Wall time of a learning step.");
         _loss = _meter.CreateHistogram<double>("livelearning.learner.loss", null, "Objective value of each step.");
         _progressiveLoss = _meter.CreateHistogram<double>("livelearning.progressive.loss", "nat", "Per-token loss of each demonstration, scored before it is learned.");
-        _meter.CreateObservableGauge("livelearning.queue.depth", () => scopes().Select(s => new Measurement<int>(s.QueueDepth, Tags(s.Name))), "{item}", "Items waiting to be learned.");
-        _meter.CreateObservableGauge("livelearning.version", () => scopes().Select(s => new Measurement<long>(s.Current.Info.Number, Tags(s.Name))), "{version}", "Number of the current version.");
+        _preferenceMargin = _meter.CreateHistogram<double>("livelearning.progressive.preference_margin", "nat", "DPO reward margin of each preference, scored before it is learned.");
+        _ratingLogRatio = _meter.CreateHistogram<double>("livelearning.progressive.rating_log_ratio", "nat", "log pi/pi_ref of each rated completion, scored before it is learned (tagged desirable or not).");
+
+        // The gauges read the scopes through a field cleared at disposal, so a host's meter does not keep a stopped model alive.
+        _meter.CreateObservableGauge("livelearning.queue.depth", () => (_scopes?.Invoke() ?? []).Select(s => new Measurement<int>(s.QueueDepth, Tags(s.Name))), "{item}", "Items waiting to be learned.");
+        _meter.CreateObservableGauge("livelearning.version", () => (_scopes?.Invoke() ?? []).Select(s => new Measurement<long>(s.Current.Info.Number, Tags(s.Name))), "{version}", "Number of the current version.");
     }
 
     public void Received(string scope) => _received.Add(1, Tags(scope));
@@ -65,8 +73,14 @@ internal sealed class LiveLearningMetrics : IDisposable
 
     public void ProgressiveLoss(string scope, double lossPerToken) => _progressiveLoss.Record(lossPerToken, Tags(scope));
 
+    public void PreferenceMargin(string scope, double margin) => _preferenceMargin.Record(margin, Tags(scope));
+
+    public void RatingLogRatio(string scope, bool desirable, double ratio) =>
+        _ratingLogRatio.Record(ratio, new TagList { { "livelearning.model", _model }, { "livelearning.scope", scope }, { "livelearning.desirable", desirable } });
+
     public void Dispose()
     {
+        _scopes = null;
         if (_ownsMeter)
         {
             _meter.Dispose();

@@ -27,11 +27,7 @@ public sealed partial class LiveModel
 
         ServedResponse? served = feedback.ResponseId is null ? null : _responses.TryGet(feedback.ResponseId);
         LiveScope scope = GetScope(feedback.Scope ?? served?.Scope);
-        if (scope.Failure is { } failure)
-        {
-            throw new InvalidOperationException($"The learner of scope '{scope.Name}' stopped ({failure.Message}); nothing more can be learned until the model is restarted.", failure);
-        }
-
+        ThrowIfLearnerStopped(scope);
         Interlocked.Increment(ref scope.Received);
         _metrics.Received(scope.Name);
         if (feedback.ResponseId is not null && served is null)
@@ -44,7 +40,7 @@ public sealed partial class LiveModel
             return Refuse(scope, feedback, RejectionReason.InvalidWeight, $"Weight {feedback.Weight} is not a positive, finite number.", now);
         }
 
-        if (!TryBuildExample(feedback, served, out TrainingExample? example, out RejectionReason reason, out string message))
+        if (!TryBuildExample(feedback, served, scope, out TrainingExample? example, out RejectionReason reason, out string message))
         {
             return Refuse(scope, feedback, reason, message, now);
         }
@@ -74,7 +70,17 @@ public sealed partial class LiveModel
         }
         else
         {
-            await scope.Slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+            // Waiting for room also ends when the model stops or the scope's learner does (nobody would make room).
+            using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token, scope.Stopped.Token);
+            try
+            {
+                await scope.Slots.WaitAsync(waiting.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                ThrowIfLearnerStopped(scope);
+                throw new ObjectDisposedException(nameof(LiveModel), "The live model stopped while the item waited for queue room.");
+            }
         }
 
         var record = new JournalRecord
@@ -93,6 +99,7 @@ public sealed partial class LiveModel
             lock (scope.AdmissionLock)
             {
                 ThrowIfDisposed();
+                ThrowIfLearnerStopped(scope);
                 appended = _journal.Append(record);
                 if (!scope.Queue.Writer.TryWrite(new LearnWork(record with { Sequence = appended.Sequence }, appended.Durable)))
                 {
@@ -106,7 +113,8 @@ public sealed partial class LiveModel
             throw;
         }
 
-        // Durable before the receipt; not cancellable once journaled (the item is accepted).
+        // Durable before the receipt; not cancellable once journaled. If it cannot be made durable the call fails and
+        // the learner drops the item (an item is learned only if it was acknowledged).
         await appended.Durable.ConfigureAwait(false);
         Interlocked.Increment(ref scope.Accepted);
         _metrics.Accepted(scope.Name);
@@ -115,8 +123,45 @@ public sealed partial class LiveModel
         return new LearnReceipt { Accepted = true, Scope = scope.Name, SequenceNumber = appended.Sequence, ReceivedAt = now };
     }
 
+    private static void ThrowIfLearnerStopped(LiveScope scope)
+    {
+        if (scope.Failure is { } failure)
+        {
+            throw new InvalidOperationException($"The learner of scope '{scope.Name}' stopped ({failure.Message}); nothing more can be learned until the model is restarted.", failure);
+        }
+    }
+
+    /// <summary>
+    /// The tokens a completion learns: a served response's own tokens when the item rates or rejects what the model
+    /// said (with the end token only if the model itself stopped there), else the text encoded with the end token.
+    /// </summary>
+    private IReadOnlyList<int> CompletionTokens(string text, ServedResponse? served, PromptKind kind)
+    {
+        bool end = _options.Learner.AppendEndToken;
+        if (served is null || !ReferenceEquals(text, served.Text))
+        {
+            return _backend.EncodeCompletion(text, kind, end);
+        }
+
+        return served.End switch
+        {
+            ServedEnd.StopToken => end ? [.. served.CompletionTokens, .. EndToken(kind)] : served.CompletionTokens,
+            ServedEnd.Length => served.CompletionTokens,
+            ServedEnd.StopString => _backend.EncodeCompletion(text, kind, end),
+            _ => _backend.EncodeCompletion(text, kind, appendEnd: false),
+        };
+    }
+
+    /// <summary>The end token of a completion of this kind (what EncodeCompletion appends), as a list of zero or one id.</summary>
+    private IReadOnlyList<int> EndToken(PromptKind kind)
+    {
+        IReadOnlyList<int> without = _backend.EncodeCompletion(" ", kind, appendEnd: false);
+        IReadOnlyList<int> with = _backend.EncodeCompletion(" ", kind, appendEnd: true);
+        return with.Count > without.Count ? [with[^1]] : [];
+    }
+
     /// <summary>Encodes the item; a data problem (empty text, too long) is a reason, a programming error an exception.</summary>
-    private bool TryBuildExample(Feedback feedback, ServedResponse? served, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out TrainingExample? example, out RejectionReason reason, out string message)
+    private bool TryBuildExample(Feedback feedback, ServedResponse? served, LiveScope scope, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out TrainingExample? example, out RejectionReason reason, out string message)
     {
         example = null;
         reason = default;
@@ -149,9 +194,13 @@ public sealed partial class LiveModel
             return false;
         }
 
-        bool end = _options.Learner.AppendEndToken;
-        IReadOnlyList<int> ids = _backend.EncodeCompletion(completion, kind, end);
-        IReadOnlyList<int>? rejectedIds = rejected is null ? null : _backend.EncodeCompletion(rejected, kind, end);
+        IReadOnlyList<int> ids = CompletionTokens(completion, served, kind);
+        IReadOnlyList<int>? rejectedIds = rejected is null ? null : CompletionTokens(rejected, served, kind);
+        if (ids.Count == 0 || rejectedIds is { Count: 0 })
+        {
+            (reason, message) = (RejectionReason.EmptyText, "The completion encodes to no token.");
+            return false;
+        }
         int longest = Math.Max(ids.Count, rejectedIds?.Count ?? 0);
         int context = _backend.ContextLength;
         if (prompt.Count + longest > context)
@@ -166,9 +215,10 @@ public sealed partial class LiveModel
             return false;
         }
 
-        if (_options.MaxCompletionTokens > 0 && longest > _options.MaxCompletionTokens)
+        int maxCompletion = scope.Options.MaxCompletionTokens ?? _options.MaxCompletionTokens;
+        if (maxCompletion > 0 && longest > maxCompletion)
         {
-            (reason, message) = (RejectionReason.TooLong, $"The completion has {longest} tokens; MaxCompletionTokens is {_options.MaxCompletionTokens}.");
+            (reason, message) = (RejectionReason.TooLong, $"The completion has {longest} tokens; MaxCompletionTokens is {maxCompletion}.");
             return false;
         }
 

@@ -29,6 +29,11 @@ public sealed partial class LiveModel
                             reader.TryRead(out _);
                             batch.Add(learn);
                         }
+                        else if (next is RebaseWork)
+                        {
+                            // Only a wake-up: the pending flag is taken between batches (below), so batches stay whole.
+                            reader.TryRead(out _);
+                        }
                         else if (batch.Count == 0)
                         {
                             reader.TryRead(out _);
@@ -50,7 +55,7 @@ public sealed partial class LiveModel
 
                     // A fixed batch waits for its last items, unless a request or the end of the queue comes first.
                     bool full = batch.Count == _options.Learner.MaxBatchItems;
-                    bool requestNext = reader.TryPeek(out WorkItem? following) && following is not LearnWork;
+                    bool requestNext = reader.TryPeek(out WorkItem? following) && following is not (LearnWork or RebaseWork);
                     if (batch.Count == 0 || full || requestNext || _options.Learner.Batching == BatchPolicy.Opportunistic)
                     {
                         break;
@@ -77,6 +82,12 @@ public sealed partial class LiveModel
                     }
                 }
 
+                // Between batches: follow the parent if it published meanwhile.
+                if (Interlocked.Exchange(ref scope.RebasePending, 0) != 0)
+                {
+                    Rebase(scope);
+                }
+
                 if (reader.Count == 0)
                 {
                     try
@@ -98,11 +109,23 @@ public sealed partial class LiveModel
         }
         catch (Exception ex)
         {
-            // Never silent: a learner that cannot go on says so, and every waiting request fails with the reason.
+            // Never silent: a learner that cannot go on says so, every waiting request fails with the reason, and every
+            // caller waiting for queue room is released.
             Log.LearnerStopped(_logger, ex, scope.Name);
             scope.Failure = ex;
+            await scope.Stopped.CancelAsync().ConfigureAwait(false);
+            lock (scope.AdmissionLock)
+            {
+                scope.Queue.Writer.TryComplete();
+            }
+
             while (reader.TryRead(out WorkItem? work))
             {
+                if (work is LearnWork)
+                {
+                    scope.Slots.Release();
+                }
+
                 Fail(work, ex, faultBarriers: true);
             }
         }
@@ -123,11 +146,26 @@ public sealed partial class LiveModel
         }
     }
 
-    private async Task LearnBatchAsync(LiveScope scope, List<LearnWork> batch, CancellationToken cancellationToken)
+    private async Task LearnBatchAsync(LiveScope scope, List<LearnWork> taken, CancellationToken cancellationToken)
     {
-        foreach (LearnWork work in batch)
+        // An item whose journal write failed was not acknowledged (its LearnAsync threw): it is dropped, the rest learned.
+        var batch = new List<LearnWork>(taken.Count);
+        foreach (LearnWork work in taken)
         {
-            await work.Durable.ConfigureAwait(false);
+            try
+            {
+                await work.Durable.ConfigureAwait(false);
+                batch.Add(work);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                Record(scope.Name, LedgerEvent.Rejected, $"Item #{work.Record.Sequence} dropped: its journal write failed ({ex.Message}).", work.Record.Sequence, work.Record.Source);
+            }
+        }
+
+        if (batch.Count == 0)
+        {
+            return;
         }
 
         LearnerOptions learner = _options.Learner;
@@ -255,18 +293,30 @@ public sealed partial class LiveModel
             ExampleScore s = scores[i];
             switch (e.Objective)
             {
-                case TrainingObjective.Completion when s.Tokens > 0:
+                case TrainingObjective.Completion when s.Tokens > 0 && double.IsFinite(s.LogLikelihood):
                     double loss = -s.LogLikelihood / s.Tokens;
                     scope.Progressive.AddCompletion(loss);
                     _metrics.ProgressiveLoss(scope.Name, loss);
                     break;
                 case TrainingObjective.Preference:
-                    scope.Progressive.AddPreference(s.LogLikelihood - s.RejectedLogLikelihood);
+                    // DPO's implicit reward margin: what the adapter adds to the reference's preference (0 for a fresh adapter).
+                    double margin = (s.LogLikelihood - e.ReferenceLogLikelihood) - (s.RejectedLogLikelihood - e.ReferenceRejectedLogLikelihood);
+                    if (double.IsFinite(margin))
+                    {
+                        scope.Progressive.AddPreference(margin);
+                        _metrics.PreferenceMargin(scope.Name, margin);
+                    }
+
                     break;
                 case TrainingObjective.Rating:
                     double ratio = s.LogLikelihood - e.ReferenceLogLikelihood;
-                    scope.Progressive.AddRating(e.Desirable, ratio);
-                    scope.KtoReference = (decay * scope.KtoReference) + ((1 - decay) * Math.Max(0, ratio));
+                    if (double.IsFinite(ratio))
+                    {
+                        scope.Progressive.AddRating(e.Desirable, ratio);
+                        _metrics.RatingLogRatio(scope.Name, e.Desirable, ratio);
+                        scope.KtoReference = (decay * scope.KtoReference) + ((1 - decay) * Math.Max(0, ratio));
+                    }
+
                     break;
             }
         }
@@ -275,7 +325,6 @@ public sealed partial class LiveModel
     /// <summary>Publishes the trainer's parameters as a candidate; the evaluator decides whether it becomes current.</summary>
     private async Task PublishAsync(LiveScope scope, string reason, CancellationToken cancellationToken)
     {
-        scope.StepsSincePublish = 0;
         PublishedVersion current = scope.Current;
         IAdapterWeights weights = scope.Trainer.Publish();
         // A learned version stays over the parent version it was trained on; a rebase follows when the parent moved on.
@@ -286,6 +335,8 @@ public sealed partial class LiveModel
             decision = await _evaluator.EvaluateAsync(new PromotionCandidate(scope.Name, current.Info, candidate.Info, _backend, current.Stack, candidate.Stack), cancellationToken).ConfigureAwait(false);
         }
 
+        // Only now: an evaluator that throws leaves the steps unpublished, and the next settle tries again.
+        scope.StepsSincePublish = 0;
         if (!decision.Promote)
         {
             // The current version stays, and learning continues from it rather than from the refused candidate.
@@ -298,7 +349,7 @@ public sealed partial class LiveModel
         Promote(scope, candidate);
     }
 
-    private PublishedVersion NewVersion(LiveScope scope, IAdapterWeights weights, PublishedVersion? below, string? parentId, string reason)
+    private PublishedVersion NewVersion(LiveScope scope, IAdapterWeights weights, PublishedVersion? below, string? parentId, string reason, string? contentHash = null)
     {
         long number = ++scope.VersionNumber;
         var info = new AdapterVersion
@@ -308,7 +359,7 @@ public sealed partial class LiveModel
             Number = number,
             ParentId = parentId,
             BaseVersionId = below?.Info.Id,
-            ContentHash = ContentHash(weights),
+            ContentHash = contentHash ?? ContentHash(weights),
             CreatedAt = _time.GetUtcNow(),
             Steps = scope.Trainer.Step,
             Items = Interlocked.Read(ref scope.Learned),
@@ -329,13 +380,16 @@ public sealed partial class LiveModel
         Notify(version.Info);
         foreach (LiveScope child in scope.Children)
         {
+            // A child follows between its batches; the work item only wakes it. A child that cannot be reached (the
+            // model stopping, its learner stopped) keeps the version it has, and the parent's publication stands.
+            Interlocked.Exchange(ref child.RebasePending, 1);
             try
             {
                 Post(child, new RebaseWork());
             }
-            catch (ObjectDisposedException)
+            catch (Exception ex) when (ex is ObjectDisposedException or InvalidOperationException)
             {
-                // Shutting down: the child keeps the version it has.
+                Log.LearnerFailed(_logger, ex, child.Name, 0);
             }
         }
     }
@@ -358,10 +412,9 @@ public sealed partial class LiveModel
                 break;
 
             case RebaseWork:
-                if (scope.Parent is { } parent && !ReferenceEquals(parent.Current, scope.Current.Base))
+                if (Interlocked.Exchange(ref scope.RebasePending, 0) != 0)
                 {
-                    PublishedVersion current = scope.Current;
-                    Promote(scope, NewVersion(scope, current.Weights, parent.Current, current.Info.Id, "rebased"));
+                    Rebase(scope);
                 }
 
                 break;
@@ -411,11 +464,22 @@ public sealed partial class LiveModel
         }
     }
 
+    /// <summary>Pairs this scope's weights (unchanged, same hash) with its parent's current version.</summary>
+    private void Rebase(LiveScope scope)
+    {
+        if (scope.Parent is { } parent && !ReferenceEquals(parent.Current, scope.Current.Base))
+        {
+            PublishedVersion current = scope.Current;
+            Promote(scope, NewVersion(scope, current.Weights, parent.Current, current.Info.Id, "rebased", current.Info.ContentHash));
+        }
+    }
+
     private async Task<SnapshotInfo> TakeSnapshotAsync(LiveScope scope, string? label, CancellationToken cancellationToken)
     {
         await SettleAsync(scope, cancellationToken).ConfigureAwait(false);
         PublishedVersion current = scope.Current;
-        var info = new SnapshotInfo($"{current.Info.Id}#{++scope.SnapshotCount}", scope.Name, label, current.Info, _time.GetUtcNow());
+        // Unique across models and restarts (version numbers start again at 1): the model, the version and a time-ordered id.
+        var info = new SnapshotInfo($"{Name}/{current.Info.Id}#{Guid.CreateVersion7(_time.GetUtcNow()):N}", scope.Name, label, current.Info, _time.GetUtcNow()) { Model = Name };
         var snapshot = new Snapshot(info, current.Weights.Export(), scope.Trainer.Capture(), scope.Replay.Serialize(), scope.KtoReference);
         await _snapshots.SaveAsync(snapshot, cancellationToken).ConfigureAwait(false);
         Log.Snapshot(_logger, scope.Name, info.Id, current.Info.Id);
@@ -434,7 +498,7 @@ public sealed partial class LiveModel
         else
         {
             IReadOnlyList<SnapshotInfo> stored = await _snapshots.ListAsync(scope.Name, cancellationToken).ConfigureAwait(false);
-            SnapshotInfo info = stored.LastOrDefault(s => s.Version.Id == versionId)
+            SnapshotInfo info = stored.LastOrDefault(s => s.Model == Name && s.Version.Id == versionId)
                 ?? throw new KeyNotFoundException($"Version '{versionId}' is neither among the {scope.HistoryCapacity} versions kept in memory nor in a snapshot.");
             Snapshot snapshot = await _snapshots.LoadAsync(info.Id, cancellationToken).ConfigureAwait(false)
                 ?? throw new KeyNotFoundException($"Snapshot '{info.Id}' of version '{versionId}' could not be loaded.");

@@ -93,33 +93,60 @@ public sealed partial class LiveModel
     {
         options ??= new GenerationOptions();
         options.Validate();
+        if (!EnterServing())
+        {
+            throw new ObjectDisposedException(nameof(LiveModel));
+        }
+
         PublishedVersion version = scope.Current;
         string id = "resp_" + Guid.CreateVersion7(_time.GetUtcNow()).ToString("N");
         var filter = new StopStringFilter(options.StopStrings);
         var served = new StringBuilder();
-        int tokens = 0;
-        await foreach (GeneratedToken token in _backend.GenerateAsync(prompt, kind, options, version.Stack, cancellationToken).ConfigureAwait(false))
+        var ids = new List<int>();
+        bool finished = false;
+        try
         {
-            tokens += token.TokenId >= 0 ? 1 : 0;
-            string piece = filter.Append(token.Text);
-            if (piece.Length > 0)
+            await foreach (GeneratedToken token in _backend.GenerateAsync(prompt, kind, options, version.Stack, cancellationToken).ConfigureAwait(false))
             {
-                served.Append(piece);
-                yield return new LiveCompletionUpdate(piece, id, version.Info, tokens, null);
+                // A model being disposed ends its responses at the next token, so the backend is never released under one.
+                ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+                if (token.TokenId >= 0)
+                {
+                    ids.Add(token.TokenId);
+                }
+
+                string piece = filter.Append(token.Text);
+                if (piece.Length > 0)
+                {
+                    served.Append(piece);
+                    yield return new LiveCompletionUpdate(piece, id, version.Info, ids.Count, null);
+                }
+
+                if (filter.Stopped)
+                {
+                    break;
+                }
             }
 
-            if (filter.Stopped)
-            {
-                break;
-            }
+            string rest = filter.Flush();
+            served.Append(rest);
+            bool byLength = !filter.Stopped && (ids.Count >= options.MaxTokens || prompt.Count + ids.Count >= _backend.ContextLength);
+            ServedEnd end = filter.Stopped ? ServedEnd.StopString : byLength ? ServedEnd.Length : ServedEnd.StopToken;
+            _responses.Add(new ServedResponse(id, scope.Name, kind, prompt, served.ToString(), version.Info.Id, ids, end));
+            finished = true;
+            _metrics.Served(scope.Name);
+            yield return new LiveCompletionUpdate(rest, id, version.Info, ids.Count, byLength ? LiveFinishReason.Length : LiveFinishReason.Stop);
         }
+        finally
+        {
+            if (!finished && served.Length > 0)
+            {
+                // The consumer stopped reading (or generation was cancelled): what it was shown can still take feedback.
+                _responses.Add(new ServedResponse(id, scope.Name, kind, prompt, served.ToString(), version.Info.Id, ids, ServedEnd.Cut));
+            }
 
-        string rest = filter.Flush();
-        served.Append(rest);
-        bool byLength = !filter.Stopped && (tokens >= options.MaxTokens || prompt.Count + tokens >= _backend.ContextLength);
-        _responses.Add(new ServedResponse(id, scope.Name, kind, prompt, served.ToString(), version.Info.Id));
-        _metrics.Served(scope.Name);
-        yield return new LiveCompletionUpdate(rest, id, version.Info, tokens, byLength ? LiveFinishReason.Length : LiveFinishReason.Stop);
+            LeaveServing();
+        }
     }
 
     private async Task<LiveScore> ScoreCoreAsync(LiveScope scope, PromptKind kind, IReadOnlyList<int> prompt, string completion, CancellationToken cancellationToken)
@@ -131,8 +158,20 @@ public sealed partial class LiveModel
         }
 
         cancellationToken.ThrowIfCancellationRequested();
-        PublishedVersion version = scope.Current;
-        CompletionScore score = await Task.Run(() => _backend.Score(prompt, ids, version.Stack), cancellationToken).ConfigureAwait(false);
-        return new LiveScore(score, version.Info);
+        if (!EnterServing())
+        {
+            throw new ObjectDisposedException(nameof(LiveModel));
+        }
+
+        try
+        {
+            PublishedVersion version = scope.Current;
+            CompletionScore score = await Task.Run(() => _backend.Score(prompt, ids, version.Stack), cancellationToken).ConfigureAwait(false);
+            return new LiveScore(score, version.Info);
+        }
+        finally
+        {
+            LeaveServing();
+        }
     }
 }

@@ -68,10 +68,15 @@ public sealed partial class LiveModel : ILiveModel
     private readonly ILearningLedger _ledger;
     private readonly ConcurrentDictionary<string, LiveScope> _scopes = new(StringComparer.Ordinal);
     private readonly List<string> _scopeOrder = [];
+    private readonly HashSet<string> _reserved = new(StringComparer.Ordinal);
     private readonly ResponseCache _responses;
     private readonly List<System.Threading.Channels.Channel<AdapterVersion>> _watchers = [];
     private readonly CancellationTokenSource _stopping = new();
+    private readonly TaskCompletionSource _servingDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private Task? _disposal;
     private int _disposed;
+    private int _serving;
+    private long _ledgerFailures;
 
     /// <summary>Creates a live model and starts its learners.</summary>
     /// <param name="backend">The engine (base model and adapters).</param>
@@ -90,6 +95,7 @@ public sealed partial class LiveModel : ILiveModel
         }
 
         services ??= new LiveModelServices();
+        options = options.Clone();
         _backend = backend;
         _ownsBackend = ownsBackend;
         _options = options;
@@ -104,13 +110,22 @@ public sealed partial class LiveModel : ILiveModel
         _metrics = new LiveLearningMetrics(options.Name, services.MeterFactory, () => _scopes.Values);
         Name = options.Name;
 
-        AddScope(new ScopeOptions { Name = options.DefaultScope });
-        foreach (ScopeOptions scope in options.Scopes)
+        try
         {
-            if (scope.Name != options.DefaultScope)
+            AddScope(options.Scopes.FirstOrDefault(s => s.Name == options.DefaultScope) ?? new ScopeOptions { Name = options.DefaultScope });
+            foreach (ScopeOptions scope in options.Scopes)
             {
-                AddScope(scope);
+                if (scope.Name != options.DefaultScope)
+                {
+                    AddScope(scope);
+                }
             }
+        }
+        catch
+        {
+            // Nothing half-built survives: the learners already started stop, the backend is released if owned.
+            DisposeAsync().AsTask().GetAwaiter().GetResult();
+            throw;
         }
 
         Log.Started(_logger, Name, string.Join(", ", Scopes));
@@ -130,6 +145,7 @@ public sealed partial class LiveModel : ILiveModel
     {
         get
         {
+            ThrowIfDisposed();
             lock (_scopeOrder)
             {
                 return [.. _scopeOrder];
@@ -161,13 +177,14 @@ public sealed partial class LiveModel : ILiveModel
     public IAdapterWeights GetWeights(string versionId)
     {
         ArgumentException.ThrowIfNullOrEmpty(versionId);
+        ThrowIfDisposed();
         int at = versionId.LastIndexOf('@');
         LiveScope? scope = at > 0 && _scopes.TryGetValue(versionId[..at], out LiveScope? s) ? s : null;
         return scope?.FindVersion(versionId)?.Weights ?? throw new KeyNotFoundException($"No version '{versionId}' is kept in memory.");
     }
 
     /// <inheritdoc />
-    public async IAsyncEnumerable<AdapterVersion> WatchVersionsAsync(string? scope = null, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    public IAsyncEnumerable<AdapterVersion> WatchVersionsAsync(string? scope = null, CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
         if (scope is not null)
@@ -175,12 +192,18 @@ public sealed partial class LiveModel : ILiveModel
             GetScope(scope);
         }
 
+        // Registered now, not at the first MoveNextAsync: every version published after this call is delivered.
         var channel = System.Threading.Channels.Channel.CreateUnbounded<AdapterVersion>(new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true });
         lock (_watchers)
         {
             _watchers.Add(channel);
         }
 
+        return Watch(channel, scope, cancellationToken);
+    }
+
+    private async IAsyncEnumerable<AdapterVersion> Watch(System.Threading.Channels.Channel<AdapterVersion> channel, string? scope, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
         try
         {
             await foreach (AdapterVersion v in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
@@ -299,16 +322,35 @@ public sealed partial class LiveModel : ILiveModel
         return new LiveModelStatistics(Name, scopes);
     }
 
-    /// <summary>Drains or stops the learners (<see cref="LiveModelOptions.Shutdown"/>), then releases the backend if owned.</summary>
+    /// <summary>
+    /// Drains or stops the learners (<see cref="LiveModelOptions.Shutdown"/>), waits for the responses in flight (they end
+    /// at their next token), then releases the backend if owned. Every call returns the same task.
+    /// </summary>
     /// <returns>A task that completes when the model has stopped.</returns>
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        lock (_scopeOrder)
         {
-            return;
-        }
+            if (_disposal is null)
+            {
+                Interlocked.Exchange(ref _disposed, 1); // a full fence, against EnterServing's increment-then-check
+                if (Volatile.Read(ref _serving) == 0)
+                {
+                    _servingDone.TrySetResult();
+                }
 
-        LiveScope[] scopes = [.. _scopes.Values];
+                _disposal = DisposeCoreAsync([.. _scopes.Values]);
+            }
+
+            return new ValueTask(_disposal);
+        }
+    }
+
+    /// <summary>Stops every learner between steps now, whatever the shutdown mode (a host whose stop timed out).</summary>
+    internal void StopLearningNow() => _stopping.Cancel();
+
+    private async Task DisposeCoreAsync(LiveScope[] scopes)
+    {
         int remaining = scopes.Sum(s => s.QueueDepth);
         if (_options.Shutdown == ShutdownMode.Immediate)
         {
@@ -324,13 +366,18 @@ public sealed partial class LiveModel : ILiveModel
 
         foreach (LiveScope s in scopes)
         {
-            s.Queue.Writer.TryComplete();
+            lock (s.AdmissionLock)
+            {
+                s.Queue.Writer.TryComplete();
+            }
         }
 
         Task all = Task.WhenAll(scopes.Select(s => s.Learner));
         try
         {
-            await all.WaitAsync(_options.DrainTimeout, _time).ConfigureAwait(false);
+            // Task.WaitAsync takes at most 2^32 − 2 ms (~49.7 days): longer timeouts wait without limit.
+            bool unlimited = _options.DrainTimeout == Timeout.InfiniteTimeSpan || _options.DrainTimeout.TotalMilliseconds >= uint.MaxValue - 1;
+            await (unlimited ? all : all.WaitAsync(_options.DrainTimeout, _time)).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
@@ -351,13 +398,35 @@ public sealed partial class LiveModel : ILiveModel
             }
         }
 
+        // Responses in flight stop at their next token; the backend is released only once none runs on it.
+        await _servingDone.Task.ConfigureAwait(false);
         Log.Stopped(_logger, Name, _options.Shutdown, remaining);
         _metrics.Dispose();
         _activity.Dispose();
-        _stopping.Dispose();
         if (_ownsBackend)
         {
             _backend.Dispose();
+        }
+    }
+
+    /// <summary>Counts a serving call in; false once the model is disposed (the caller then throws).</summary>
+    private bool EnterServing()
+    {
+        Interlocked.Increment(ref _serving);
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            LeaveServing();
+            return false;
+        }
+
+        return true;
+    }
+
+    private void LeaveServing()
+    {
+        if (Interlocked.Decrement(ref _serving) == 0 && Volatile.Read(ref _disposed) != 0)
+        {
+            _servingDone.TrySetResult();
         }
     }
 
@@ -394,25 +463,33 @@ public sealed partial class LiveModel : ILiveModel
             throw new ArgumentException($"Scope name '{options.Name}' is not valid ({ScopeNames.Rule}).", nameof(options));
         }
 
+        options.Optimizer?.Validate();
+        if (options.VersionHistoryCapacity is < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.VersionHistoryCapacity, "VersionHistoryCapacity must be at least 1.");
+        }
+
+        // The name is reserved under the lock; the trainer (which may take a while) is built outside it, so a disposal
+        // never waits for a scope being created, and the scope is refused if the model was disposed meanwhile.
+        LiveScope? parent = null;
         lock (_scopeOrder)
         {
-            if (_scopes.ContainsKey(options.Name))
+            ThrowIfDisposed();
+            if (_scopes.ContainsKey(options.Name) || !_reserved.Add(options.Name))
             {
                 throw new ArgumentException($"Scope '{options.Name}' already exists.", nameof(options));
             }
 
-            LiveScope? parent = null;
             if (options.Parent is not null && !_scopes.TryGetValue(options.Parent, out parent))
             {
+                _reserved.Remove(options.Name);
                 throw new ArgumentException($"Scope '{options.Name}': parent scope '{options.Parent}' does not exist.", nameof(options));
             }
+        }
 
-            options.Optimizer?.Validate();
-            if (options.VersionHistoryCapacity is < 1)
-            {
-                throw new ArgumentOutOfRangeException(nameof(options), options.VersionHistoryCapacity, "VersionHistoryCapacity must be at least 1.");
-            }
-
+        LiveScope scope;
+        try
+        {
             ulong seed = SplitMix64.Seed(_options.Seed, options.Name);
             IAdapterTrainer trainer = _backend.CreateTrainer(new TrainerOptions(options.Name, seed));
             IAdapterWeights weights = trainer.Publish();
@@ -428,18 +505,34 @@ public sealed partial class LiveModel : ILiveModel
                 Reason = "initial",
             };
             var initial = new PublishedVersion(info, weights, [.. below?.Stack ?? [], weights], below);
-            var scope = new LiveScope(options.Name, parent, options, trainer, ReplayBuffer.Create(_options.Replay, seed ^ 0x5EED_5EED_5EED_5EEDUL), initial, _options.Learner.QueueCapacity)
+            scope = new LiveScope(options.Name, parent, options.Clone(), trainer, ReplayBuffer.Create(_options.Replay, seed ^ 0x5EED_5EED_5EED_5EEDUL), initial, options.QueueCapacity ?? _options.Learner.QueueCapacity)
             {
                 HistoryCapacity = options.VersionHistoryCapacity ?? _options.VersionHistoryCapacity,
             };
+        }
+        catch
+        {
+            lock (_scopeOrder)
+            {
+                _reserved.Remove(options.Name);
+            }
+
+            throw;
+        }
+
+        lock (_scopeOrder)
+        {
+            _reserved.Remove(options.Name);
+            ThrowIfDisposed();
             _scopes[options.Name] = scope;
             _scopeOrder.Add(options.Name);
             parent?.AddChild(scope);
             scope.Learner = Task.Run(() => RunLearnerAsync(scope));
-            Log.ScopeCreated(_logger, Name, options.Name, options.Parent);
-            Record(options.Name, LedgerEvent.ScopeCreated, $"Scope created{(parent is null ? string.Empty : $" over {parent.Name}")}; initial version {info.Id}.", versionId: info.Id);
-            return scope;
         }
+
+        Log.ScopeCreated(_logger, Name, options.Name, options.Parent);
+        Record(options.Name, LedgerEvent.ScopeCreated, $"Scope created{(parent is null ? string.Empty : $" over {parent.Name}")}; initial version {scope.Current.Info.Id}.", versionId: scope.Current.Info.Id);
+        return scope;
     }
 
     private LiveScope GetScope(string? scope)
@@ -490,10 +583,20 @@ public sealed partial class LiveModel : ILiveModel
             Items = items,
             Loss = loss,
         };
-        ValueTask pending = _ledger.AppendAsync(entry, CancellationToken.None);
-        if (!pending.IsCompletedSuccessfully)
+        try
         {
-            pending.AsTask().GetAwaiter().GetResult();
+            ValueTask pending = _ledger.AppendAsync(entry, CancellationToken.None);
+            if (!pending.IsCompletedSuccessfully)
+            {
+                pending.AsTask().GetAwaiter().GetResult();
+            }
+        }
+        catch (Exception ex)
+        {
+            // The ledger is a record of decisions, not a participant in them: a failed append is logged and counted,
+            // and the decision (already taken) stands.
+            Interlocked.Increment(ref _ledgerFailures);
+            Log.LedgerFailed(_logger, ex, scope, kind);
         }
     }
 

@@ -26,7 +26,10 @@ internal sealed record SnapshotWork(string? Label, TaskCompletionSource<Snapshot
 /// <summary>Makes a kept version's weights current.</summary>
 internal sealed record RollbackWork(string VersionId, TaskCompletionSource<AdapterVersion> Done) : WorkItem;
 
-/// <summary>The parent scope published: pair this scope's weights with the parent's new version.</summary>
+/// <summary>
+/// Wakes the learner after the parent scope published (the pending flag says so); the learner follows the parent
+/// between batches, never inside one, so a fixed batch is never split by it.
+/// </summary>
 internal sealed record RebaseWork : WorkItem;
 
 /// <summary>
@@ -81,6 +84,12 @@ internal sealed class LiveScope
 
     /// <summary>Why the learner stopped, if it did (learning items are then refused).</summary>
     public Exception? Failure { get; set; }
+
+    /// <summary>Cancelled when the learner stops for good: callers waiting for queue room give up.</summary>
+    public CancellationTokenSource Stopped { get; } = new();
+
+    /// <summary>The parent published since this scope last followed it (set by the parent, taken by the learner).</summary>
+    public int RebasePending;
 
     public PublishedVersion Current
     {

@@ -44,6 +44,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 14, Level = LogLevel.Critical, Message = "The learner of scope {Scope} stopped; items for it are refused until the model is restarted")]
     public static partial void LearnerStopped(ILogger logger, Exception exception, string scope);
 
+    [LoggerMessage(EventId = 15, Level = LogLevel.Error, Message = "The ledger could not record a {Event} entry of scope {Scope}; the decision stands")]
+    public static partial void LedgerFailed(ILogger logger, Exception exception, string scope, Governance.LedgerEvent @event);
+
     [LoggerMessage(EventId = 13, Level = LogLevel.Information, Message = "Live model {Model} stopped ({Mode}); {Remaining} items were still queued")]
     public static partial void Stopped(ILogger logger, string model, ShutdownMode mode, int remaining);
 }

@@ -27,6 +27,8 @@ public abstract class ReplayBuffer
     private const int MaxTokensPerSequence = 1 << 24;
 
     private SplitMix64 _random;
+    private int _count;
+    private long _bytesKept;
 
     private protected ReplayBuffer(int capacityItems, long capacityBytes, ulong seed)
     {
@@ -43,11 +45,11 @@ public abstract class ReplayBuffer
     /// <summary>Most bytes kept.</summary>
     public long CapacityBytes { get; }
 
-    /// <summary>Items kept now.</summary>
-    public abstract int Count { get; }
+    /// <summary>Items kept now (safe to read from any thread while the owner adds).</summary>
+    public int Count => Volatile.Read(ref _count);
 
-    /// <summary>Bytes kept now.</summary>
-    public abstract long Bytes { get; }
+    /// <summary>Bytes kept now (safe to read from any thread while the owner adds).</summary>
+    public long Bytes => Volatile.Read(ref _bytesKept);
 
     /// <summary>Items offered so far (kept or not).</summary>
     public long Seen { get; private protected set; }
@@ -79,6 +81,7 @@ public abstract class ReplayBuffer
         }
 
         AddCore(item);
+        Refresh();
     }
 
     /// <summary>Draws <paramref name="count"/> items (with replacement); none when empty.</summary>
@@ -220,8 +223,13 @@ public abstract class ReplayBuffer
         }
 
         buffer.Load(items);
+        buffer.Refresh();
         return buffer;
     }
+
+    private protected abstract int CountCore { get; }
+
+    private protected abstract long BytesCore { get; }
 
     private protected abstract void AddCore(ReplayItem item);
 
@@ -238,6 +246,13 @@ public abstract class ReplayBuffer
     }
 
     private protected long Next(long n) => _random.NextInt64(n);
+
+    /// <summary>Publishes the figures the owner's changes produced, for readers on other threads.</summary>
+    private void Refresh()
+    {
+        Volatile.Write(ref _count, CountCore);
+        Volatile.Write(ref _bytesKept, BytesCore);
+    }
 
     private static void WriteIds(BinaryWriter w, IReadOnlyList<int>? ids)
     {
@@ -343,9 +358,9 @@ internal sealed class ReservoirReplayBuffer(int capacityItems, long capacityByte
     private readonly List<ReplayItem> _items = [];
     private long _bytes;
 
-    public override int Count => _items.Count;
+    private protected override int CountCore => _items.Count;
 
-    public override long Bytes => _bytes;
+    private protected override long BytesCore => _bytes;
 
     public override IReadOnlyList<ReplayItem> Items() => [.. _items];
 
@@ -415,9 +430,9 @@ internal sealed class SourceBalancedReplayBuffer(int capacityItems, long capacit
     private readonly SortedDictionary<string, (List<ReplayItem> Items, long Seen)> _sources = new(StringComparer.Ordinal);
     private long _bytes;
 
-    public override int Count => _sources.Values.Sum(s => s.Items.Count);
+    private protected override int CountCore => _sources.Values.Sum(s => s.Items.Count);
 
-    public override long Bytes => _bytes;
+    private protected override long BytesCore => _bytes;
 
     public override IReadOnlyList<ReplayItem> Items() => [.. _sources.Values.SelectMany(s => s.Items)];
 
