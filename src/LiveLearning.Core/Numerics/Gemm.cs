@@ -52,10 +52,10 @@ public static unsafe partial class Gemm
     public static void Linear(Span<float> y, ReadOnlySpan<float> x, in WeightMatrix w, int tokens, bool accumulate = false, ComputePool? pool = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
-        CheckLength(x.Length, (long)tokens * w.Cols, nameof(x), "tokens*w.Cols");
-        CheckLength(y.Length, (long)tokens * w.Rows, nameof(y), "tokens*w.Rows");
-        CheckNoOverlap(y, x, nameof(y), nameof(x));
-        CheckNoOverlap(y, w.Bytes.Span, nameof(y), nameof(w));
+        KernelChecks.Length(x.Length, (long)tokens * w.Cols, nameof(x), "tokens*w.Cols");
+        KernelChecks.Length(y.Length, (long)tokens * w.Rows, nameof(y), "tokens*w.Rows");
+        KernelChecks.SeparateOutput(y, x, nameof(y), nameof(x));
+        KernelChecks.SeparateOutput(y, w.Bytes.Span, nameof(y), nameof(w));
         fixed (float* py = y)
         fixed (float* px = x)
         fixed (byte* pw = w.Bytes.Span)
@@ -77,11 +77,11 @@ public static unsafe partial class Gemm
     public static void Linear(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> w, int tokens, int outFeatures, int inFeatures, bool accumulate = false, ComputePool? pool = null)
     {
         CheckShape(tokens, outFeatures, inFeatures);
-        CheckLength(w.Length, (long)outFeatures * inFeatures, nameof(w), "outFeatures*inFeatures");
-        CheckLength(x.Length, (long)tokens * inFeatures, nameof(x), "tokens*inFeatures");
-        CheckLength(y.Length, (long)tokens * outFeatures, nameof(y), "tokens*outFeatures");
-        CheckNoOverlap(y, x, nameof(y), nameof(x));
-        CheckNoOverlap(y, w, nameof(y), nameof(w));
+        KernelChecks.Length(w.Length, (long)outFeatures * inFeatures, nameof(w), "outFeatures*inFeatures");
+        KernelChecks.Length(x.Length, (long)tokens * inFeatures, nameof(x), "tokens*inFeatures");
+        KernelChecks.Length(y.Length, (long)tokens * outFeatures, nameof(y), "tokens*outFeatures");
+        KernelChecks.SeparateOutput(y, x, nameof(y), nameof(x));
+        KernelChecks.SeparateOutput(y, w, nameof(y), nameof(w));
         fixed (float* py = y)
         fixed (float* px = x)
         fixed (float* pw = w)
@@ -112,23 +112,23 @@ public static unsafe partial class Gemm
     public static void LinearShared(ReadOnlySpan<float> x, int tokens, Span<float> y0, in WeightMatrix w0, Span<float> y1, in WeightMatrix w1, Span<float> y2 = default, in WeightMatrix w2 = default, ComputePool? pool = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
-        CheckLength(x.Length, (long)tokens * w0.Cols, nameof(x), "tokens*w0.Cols");
+        KernelChecks.Length(x.Length, (long)tokens * w0.Cols, nameof(x), "tokens*w0.Cols");
         CheckShared(w0, w1, nameof(w1));
-        CheckLength(y0.Length, (long)tokens * w0.Rows, nameof(y0), "tokens*w0.Rows");
-        CheckLength(y1.Length, (long)tokens * w1.Rows, nameof(y1), "tokens*w1.Rows");
+        KernelChecks.Length(y0.Length, (long)tokens * w0.Rows, nameof(y0), "tokens*w0.Rows");
+        KernelChecks.Length(y1.Length, (long)tokens * w1.Rows, nameof(y1), "tokens*w1.Rows");
         bool third = CheckThird(w0, w2, tokens, y2.Length, nameof(y2));
-        CheckNoOverlap(y0, x, nameof(y0), nameof(x));
-        CheckNoOverlap(y1, x, nameof(y1), nameof(x));
-        CheckNoOverlap(y1, y0, nameof(y1), nameof(y0));
-        CheckNoOverlap(y2, x, nameof(y2), nameof(x));
-        CheckNoOverlap(y2, y0, nameof(y2), nameof(y0));
-        CheckNoOverlap(y2, y1, nameof(y2), nameof(y1));
+        KernelChecks.SeparateOutput(y0, x, nameof(y0), nameof(x));
+        KernelChecks.SeparateOutput(y1, x, nameof(y1), nameof(x));
+        KernelChecks.SeparateOutput(y1, y0, nameof(y1), nameof(y0));
+        KernelChecks.SeparateOutput(y2, x, nameof(y2), nameof(x));
+        KernelChecks.SeparateOutput(y2, y0, nameof(y2), nameof(y0));
+        KernelChecks.SeparateOutput(y2, y1, nameof(y2), nameof(y1));
 
         foreach (ReadOnlyMemory<byte> w in (ReadOnlySpan<ReadOnlyMemory<byte>>)[w0.Bytes, w1.Bytes, w2.Bytes])
         {
-            CheckNoOverlap(y0, w.Span, nameof(y0), "a weight");
-            CheckNoOverlap(y1, w.Span, nameof(y1), "a weight");
-            CheckNoOverlap(y2, w.Span, nameof(y2), "a weight");
+            KernelChecks.SeparateOutput(y0, w.Span, nameof(y0), "a weight");
+            KernelChecks.SeparateOutput(y1, w.Span, nameof(y1), "a weight");
+            KernelChecks.SeparateOutput(y2, w.Span, nameof(y2), "a weight");
         }
 
         fixed (float* px = x)
@@ -164,10 +164,10 @@ public static unsafe partial class Gemm
     public static void LinearBackwardInput(Span<float> dx, ReadOnlySpan<float> dy, in WeightMatrix w, int tokens, bool accumulate = false, ComputePool? pool = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
-        CheckLength(dy.Length, (long)tokens * w.Rows, nameof(dy), "tokens*w.Rows");
-        CheckLength(dx.Length, (long)tokens * w.Cols, nameof(dx), "tokens*w.Cols");
-        CheckNoOverlap(dx, dy, nameof(dx), nameof(dy));
-        CheckNoOverlap(dx, w.Bytes.Span, nameof(dx), nameof(w));
+        KernelChecks.Length(dy.Length, (long)tokens * w.Rows, nameof(dy), "tokens*w.Rows");
+        KernelChecks.Length(dx.Length, (long)tokens * w.Cols, nameof(dx), "tokens*w.Cols");
+        KernelChecks.SeparateOutput(dx, dy, nameof(dx), nameof(dy));
+        KernelChecks.SeparateOutput(dx, w.Bytes.Span, nameof(dx), nameof(w));
         fixed (float* pdx = dx)
         fixed (float* pdy = dy)
         fixed (byte* pw = w.Bytes.Span)
@@ -199,18 +199,18 @@ public static unsafe partial class Gemm
     public static void LinearBackwardInputShared(Span<float> dx, int tokens, ReadOnlySpan<float> dy0, in WeightMatrix w0, ReadOnlySpan<float> dy1, in WeightMatrix w1, ReadOnlySpan<float> dy2 = default, in WeightMatrix w2 = default, bool accumulate = false, ComputePool? pool = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
-        CheckLength(dx.Length, (long)tokens * w0.Cols, nameof(dx), "tokens*w0.Cols");
+        KernelChecks.Length(dx.Length, (long)tokens * w0.Cols, nameof(dx), "tokens*w0.Cols");
         CheckShared(w0, w1, nameof(w1));
-        CheckLength(dy0.Length, (long)tokens * w0.Rows, nameof(dy0), "tokens*w0.Rows");
-        CheckLength(dy1.Length, (long)tokens * w1.Rows, nameof(dy1), "tokens*w1.Rows");
+        KernelChecks.Length(dy0.Length, (long)tokens * w0.Rows, nameof(dy0), "tokens*w0.Rows");
+        KernelChecks.Length(dy1.Length, (long)tokens * w1.Rows, nameof(dy1), "tokens*w1.Rows");
         bool third = CheckThird(w0, w2, tokens, dy2.Length, nameof(dy2));
 
-        CheckNoOverlap(dx, dy0, nameof(dx), nameof(dy0));
-        CheckNoOverlap(dx, dy1, nameof(dx), nameof(dy1));
-        CheckNoOverlap(dx, dy2, nameof(dx), nameof(dy2));
-        CheckNoOverlap(dx, w0.Bytes.Span, nameof(dx), nameof(w0));
-        CheckNoOverlap(dx, w1.Bytes.Span, nameof(dx), nameof(w1));
-        CheckNoOverlap(dx, w2.Bytes.Span, nameof(dx), nameof(w2));
+        KernelChecks.SeparateOutput(dx, dy0, nameof(dx), nameof(dy0));
+        KernelChecks.SeparateOutput(dx, dy1, nameof(dx), nameof(dy1));
+        KernelChecks.SeparateOutput(dx, dy2, nameof(dx), nameof(dy2));
+        KernelChecks.SeparateOutput(dx, w0.Bytes.Span, nameof(dx), nameof(w0));
+        KernelChecks.SeparateOutput(dx, w1.Bytes.Span, nameof(dx), nameof(w1));
+        KernelChecks.SeparateOutput(dx, w2.Bytes.Span, nameof(dx), nameof(w2));
         fixed (float* pdx = dx)
         fixed (float* pdy0 = dy0)
         fixed (float* pdy1 = dy1)
@@ -258,11 +258,11 @@ public static unsafe partial class Gemm
     public static void LinearBackwardInput(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> w, int tokens, int outFeatures, int inFeatures, bool accumulate = false, ComputePool? pool = null)
     {
         CheckShape(tokens, outFeatures, inFeatures);
-        CheckLength(w.Length, (long)outFeatures * inFeatures, nameof(w), "outFeatures*inFeatures");
-        CheckLength(dy.Length, (long)tokens * outFeatures, nameof(dy), "tokens*outFeatures");
-        CheckLength(dx.Length, (long)tokens * inFeatures, nameof(dx), "tokens*inFeatures");
-        CheckNoOverlap(dx, dy, nameof(dx), nameof(dy));
-        CheckNoOverlap(dx, w, nameof(dx), nameof(w));
+        KernelChecks.Length(w.Length, (long)outFeatures * inFeatures, nameof(w), "outFeatures*inFeatures");
+        KernelChecks.Length(dy.Length, (long)tokens * outFeatures, nameof(dy), "tokens*outFeatures");
+        KernelChecks.Length(dx.Length, (long)tokens * inFeatures, nameof(dx), "tokens*inFeatures");
+        KernelChecks.SeparateOutput(dx, dy, nameof(dx), nameof(dy));
+        KernelChecks.SeparateOutput(dx, w, nameof(dx), nameof(w));
         fixed (float* pdx = dx)
         fixed (float* pdy = dy)
         fixed (float* pw = w)
@@ -284,11 +284,11 @@ public static unsafe partial class Gemm
     public static void LinearBackwardWeight(Span<float> dw, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int tokens, int outFeatures, int inFeatures, bool accumulate = false, ComputePool? pool = null)
     {
         CheckShape(tokens, outFeatures, inFeatures);
-        CheckLength(dy.Length, (long)tokens * outFeatures, nameof(dy), "tokens*outFeatures");
-        CheckLength(x.Length, (long)tokens * inFeatures, nameof(x), "tokens*inFeatures");
-        CheckLength(dw.Length, (long)outFeatures * inFeatures, nameof(dw), "outFeatures*inFeatures");
-        CheckNoOverlap(dw, dy, nameof(dw), nameof(dy));
-        CheckNoOverlap(dw, x, nameof(dw), nameof(x));
+        KernelChecks.Length(dy.Length, (long)tokens * outFeatures, nameof(dy), "tokens*outFeatures");
+        KernelChecks.Length(x.Length, (long)tokens * inFeatures, nameof(x), "tokens*inFeatures");
+        KernelChecks.Length(dw.Length, (long)outFeatures * inFeatures, nameof(dw), "outFeatures*inFeatures");
+        KernelChecks.SeparateOutput(dw, dy, nameof(dw), nameof(dy));
+        KernelChecks.SeparateOutput(dw, x, nameof(dw), nameof(x));
         fixed (float* pdw = dw)
         fixed (float* pdy = dy)
         fixed (float* px = x)
@@ -307,10 +307,10 @@ public static unsafe partial class Gemm
     /// <exception cref="ArgumentException">If a length does not match the shape or the output overlaps an input.</exception>
     public static void Gemv(Span<float> y, ReadOnlySpan<float> x, in WeightMatrix w, bool accumulate = false, ComputePool? pool = null)
     {
-        CheckLength(x.Length, w.Cols, nameof(x), "w.Cols");
-        CheckLength(y.Length, w.Rows, nameof(y), "w.Rows");
-        CheckNoOverlap(y, x, nameof(y), nameof(x));
-        CheckNoOverlap(y, w.Bytes.Span, nameof(y), nameof(w));
+        KernelChecks.Length(x.Length, w.Cols, nameof(x), "w.Cols");
+        KernelChecks.Length(y.Length, w.Rows, nameof(y), "w.Rows");
+        KernelChecks.SeparateOutput(y, x, nameof(y), nameof(x));
+        KernelChecks.SeparateOutput(y, w.Bytes.Span, nameof(y), nameof(w));
         fixed (float* py = y)
         fixed (float* px = x)
         fixed (byte* pw = w.Bytes.Span)
@@ -342,7 +342,7 @@ public static unsafe partial class Gemm
         }
 
         CheckShared(first, third, "w2");
-        CheckLength(spanLength, (long)tokens * third.Rows, spanName, "tokens*w2.Rows");
+        KernelChecks.Length(spanLength, (long)tokens * third.Rows, spanName, "tokens*w2.Rows");
         return true;
     }
 
@@ -351,24 +351,6 @@ public static unsafe partial class Gemm
         if (other.Cols != first.Cols || other.Type != first.Type)
         {
             throw new ArgumentException($"{name} is [{other.Rows}, {other.Cols}] {other.Type} but the first weight is [{first.Rows}, {first.Cols}] {first.Type}; shared-input projections need the same input width and element type.", name);
-        }
-    }
-
-    private static void CheckLength(int actual, long expected, string name, string what)
-    {
-        if (actual != expected)
-        {
-            throw new ArgumentException($"{name} has {actual} elements but {what} = {expected}.", name);
-        }
-    }
-
-    private static void CheckNoOverlap<TOut, TIn>(Span<TOut> output, ReadOnlySpan<TIn> input, string outputName, string inputName)
-        where TOut : unmanaged
-        where TIn : unmanaged
-    {
-        if (MemoryMarshal.AsBytes(output).Overlaps(MemoryMarshal.AsBytes(input)))
-        {
-            throw new ArgumentException($"{outputName} overlaps {inputName}; the output must be a separate buffer.", outputName);
         }
     }
 

@@ -29,21 +29,21 @@ public static class Optimizers
     /// <exception cref="ArgumentOutOfRangeException">A hyper-parameter or <paramref name="step"/> is out of range.</exception>
     public static void AdamWStep(Span<float> parameters, ReadOnlySpan<float> gradients, Span<float> m, Span<float> v, int step, float learningRate, float beta1 = 0.9f, float beta2 = 0.999f, float epsilon = 1e-8f, float weightDecay = 0.01f)
     {
-        NnChecks.Length(gradients.Length, parameters.Length, nameof(gradients), "parameters.Length");
-        NnChecks.Length(m.Length, parameters.Length, nameof(m), "parameters.Length");
-        NnChecks.Length(v.Length, parameters.Length, nameof(v), "parameters.Length");
-        NnChecks.Positive(step, nameof(step));
-        CheckFiniteNonNegative(learningRate, nameof(learningRate));
-        CheckUnitInterval(beta1, nameof(beta1));
-        CheckUnitInterval(beta2, nameof(beta2));
-        CheckFiniteNonNegative(epsilon, nameof(epsilon));
-        CheckFiniteNonNegative(weightDecay, nameof(weightDecay));
-        NnChecks.NoOverlap(parameters, gradients, nameof(parameters), nameof(gradients));
-        NnChecks.NoOverlap(parameters, m, nameof(parameters), nameof(m));
-        NnChecks.NoOverlap(parameters, v, nameof(parameters), nameof(v));
-        NnChecks.NoOverlap(m, gradients, nameof(m), nameof(gradients));
-        NnChecks.NoOverlap(m, v, nameof(m), nameof(v));
-        NnChecks.NoOverlap(v, gradients, nameof(v), nameof(gradients));
+        KernelChecks.Length(gradients.Length, parameters.Length, nameof(gradients), "parameters.Length");
+        KernelChecks.Length(m.Length, parameters.Length, nameof(m), "parameters.Length");
+        KernelChecks.Length(v.Length, parameters.Length, nameof(v), "parameters.Length");
+        KernelChecks.Positive(step, nameof(step));
+        KernelChecks.FiniteNonNegative(learningRate, nameof(learningRate));
+        KernelChecks.UnitInterval(beta1, nameof(beta1));
+        KernelChecks.UnitInterval(beta2, nameof(beta2));
+        KernelChecks.FiniteNonNegative(epsilon, nameof(epsilon));
+        KernelChecks.FiniteNonNegative(weightDecay, nameof(weightDecay));
+        KernelChecks.NoOverlap(parameters, gradients, nameof(parameters), nameof(gradients));
+        KernelChecks.NoOverlap(parameters, m, nameof(parameters), nameof(m));
+        KernelChecks.NoOverlap(parameters, v, nameof(parameters), nameof(v));
+        KernelChecks.NoOverlap(m, gradients, nameof(m), nameof(gradients));
+        KernelChecks.NoOverlap(m, v, nameof(m), nameof(v));
+        KernelChecks.NoOverlap(v, gradients, nameof(v), nameof(gradients));
 
         // Scalars as PyTorch forms them: decay factor 1 − lr·wd, step size lr / bc1, denominator sqrt(v)/sqrt(bc2) + eps.
         double bc1 = 1 - Math.Pow(beta1, step);
@@ -87,10 +87,10 @@ public static class Optimizers
     /// <exception cref="ArgumentOutOfRangeException">A hyper-parameter is out of range.</exception>
     public static void SgdMomentumStep(Span<float> parameters, ReadOnlySpan<float> gradients, Span<float> momentumBuffer, bool firstStep, float learningRate, float momentum = 0.9f, float dampening = 0f, float weightDecay = 0f, bool nesterov = false)
     {
-        NnChecks.Length(gradients.Length, parameters.Length, nameof(gradients), "parameters.Length");
-        CheckFiniteNonNegative(learningRate, nameof(learningRate));
-        CheckFiniteNonNegative(momentum, nameof(momentum));
-        CheckFiniteNonNegative(weightDecay, nameof(weightDecay));
+        KernelChecks.Length(gradients.Length, parameters.Length, nameof(gradients), "parameters.Length");
+        KernelChecks.FiniteNonNegative(learningRate, nameof(learningRate));
+        KernelChecks.FiniteNonNegative(momentum, nameof(momentum));
+        KernelChecks.FiniteNonNegative(weightDecay, nameof(weightDecay));
         if (!float.IsFinite(dampening))
         {
             throw new ArgumentOutOfRangeException(nameof(dampening), dampening, "dampening must be finite.");
@@ -104,12 +104,12 @@ public static class Optimizers
         bool useMomentum = momentum != 0;
         if (useMomentum || !momentumBuffer.IsEmpty)
         {
-            NnChecks.Length(momentumBuffer.Length, parameters.Length, nameof(momentumBuffer), useMomentum ? "parameters.Length" : "parameters.Length (or 0 without momentum)");
+            KernelChecks.Length(momentumBuffer.Length, parameters.Length, nameof(momentumBuffer), useMomentum ? "parameters.Length" : "parameters.Length (or 0 without momentum)");
         }
 
-        NnChecks.NoOverlap(parameters, gradients, nameof(parameters), nameof(gradients));
-        NnChecks.NoOverlap(parameters, momentumBuffer, nameof(parameters), nameof(momentumBuffer));
-        NnChecks.NoOverlap(momentumBuffer, gradients, nameof(momentumBuffer), nameof(gradients));
+        KernelChecks.NoOverlap(parameters, gradients, nameof(parameters), nameof(gradients));
+        KernelChecks.NoOverlap(parameters, momentumBuffer, nameof(parameters), nameof(momentumBuffer));
+        KernelChecks.NoOverlap(momentumBuffer, gradients, nameof(momentumBuffer), nameof(gradients));
 
         unsafe
         {
@@ -249,22 +249,6 @@ public static class Optimizers
         }
 
         return sum;
-    }
-
-    private static void CheckFiniteNonNegative(float value, string paramName)
-    {
-        if (!(value >= 0) || !float.IsFinite(value))
-        {
-            throw new ArgumentOutOfRangeException(paramName, value, $"{paramName} must be a finite number ≥ 0.");
-        }
-    }
-
-    private static void CheckUnitInterval(float value, string paramName)
-    {
-        if (!(value >= 0 && value < 1))
-        {
-            throw new ArgumentOutOfRangeException(paramName, value, $"{paramName} must be in [0, 1).");
-        }
     }
 
     private struct AdamConstants

@@ -23,27 +23,27 @@ public static class RmsNorm
     /// <exception cref="ArgumentOutOfRangeException">A shape is out of range or <paramref name="eps"/> is negative or NaN.</exception>
     public static unsafe void Forward(Span<float> y, Span<float> rstd, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, int tokens, int dim, float eps, ComputePool? pool = null)
     {
-        NnChecks.NonNegative(tokens, nameof(tokens));
-        NnChecks.Positive(dim, nameof(dim));
+        KernelChecks.NonNegative(tokens, nameof(tokens));
+        KernelChecks.Positive(dim, nameof(dim));
         if (!(eps >= 0))
         {
             throw new ArgumentOutOfRangeException(nameof(eps), eps, "eps must be a non-negative number.");
         }
 
         long size = (long)tokens * dim;
-        NnChecks.Length(y.Length, size, nameof(y), "tokens*dim");
-        NnChecks.Length(x.Length, size, nameof(x), "tokens*dim");
-        NnChecks.Length(weight.Length, dim, nameof(weight), "dim");
+        KernelChecks.Length(y.Length, size, nameof(y), "tokens*dim");
+        KernelChecks.Length(x.Length, size, nameof(x), "tokens*dim");
+        KernelChecks.Length(weight.Length, dim, nameof(weight), "dim");
         if (!rstd.IsEmpty)
         {
-            NnChecks.Length(rstd.Length, tokens, nameof(rstd), "tokens (or 0)");
+            KernelChecks.Length(rstd.Length, tokens, nameof(rstd), "tokens (or 0)");
         }
 
-        NnChecks.NoOverlap(y, x, nameof(y), nameof(x), allowIdentical: true);
-        NnChecks.NoOverlap(y, weight, nameof(y), nameof(weight));
-        NnChecks.NoOverlap(rstd, x, nameof(rstd), nameof(x));
-        NnChecks.NoOverlap(rstd, y, nameof(rstd), nameof(y));
-        NnChecks.NoOverlap(rstd, weight, nameof(rstd), nameof(weight));
+        KernelChecks.NoOverlap(y, x, nameof(y), nameof(x), allowIdentical: true);
+        KernelChecks.NoOverlap(y, weight, nameof(y), nameof(weight));
+        KernelChecks.NoOverlap(rstd, x, nameof(rstd), nameof(x));
+        KernelChecks.NoOverlap(rstd, y, nameof(rstd), nameof(y));
+        KernelChecks.NoOverlap(rstd, weight, nameof(rstd), nameof(weight));
 
         if (tokens == 0)
         {
@@ -124,28 +124,28 @@ public static class RmsNorm
     /// <exception cref="ArgumentOutOfRangeException">A shape is out of range.</exception>
     public static unsafe void Backward(Span<float> dx, Span<float> dWeight, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> rstd, int tokens, int dim, ComputePool? pool = null)
     {
-        NnChecks.NonNegative(tokens, nameof(tokens));
-        NnChecks.Positive(dim, nameof(dim));
+        KernelChecks.NonNegative(tokens, nameof(tokens));
+        KernelChecks.Positive(dim, nameof(dim));
         long size = (long)tokens * dim;
-        NnChecks.Length(dx.Length, size, nameof(dx), "tokens*dim");
+        KernelChecks.Length(dx.Length, size, nameof(dx), "tokens*dim");
         if (!dWeight.IsEmpty)
         {
-            NnChecks.Length(dWeight.Length, dim, nameof(dWeight), "dim (or 0)");
+            KernelChecks.Length(dWeight.Length, dim, nameof(dWeight), "dim (or 0)");
         }
 
-        NnChecks.Length(dy.Length, size, nameof(dy), "tokens*dim");
-        NnChecks.Length(x.Length, size, nameof(x), "tokens*dim");
-        NnChecks.Length(weight.Length, dim, nameof(weight), "dim");
-        NnChecks.Length(rstd.Length, tokens, nameof(rstd), "tokens");
-        NnChecks.NoOverlap(dx, dy, nameof(dx), nameof(dy));
-        NnChecks.NoOverlap(dx, x, nameof(dx), nameof(x));
-        NnChecks.NoOverlap(dx, weight, nameof(dx), nameof(weight));
-        NnChecks.NoOverlap(dx, rstd, nameof(dx), nameof(rstd));
-        NnChecks.NoOverlap(dx, dWeight, nameof(dx), nameof(dWeight));
-        NnChecks.NoOverlap(dWeight, dy, nameof(dWeight), nameof(dy));
-        NnChecks.NoOverlap(dWeight, x, nameof(dWeight), nameof(x));
-        NnChecks.NoOverlap(dWeight, weight, nameof(dWeight), nameof(weight));
-        NnChecks.NoOverlap(dWeight, rstd, nameof(dWeight), nameof(rstd));
+        KernelChecks.Length(dy.Length, size, nameof(dy), "tokens*dim");
+        KernelChecks.Length(x.Length, size, nameof(x), "tokens*dim");
+        KernelChecks.Length(weight.Length, dim, nameof(weight), "dim");
+        KernelChecks.Length(rstd.Length, tokens, nameof(rstd), "tokens");
+        KernelChecks.NoOverlap(dx, dy, nameof(dx), nameof(dy));
+        KernelChecks.NoOverlap(dx, x, nameof(dx), nameof(x));
+        KernelChecks.NoOverlap(dx, weight, nameof(dx), nameof(weight));
+        KernelChecks.NoOverlap(dx, rstd, nameof(dx), nameof(rstd));
+        KernelChecks.NoOverlap(dx, dWeight, nameof(dx), nameof(dWeight));
+        KernelChecks.NoOverlap(dWeight, dy, nameof(dWeight), nameof(dy));
+        KernelChecks.NoOverlap(dWeight, x, nameof(dWeight), nameof(x));
+        KernelChecks.NoOverlap(dWeight, weight, nameof(dWeight), nameof(weight));
+        KernelChecks.NoOverlap(dWeight, rstd, nameof(dWeight), nameof(rstd));
 
         int items = ComputePool.RowItems(pool, tokens, (long)tokens * dim);
         if (!dWeight.IsEmpty || items == 1)

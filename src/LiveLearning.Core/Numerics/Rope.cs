@@ -38,7 +38,7 @@ public sealed class RopeTable
             }
         }
 
-        NnChecks.Positive(maxPositions, nameof(maxPositions));
+        KernelChecks.Positive(maxPositions, nameof(maxPositions));
         if ((long)maxPositions * inverseFrequencies.Length > Array.MaxLength)
         {
             throw new ArgumentOutOfRangeException(nameof(maxPositions), maxPositions, "maxPositions * headDim/2 is too large for one table.");
@@ -144,14 +144,14 @@ public static class Rope
     private static unsafe void Apply(Span<float> x, ReadOnlySpan<int> positions, int heads, int headDim, RopeTable table, bool transpose, ComputePool? pool)
     {
         ArgumentNullException.ThrowIfNull(table);
-        NnChecks.Positive(heads, nameof(heads));
+        KernelChecks.Positive(heads, nameof(heads));
         if (headDim != table.HeadDim)
         {
             throw new ArgumentException($"headDim is {headDim} but the table was built for head dimension {table.HeadDim}.", nameof(headDim));
         }
 
         int tokens = positions.Length;
-        NnChecks.Length(x.Length, (long)tokens * heads * headDim, transpose ? "dx" : nameof(x), "positions.Length*heads*headDim");
+        KernelChecks.Length(x.Length, (long)tokens * heads * headDim, transpose ? "dx" : nameof(x), "positions.Length*heads*headDim");
         for (int t = 0; t < tokens; t++)
         {
             if ((uint)positions[t] >= (uint)table.MaxPositions)

@@ -12,8 +12,8 @@ public static class Softmax
     /// <exception cref="ArgumentException">Lengths differ or the buffers partially overlap.</exception>
     public static void Forward(Span<float> y, ReadOnlySpan<float> x)
     {
-        NnChecks.Length(y.Length, x.Length, nameof(y), "x.Length");
-        NnChecks.NoOverlap(y, x, nameof(y), nameof(x), allowIdentical: true);
+        KernelChecks.Length(y.Length, x.Length, nameof(y), "x.Length");
+        KernelChecks.NoOverlap(y, x, nameof(y), nameof(x), allowIdentical: true);
         if (x.IsEmpty)
         {
             return;
@@ -30,8 +30,8 @@ public static class Softmax
     /// <exception cref="ArgumentException">Lengths differ or the buffers partially overlap.</exception>
     public static void LogSoftmax(Span<float> y, ReadOnlySpan<float> x)
     {
-        NnChecks.Length(y.Length, x.Length, nameof(y), "x.Length");
-        NnChecks.NoOverlap(y, x, nameof(y), nameof(x), allowIdentical: true);
+        KernelChecks.Length(y.Length, x.Length, nameof(y), "x.Length");
+        KernelChecks.NoOverlap(y, x, nameof(y), nameof(x), allowIdentical: true);
         if (x.IsEmpty)
         {
             return;
