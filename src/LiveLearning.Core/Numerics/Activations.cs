@@ -16,8 +16,8 @@ public static class Activations
     /// <exception cref="ArgumentException">Lengths differ or the buffers partially overlap.</exception>
     public static void Silu(Span<float> y, ReadOnlySpan<float> x)
     {
-        NnChecks.Length(y.Length, x.Length, nameof(y), "x.Length");
-        NnChecks.NoOverlap(y, x, nameof(y), nameof(x), allowIdentical: true);
+        KernelChecks.Length(y.Length, x.Length, nameof(y), "x.Length");
+        KernelChecks.NoOverlap(y, x, nameof(y), nameof(x), allowIdentical: true);
         Kernel<SiluOp>(y, x, x, default, default);
     }
 
@@ -28,10 +28,10 @@ public static class Activations
     /// <exception cref="ArgumentException">Lengths differ or buffers overlap.</exception>
     public static void SiluBackward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x)
     {
-        NnChecks.Length(dy.Length, dx.Length, nameof(dy), "dx.Length");
-        NnChecks.Length(x.Length, dx.Length, nameof(x), "dx.Length");
-        NnChecks.NoOverlap(dx, dy, nameof(dx), nameof(dy));
-        NnChecks.NoOverlap(dx, x, nameof(dx), nameof(x));
+        KernelChecks.Length(dy.Length, dx.Length, nameof(dy), "dx.Length");
+        KernelChecks.Length(x.Length, dx.Length, nameof(x), "dx.Length");
+        KernelChecks.NoOverlap(dx, dy, nameof(dx), nameof(dy));
+        KernelChecks.NoOverlap(dx, x, nameof(dx), nameof(x));
         Kernel<SiluBackwardOp>(dx, dy, x, default, default);
     }
 
@@ -42,10 +42,10 @@ public static class Activations
     /// <exception cref="ArgumentException">Lengths differ or buffers partially overlap.</exception>
     public static void SwiGlu(Span<float> y, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
     {
-        NnChecks.Length(gate.Length, y.Length, nameof(gate), "y.Length");
-        NnChecks.Length(up.Length, y.Length, nameof(up), "y.Length");
-        NnChecks.NoOverlap(y, gate, nameof(y), nameof(gate), allowIdentical: true);
-        NnChecks.NoOverlap(y, up, nameof(y), nameof(up), allowIdentical: true);
+        KernelChecks.Length(gate.Length, y.Length, nameof(gate), "y.Length");
+        KernelChecks.Length(up.Length, y.Length, nameof(up), "y.Length");
+        KernelChecks.NoOverlap(y, gate, nameof(y), nameof(gate), allowIdentical: true);
+        KernelChecks.NoOverlap(y, up, nameof(y), nameof(up), allowIdentical: true);
         Kernel<SwiGluOp>(y, gate, up, default, default);
     }
 
@@ -61,17 +61,17 @@ public static class Activations
     /// <exception cref="ArgumentException">Lengths differ or an output overlaps another buffer.</exception>
     public static void SwiGluBackward(Span<float> dGate, Span<float> dUp, ReadOnlySpan<float> dy, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
     {
-        NnChecks.Length(dUp.Length, dGate.Length, nameof(dUp), "dGate.Length");
-        NnChecks.Length(dy.Length, dGate.Length, nameof(dy), "dGate.Length");
-        NnChecks.Length(gate.Length, dGate.Length, nameof(gate), "dGate.Length");
-        NnChecks.Length(up.Length, dGate.Length, nameof(up), "dGate.Length");
-        NnChecks.NoOverlap(dGate, dUp, nameof(dGate), nameof(dUp));
-        NnChecks.NoOverlap(dGate, dy, nameof(dGate), nameof(dy));
-        NnChecks.NoOverlap(dGate, gate, nameof(dGate), nameof(gate));
-        NnChecks.NoOverlap(dGate, up, nameof(dGate), nameof(up));
-        NnChecks.NoOverlap(dUp, dy, nameof(dUp), nameof(dy));
-        NnChecks.NoOverlap(dUp, gate, nameof(dUp), nameof(gate));
-        NnChecks.NoOverlap(dUp, up, nameof(dUp), nameof(up));
+        KernelChecks.Length(dUp.Length, dGate.Length, nameof(dUp), "dGate.Length");
+        KernelChecks.Length(dy.Length, dGate.Length, nameof(dy), "dGate.Length");
+        KernelChecks.Length(gate.Length, dGate.Length, nameof(gate), "dGate.Length");
+        KernelChecks.Length(up.Length, dGate.Length, nameof(up), "dGate.Length");
+        KernelChecks.NoOverlap(dGate, dUp, nameof(dGate), nameof(dUp));
+        KernelChecks.NoOverlap(dGate, dy, nameof(dGate), nameof(dy));
+        KernelChecks.NoOverlap(dGate, gate, nameof(dGate), nameof(gate));
+        KernelChecks.NoOverlap(dGate, up, nameof(dGate), nameof(up));
+        KernelChecks.NoOverlap(dUp, dy, nameof(dUp), nameof(dy));
+        KernelChecks.NoOverlap(dUp, gate, nameof(dUp), nameof(gate));
+        KernelChecks.NoOverlap(dUp, up, nameof(dUp), nameof(up));
         Kernel<SwiGluBackwardOp>(dGate, dy, gate, up, dUp);
     }
 

@@ -316,49 +316,7 @@ public static partial class Attention
     /// <summary>Dot product of two length-<paramref name="n"/> vectors (widest accelerated width, scalar tail).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static unsafe float Dot(float* a, float* b, int n)
-    {
-        int i = 0;
-        float sum = 0f;
-        if (Vector512.IsHardwareAccelerated && n >= Vector512<float>.Count)
-        {
-            Vector512<float> acc = Vector512<float>.Zero;
-            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
-            {
-                acc = Vector512.MultiplyAddEstimate(Vector512.Load(a + i), Vector512.Load(b + i), acc);
-            }
-
-            sum = Vector512.Sum(acc);
-        }
-
-        if (Vector256.IsHardwareAccelerated && i <= n - Vector256<float>.Count)
-        {
-            Vector256<float> acc = Vector256<float>.Zero;
-            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
-            {
-                acc = Vector256.MultiplyAddEstimate(Vector256.Load(a + i), Vector256.Load(b + i), acc);
-            }
-
-            sum += Vector256.Sum(acc);
-        }
-
-        if (Vector128.IsHardwareAccelerated && i <= n - Vector128<float>.Count)
-        {
-            Vector128<float> acc = Vector128<float>.Zero;
-            for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
-            {
-                acc = Vector128.MultiplyAddEstimate(Vector128.Load(a + i), Vector128.Load(b + i), acc);
-            }
-
-            sum += Vector128.Sum(acc);
-        }
-
-        for (; i < n; i++)
-        {
-            sum += a[i] * b[i];
-        }
-
-        return sum;
-    }
+        => VecLoops.Sum(new DotOp { A = a, B = b }, n);
 
     /// <summary>Four dot products sharing <paramref name="q"/>: <c>dst[X] = scale · (q · kX)</c>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -477,40 +435,7 @@ public static partial class Attention
     /// <summary><c>y += alpha · x</c>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void AddScaled(float* y, float alpha, float* x, int n)
-    {
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            var va = Vector512.Create(alpha);
-            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
-            {
-                Vector512.MultiplyAddEstimate(va, Vector512.Load(x + i), Vector512.Load(y + i)).Store(y + i);
-            }
-        }
-
-        if (Vector256.IsHardwareAccelerated)
-        {
-            var va = Vector256.Create(alpha);
-            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
-            {
-                Vector256.MultiplyAddEstimate(va, Vector256.Load(x + i), Vector256.Load(y + i)).Store(y + i);
-            }
-        }
-
-        if (Vector128.IsHardwareAccelerated)
-        {
-            var va = Vector128.Create(alpha);
-            for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
-            {
-                Vector128.MultiplyAddEstimate(va, Vector128.Load(x + i), Vector128.Load(y + i)).Store(y + i);
-            }
-        }
-
-        for (; i < n; i++)
-        {
-            y[i] += alpha * x[i];
-        }
-    }
+        => VecLoops.Map(new AddScaledOp { Y = y, Alpha = alpha, X = x }, n);
 
     /// <summary><c>y += a0·x0 + a1·x1 + a2·x2 + a3·x3</c> (one load and store of <paramref name="y"/> per vector).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -703,5 +628,32 @@ public static partial class Attention
         }
 
         return sum;
+    }
+
+    /// <summary>acc + a·b (<see cref="IVecOps{TV}.Fma"/>: fused on vectors where the hardware has FMA, two roundings on the scalar tail).</summary>
+    private unsafe struct DotOp : ISumOp
+    {
+        public float* A;
+        public float* B;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly TV Accumulate<TV, TOps>(TV acc, nint i)
+            where TV : struct
+            where TOps : struct, IVecOps<TV>
+            => TOps.Fma(TOps.Load(A + i), TOps.Load(B + i), acc);
+    }
+
+    /// <summary>y = alpha·x + y (<see cref="IVecOps{TV}.Fma"/>, as <see cref="DotOp"/>).</summary>
+    private unsafe struct AddScaledOp : IMapOp
+    {
+        public float* Y;
+        public float* X;
+        public float Alpha;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly void Invoke<TV, TOps>(nint i)
+            where TV : struct
+            where TOps : struct, IVecOps<TV>
+            => TOps.Store(TOps.Fma(TOps.Splat(Alpha), TOps.Load(X + i), TOps.Load(Y + i)), Y + i);
     }
 }

@@ -63,17 +63,17 @@ public static partial class Attention
         ComputePool? pool = null)
     {
         Shape shape = ValidateShape(tokens, startPosition, kvLength, heads, kvHeads, headDim);
-        CheckExact(output, shape.QueryCount, nameof(output), "tokens*heads*headDim");
-        CheckExact(q, shape.QueryCount, nameof(q), "tokens*heads*headDim");
-        CheckAtLeast(k, shape.KvCount, nameof(k));
-        CheckAtLeast(v, shape.KvCount, nameof(v));
+        KernelChecks.Length(output.Length, shape.QueryCount, nameof(output), "tokens*heads*headDim");
+        KernelChecks.Length(q.Length, shape.QueryCount, nameof(q), "tokens*heads*headDim");
+        KernelChecks.AtLeast(k.Length, shape.KvCount, nameof(k), "kvLength*kvHeads*headDim");
+        KernelChecks.AtLeast(v.Length, shape.KvCount, nameof(v), "kvLength*kvHeads*headDim");
         if (!logSumExp.IsEmpty)
         {
-            CheckExact(logSumExp, shape.RowCount, nameof(logSumExp), "tokens*heads (or empty)");
+            KernelChecks.Length(logSumExp.Length, shape.RowCount, nameof(logSumExp), "tokens*heads (or empty)");
         }
 
-        CheckNoOverlap(output, nameof(output), q, k, v, logSumExp);
-        CheckNoOverlap(logSumExp, nameof(logSumExp), q, k, v);
+        KernelChecks.NoOverlapAny(output, nameof(output), q, k, v, logSumExp);
+        KernelChecks.NoOverlapAny(logSumExp, nameof(logSumExp), q, k, v);
         if (tokens == 0)
         {
             return;
@@ -225,18 +225,18 @@ public static partial class Attention
         int maxStoredScores)
     {
         Shape shape = ValidateShape(tokens, startPosition, kvLength, heads, kvHeads, headDim);
-        CheckExact(dq, shape.QueryCount, nameof(dq), "tokens*heads*headDim");
-        CheckAtLeast(dk, shape.KvCount, nameof(dk));
-        CheckAtLeast(dv, shape.KvCount, nameof(dv));
-        CheckExact(dOutput, shape.QueryCount, nameof(dOutput), "tokens*heads*headDim");
-        CheckExact(output, shape.QueryCount, nameof(output), "tokens*heads*headDim");
-        CheckExact(logSumExp, shape.RowCount, nameof(logSumExp), "tokens*heads");
-        CheckExact(q, shape.QueryCount, nameof(q), "tokens*heads*headDim");
-        CheckAtLeast(k, shape.KvCount, nameof(k));
-        CheckAtLeast(v, shape.KvCount, nameof(v));
-        CheckNoOverlap(dq, nameof(dq), dk, dv, dOutput, output, logSumExp, q, k, v);
-        CheckNoOverlap(dk, nameof(dk), dv, dOutput, output, logSumExp, q, k, v);
-        CheckNoOverlap(dv, nameof(dv), dOutput, output, logSumExp, q, k, v);
+        KernelChecks.Length(dq.Length, shape.QueryCount, nameof(dq), "tokens*heads*headDim");
+        KernelChecks.AtLeast(dk.Length, shape.KvCount, nameof(dk), "kvLength*kvHeads*headDim");
+        KernelChecks.AtLeast(dv.Length, shape.KvCount, nameof(dv), "kvLength*kvHeads*headDim");
+        KernelChecks.Length(dOutput.Length, shape.QueryCount, nameof(dOutput), "tokens*heads*headDim");
+        KernelChecks.Length(output.Length, shape.QueryCount, nameof(output), "tokens*heads*headDim");
+        KernelChecks.Length(logSumExp.Length, shape.RowCount, nameof(logSumExp), "tokens*heads");
+        KernelChecks.Length(q.Length, shape.QueryCount, nameof(q), "tokens*heads*headDim");
+        KernelChecks.AtLeast(k.Length, shape.KvCount, nameof(k), "kvLength*kvHeads*headDim");
+        KernelChecks.AtLeast(v.Length, shape.KvCount, nameof(v), "kvLength*kvHeads*headDim");
+        KernelChecks.NoOverlapAny(dq, nameof(dq), dk, dv, dOutput, output, logSumExp, q, k, v);
+        KernelChecks.NoOverlapAny(dk, nameof(dk), dv, dOutput, output, logSumExp, q, k, v);
+        KernelChecks.NoOverlapAny(dv, nameof(dv), dOutput, output, logSumExp, q, k, v);
         if (tokens == 0)
         {
             return;
@@ -350,41 +350,5 @@ public static partial class Attention
         }
 
         return new Shape((int)queryCount, (int)kvCount, tokens * heads);
-    }
-
-    private static void CheckExact(ReadOnlySpan<float> span, int expected, string name, string what)
-    {
-        if (span.Length != expected)
-        {
-            throw new ArgumentException($"{name} has {span.Length} elements but {what} = {expected}.", name);
-        }
-    }
-
-    private static void CheckAtLeast(ReadOnlySpan<float> span, int expected, string name)
-    {
-        if (span.Length < expected)
-        {
-            throw new ArgumentException($"{name} has {span.Length} elements but needs at least kvLength*kvHeads*headDim = {expected}.", name);
-        }
-    }
-
-    private static void CheckNoOverlap(
-        ReadOnlySpan<float> target,
-        string name,
-        ReadOnlySpan<float> a,
-        ReadOnlySpan<float> b,
-        ReadOnlySpan<float> c,
-        ReadOnlySpan<float> d = default,
-        ReadOnlySpan<float> e = default,
-        ReadOnlySpan<float> f = default,
-        ReadOnlySpan<float> g = default,
-        ReadOnlySpan<float> h = default,
-        ReadOnlySpan<float> i = default)
-    {
-        if (target.Overlaps(a) || target.Overlaps(b) || target.Overlaps(c) || target.Overlaps(d) || target.Overlaps(e)
-            || target.Overlaps(f) || target.Overlaps(g) || target.Overlaps(h) || target.Overlaps(i))
-        {
-            throw new ArgumentException($"{name} overlaps another argument; outputs and gradients must not share memory with any other span.", name);
-        }
     }
 }

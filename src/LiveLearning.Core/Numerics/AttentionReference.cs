@@ -5,7 +5,7 @@ namespace LiveLearning.Numerics;
 /// Same layouts and argument meanings as <see cref="Attention.Forward"/> and <c>Attention.Backward</c>;
 /// slow, written for clarity, and checks only what indexing needs.
 /// </summary>
-public static class AttentionReference
+internal static class AttentionReference
 {
     /// <summary>Reference of <see cref="Attention.Forward"/>: the full softmax of each row, in double.</summary>
     /// <param name="output">Result <c>[tokens, heads, headDim]</c> (overwritten).</param>

@@ -30,8 +30,8 @@ public static unsafe class CrossEntropy
         int count = Validate(logits, targets, tokens, vocab);
         if (!dLogits.IsEmpty)
         {
-            NnChecks.Length(dLogits.Length, (long)tokens * vocab, nameof(dLogits), "tokens*vocab (or 0)");
-            NnChecks.NoOverlap(dLogits, logits, nameof(dLogits), nameof(logits), allowIdentical: true);
+            KernelChecks.Length(dLogits.Length, (long)tokens * vocab, nameof(dLogits), "tokens*vocab (or 0)");
+            KernelChecks.NoOverlap(dLogits, logits, nameof(dLogits), nameof(logits), allowIdentical: true);
         }
 
         if (tokens == 0)
@@ -86,8 +86,8 @@ public static unsafe class CrossEntropy
     public static void TargetLogProbabilities(Span<float> logProbs, ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, int tokens, int vocab, ComputePool? pool = null)
     {
         Validate(logits, targets, tokens, vocab);
-        NnChecks.Length(logProbs.Length, tokens, nameof(logProbs), "tokens");
-        NnChecks.NoOverlap(logProbs, logits, nameof(logProbs), nameof(logits));
+        KernelChecks.Length(logProbs.Length, tokens, nameof(logProbs), "tokens");
+        KernelChecks.NoOverlap(logProbs, logits, nameof(logProbs), nameof(logits));
         if (tokens == 0)
         {
             return;
@@ -120,10 +120,10 @@ public static unsafe class CrossEntropy
     /// <summary>Checks shapes and targets; returns the number of counted rows.</summary>
     private static int Validate(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, int tokens, int vocab)
     {
-        NnChecks.NonNegative(tokens, nameof(tokens));
-        NnChecks.Positive(vocab, nameof(vocab));
-        NnChecks.Length(logits.Length, (long)tokens * vocab, nameof(logits), "tokens*vocab");
-        NnChecks.Length(targets.Length, tokens, nameof(targets), "tokens");
+        KernelChecks.NonNegative(tokens, nameof(tokens));
+        KernelChecks.Positive(vocab, nameof(vocab));
+        KernelChecks.Length(logits.Length, (long)tokens * vocab, nameof(logits), "tokens*vocab");
+        KernelChecks.Length(targets.Length, tokens, nameof(targets), "tokens");
         int count = 0;
         for (int t = 0; t < tokens; t++)
         {

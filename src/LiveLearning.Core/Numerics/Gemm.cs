@@ -52,10 +52,10 @@ public static unsafe partial class Gemm
     public static void Linear(Span<float> y, ReadOnlySpan<float> x, in WeightMatrix w, int tokens, bool accumulate = false, ComputePool? pool = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
-        CheckLength(x.Length, (long)tokens * w.Cols, nameof(x), "tokens*w.Cols");
-        CheckLength(y.Length, (long)tokens * w.Rows, nameof(y), "tokens*w.Rows");
-        CheckNoOverlap(y, x, nameof(y), nameof(x));
-        CheckNoOverlap(y, w.Bytes.Span, nameof(y), nameof(w));
+        KernelChecks.Length(x.Length, (long)tokens * w.Cols, nameof(x), "tokens*w.Cols");
+        KernelChecks.Length(y.Length, (long)tokens * w.Rows, nameof(y), "tokens*w.Rows");
+        KernelChecks.SeparateOutput(y, x, nameof(y), nameof(x));
+        KernelChecks.SeparateOutput(y, w.Bytes.Span, nameof(y), nameof(w));
         fixed (float* py = y)
         fixed (float* px = x)
         fixed (byte* pw = w.Bytes.Span)
@@ -77,11 +77,11 @@ public static unsafe partial class Gemm
     public static void Linear(Span<float> y, ReadOnlySpan<float> x, ReadOnlySpan<float> w, int tokens, int outFeatures, int inFeatures, bool accumulate = false, ComputePool? pool = null)
     {
         CheckShape(tokens, outFeatures, inFeatures);
-        CheckLength(w.Length, (long)outFeatures * inFeatures, nameof(w), "outFeatures*inFeatures");
-        CheckLength(x.Length, (long)tokens * inFeatures, nameof(x), "tokens*inFeatures");
-        CheckLength(y.Length, (long)tokens * outFeatures, nameof(y), "tokens*outFeatures");
-        CheckNoOverlap(y, x, nameof(y), nameof(x));
-        CheckNoOverlap(y, w, nameof(y), nameof(w));
+        KernelChecks.Length(w.Length, (long)outFeatures * inFeatures, nameof(w), "outFeatures*inFeatures");
+        KernelChecks.Length(x.Length, (long)tokens * inFeatures, nameof(x), "tokens*inFeatures");
+        KernelChecks.Length(y.Length, (long)tokens * outFeatures, nameof(y), "tokens*outFeatures");
+        KernelChecks.SeparateOutput(y, x, nameof(y), nameof(x));
+        KernelChecks.SeparateOutput(y, w, nameof(y), nameof(w));
         fixed (float* py = y)
         fixed (float* px = x)
         fixed (float* pw = w)
@@ -112,23 +112,23 @@ public static unsafe partial class Gemm
     public static void LinearShared(ReadOnlySpan<float> x, int tokens, Span<float> y0, in WeightMatrix w0, Span<float> y1, in WeightMatrix w1, Span<float> y2 = default, in WeightMatrix w2 = default, ComputePool? pool = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
-        CheckLength(x.Length, (long)tokens * w0.Cols, nameof(x), "tokens*w0.Cols");
+        KernelChecks.Length(x.Length, (long)tokens * w0.Cols, nameof(x), "tokens*w0.Cols");
         CheckShared(w0, w1, nameof(w1));
-        CheckLength(y0.Length, (long)tokens * w0.Rows, nameof(y0), "tokens*w0.Rows");
-        CheckLength(y1.Length, (long)tokens * w1.Rows, nameof(y1), "tokens*w1.Rows");
+        KernelChecks.Length(y0.Length, (long)tokens * w0.Rows, nameof(y0), "tokens*w0.Rows");
+        KernelChecks.Length(y1.Length, (long)tokens * w1.Rows, nameof(y1), "tokens*w1.Rows");
         bool third = CheckThird(w0, w2, tokens, y2.Length, nameof(y2));
-        CheckNoOverlap(y0, x, nameof(y0), nameof(x));
-        CheckNoOverlap(y1, x, nameof(y1), nameof(x));
-        CheckNoOverlap(y1, y0, nameof(y1), nameof(y0));
-        CheckNoOverlap(y2, x, nameof(y2), nameof(x));
-        CheckNoOverlap(y2, y0, nameof(y2), nameof(y0));
-        CheckNoOverlap(y2, y1, nameof(y2), nameof(y1));
+        KernelChecks.SeparateOutput(y0, x, nameof(y0), nameof(x));
+        KernelChecks.SeparateOutput(y1, x, nameof(y1), nameof(x));
+        KernelChecks.SeparateOutput(y1, y0, nameof(y1), nameof(y0));
+        KernelChecks.SeparateOutput(y2, x, nameof(y2), nameof(x));
+        KernelChecks.SeparateOutput(y2, y0, nameof(y2), nameof(y0));
+        KernelChecks.SeparateOutput(y2, y1, nameof(y2), nameof(y1));
 
         foreach (ReadOnlyMemory<byte> w in (ReadOnlySpan<ReadOnlyMemory<byte>>)[w0.Bytes, w1.Bytes, w2.Bytes])
         {
-            CheckNoOverlap(y0, w.Span, nameof(y0), "a weight");
-            CheckNoOverlap(y1, w.Span, nameof(y1), "a weight");
-            CheckNoOverlap(y2, w.Span, nameof(y2), "a weight");
+            KernelChecks.SeparateOutput(y0, w.Span, nameof(y0), "a weight");
+            KernelChecks.SeparateOutput(y1, w.Span, nameof(y1), "a weight");
+            KernelChecks.SeparateOutput(y2, w.Span, nameof(y2), "a weight");
         }
 
         fixed (float* px = x)
@@ -164,10 +164,10 @@ public static unsafe partial class Gemm
     public static void LinearBackwardInput(Span<float> dx, ReadOnlySpan<float> dy, in WeightMatrix w, int tokens, bool accumulate = false, ComputePool? pool = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
-        CheckLength(dy.Length, (long)tokens * w.Rows, nameof(dy), "tokens*w.Rows");
-        CheckLength(dx.Length, (long)tokens * w.Cols, nameof(dx), "tokens*w.Cols");
-        CheckNoOverlap(dx, dy, nameof(dx), nameof(dy));
-        CheckNoOverlap(dx, w.Bytes.Span, nameof(dx), nameof(w));
+        KernelChecks.Length(dy.Length, (long)tokens * w.Rows, nameof(dy), "tokens*w.Rows");
+        KernelChecks.Length(dx.Length, (long)tokens * w.Cols, nameof(dx), "tokens*w.Cols");
+        KernelChecks.SeparateOutput(dx, dy, nameof(dx), nameof(dy));
+        KernelChecks.SeparateOutput(dx, w.Bytes.Span, nameof(dx), nameof(w));
         fixed (float* pdx = dx)
         fixed (float* pdy = dy)
         fixed (byte* pw = w.Bytes.Span)
@@ -199,18 +199,18 @@ public static unsafe partial class Gemm
     public static void LinearBackwardInputShared(Span<float> dx, int tokens, ReadOnlySpan<float> dy0, in WeightMatrix w0, ReadOnlySpan<float> dy1, in WeightMatrix w1, ReadOnlySpan<float> dy2 = default, in WeightMatrix w2 = default, bool accumulate = false, ComputePool? pool = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
-        CheckLength(dx.Length, (long)tokens * w0.Cols, nameof(dx), "tokens*w0.Cols");
+        KernelChecks.Length(dx.Length, (long)tokens * w0.Cols, nameof(dx), "tokens*w0.Cols");
         CheckShared(w0, w1, nameof(w1));
-        CheckLength(dy0.Length, (long)tokens * w0.Rows, nameof(dy0), "tokens*w0.Rows");
-        CheckLength(dy1.Length, (long)tokens * w1.Rows, nameof(dy1), "tokens*w1.Rows");
+        KernelChecks.Length(dy0.Length, (long)tokens * w0.Rows, nameof(dy0), "tokens*w0.Rows");
+        KernelChecks.Length(dy1.Length, (long)tokens * w1.Rows, nameof(dy1), "tokens*w1.Rows");
         bool third = CheckThird(w0, w2, tokens, dy2.Length, nameof(dy2));
 
-        CheckNoOverlap(dx, dy0, nameof(dx), nameof(dy0));
-        CheckNoOverlap(dx, dy1, nameof(dx), nameof(dy1));
-        CheckNoOverlap(dx, dy2, nameof(dx), nameof(dy2));
-        CheckNoOverlap(dx, w0.Bytes.Span, nameof(dx), nameof(w0));
-        CheckNoOverlap(dx, w1.Bytes.Span, nameof(dx), nameof(w1));
-        CheckNoOverlap(dx, w2.Bytes.Span, nameof(dx), nameof(w2));
+        KernelChecks.SeparateOutput(dx, dy0, nameof(dx), nameof(dy0));
+        KernelChecks.SeparateOutput(dx, dy1, nameof(dx), nameof(dy1));
+        KernelChecks.SeparateOutput(dx, dy2, nameof(dx), nameof(dy2));
+        KernelChecks.SeparateOutput(dx, w0.Bytes.Span, nameof(dx), nameof(w0));
+        KernelChecks.SeparateOutput(dx, w1.Bytes.Span, nameof(dx), nameof(w1));
+        KernelChecks.SeparateOutput(dx, w2.Bytes.Span, nameof(dx), nameof(w2));
         fixed (float* pdx = dx)
         fixed (float* pdy0 = dy0)
         fixed (float* pdy1 = dy1)
@@ -258,11 +258,11 @@ public static unsafe partial class Gemm
     public static void LinearBackwardInput(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> w, int tokens, int outFeatures, int inFeatures, bool accumulate = false, ComputePool? pool = null)
     {
         CheckShape(tokens, outFeatures, inFeatures);
-        CheckLength(w.Length, (long)outFeatures * inFeatures, nameof(w), "outFeatures*inFeatures");
-        CheckLength(dy.Length, (long)tokens * outFeatures, nameof(dy), "tokens*outFeatures");
-        CheckLength(dx.Length, (long)tokens * inFeatures, nameof(dx), "tokens*inFeatures");
-        CheckNoOverlap(dx, dy, nameof(dx), nameof(dy));
-        CheckNoOverlap(dx, w, nameof(dx), nameof(w));
+        KernelChecks.Length(w.Length, (long)outFeatures * inFeatures, nameof(w), "outFeatures*inFeatures");
+        KernelChecks.Length(dy.Length, (long)tokens * outFeatures, nameof(dy), "tokens*outFeatures");
+        KernelChecks.Length(dx.Length, (long)tokens * inFeatures, nameof(dx), "tokens*inFeatures");
+        KernelChecks.SeparateOutput(dx, dy, nameof(dx), nameof(dy));
+        KernelChecks.SeparateOutput(dx, w, nameof(dx), nameof(w));
         fixed (float* pdx = dx)
         fixed (float* pdy = dy)
         fixed (float* pw = w)
@@ -284,11 +284,11 @@ public static unsafe partial class Gemm
     public static void LinearBackwardWeight(Span<float> dw, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int tokens, int outFeatures, int inFeatures, bool accumulate = false, ComputePool? pool = null)
     {
         CheckShape(tokens, outFeatures, inFeatures);
-        CheckLength(dy.Length, (long)tokens * outFeatures, nameof(dy), "tokens*outFeatures");
-        CheckLength(x.Length, (long)tokens * inFeatures, nameof(x), "tokens*inFeatures");
-        CheckLength(dw.Length, (long)outFeatures * inFeatures, nameof(dw), "outFeatures*inFeatures");
-        CheckNoOverlap(dw, dy, nameof(dw), nameof(dy));
-        CheckNoOverlap(dw, x, nameof(dw), nameof(x));
+        KernelChecks.Length(dy.Length, (long)tokens * outFeatures, nameof(dy), "tokens*outFeatures");
+        KernelChecks.Length(x.Length, (long)tokens * inFeatures, nameof(x), "tokens*inFeatures");
+        KernelChecks.Length(dw.Length, (long)outFeatures * inFeatures, nameof(dw), "outFeatures*inFeatures");
+        KernelChecks.SeparateOutput(dw, dy, nameof(dw), nameof(dy));
+        KernelChecks.SeparateOutput(dw, x, nameof(dw), nameof(x));
         fixed (float* pdw = dw)
         fixed (float* pdy = dy)
         fixed (float* px = x)
@@ -307,10 +307,10 @@ public static unsafe partial class Gemm
     /// <exception cref="ArgumentException">If a length does not match the shape or the output overlaps an input.</exception>
     public static void Gemv(Span<float> y, ReadOnlySpan<float> x, in WeightMatrix w, bool accumulate = false, ComputePool? pool = null)
     {
-        CheckLength(x.Length, w.Cols, nameof(x), "w.Cols");
-        CheckLength(y.Length, w.Rows, nameof(y), "w.Rows");
-        CheckNoOverlap(y, x, nameof(y), nameof(x));
-        CheckNoOverlap(y, w.Bytes.Span, nameof(y), nameof(w));
+        KernelChecks.Length(x.Length, w.Cols, nameof(x), "w.Cols");
+        KernelChecks.Length(y.Length, w.Rows, nameof(y), "w.Rows");
+        KernelChecks.SeparateOutput(y, x, nameof(y), nameof(x));
+        KernelChecks.SeparateOutput(y, w.Bytes.Span, nameof(y), nameof(w));
         fixed (float* py = y)
         fixed (float* px = x)
         fixed (byte* pw = w.Bytes.Span)
@@ -342,7 +342,7 @@ public static unsafe partial class Gemm
         }
 
         CheckShared(first, third, "w2");
-        CheckLength(spanLength, (long)tokens * third.Rows, spanName, "tokens*w2.Rows");
+        KernelChecks.Length(spanLength, (long)tokens * third.Rows, spanName, "tokens*w2.Rows");
         return true;
     }
 
@@ -351,24 +351,6 @@ public static unsafe partial class Gemm
         if (other.Cols != first.Cols || other.Type != first.Type)
         {
             throw new ArgumentException($"{name} is [{other.Rows}, {other.Cols}] {other.Type} but the first weight is [{first.Rows}, {first.Cols}] {first.Type}; shared-input projections need the same input width and element type.", name);
-        }
-    }
-
-    private static void CheckLength(int actual, long expected, string name, string what)
-    {
-        if (actual != expected)
-        {
-            throw new ArgumentException($"{name} has {actual} elements but {what} = {expected}.", name);
-        }
-    }
-
-    private static void CheckNoOverlap<TOut, TIn>(Span<TOut> output, ReadOnlySpan<TIn> input, string outputName, string inputName)
-        where TOut : unmanaged
-        where TIn : unmanaged
-    {
-        if (MemoryMarshal.AsBytes(output).Overlaps(MemoryMarshal.AsBytes(input)))
-        {
-            throw new ArgumentException($"{outputName} overlaps {inputName}; the output must be a separate buffer.", outputName);
         }
     }
 
@@ -605,80 +587,6 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>
-    /// Packs <c>x [tokens, k]</c> into panels of <paramref name="nr"/> tokens, <c>xt[p][kOffset + i][j] = x[p*nr + j, i]</c>
-    /// (zero-padded), in panels of <paramref name="panelK"/> rows: several inputs can fill one panel set side by side in k.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackTransposed(float* x, int tokens, int k, float* xt, int nr, ComputePool? pool, int panelK, int kOffset)
-    {
-        int panels = (tokens + nr - 1) / nr;
-        var job = new PackJob { X = x, Tokens = tokens, K = k, XT = xt + ((nint)kOffset * nr), PanelStride = (nint)panelK * nr, Nr = nr };
-        ComputePool.Run((long)tokens * k < ParallelMinWork ? null : pool, panels, ref job);
-    }
-
-    /// <summary>Packs token panels in parallel (each panel is written by one item, so the split changes nothing).</summary>
-    private struct PackJob : IParallelJob
-    {
-        public float* X;
-        public int Tokens;
-        public int K;
-        public float* XT;
-        public nint PanelStride;
-        public int Nr;
-
-        public readonly void Execute(int index) => PackPanel(X, Tokens, K, XT + (index * PanelStride), Nr, index);
-    }
-
-    /// <summary>Packs panel <paramref name="p"/> of <c>x [tokens, k]</c> into <paramref name="panel"/> (<c>panel[i][j] = x[p*nr + j, i]</c>).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackPanel(float* x, int tokens, int k, float* panel, int nr, int p)
-    {
-        int j = 0;
-        if (Avx.IsSupported)
-        {
-            // Whole 8x8 blocks by register transposes, the k remainder of those 8 tokens one by one.
-            for (; j <= Math.Min(nr, tokens - (p * nr)) - 8; j += 8)
-            {
-                float* src = x + ((nint)((p * nr) + j) * k);
-                int i = 0;
-                for (; i <= k - 8; i += 8)
-                {
-                    Transpose8x8(src + i, k, panel + ((nint)i * nr) + j, nr, false);
-                }
-
-                for (; i < k; i++)
-                {
-                    for (int q = 0; q < 8; q++)
-                    {
-                        panel[((nint)i * nr) + j + q] = src[((nint)q * k) + i];
-                    }
-                }
-            }
-        }
-
-        for (; j < nr; j++)
-        {
-            int t = (p * nr) + j;
-            float* dst = panel + j;
-            if (t < tokens)
-            {
-                float* src = x + ((nint)t * k);
-                for (int i = 0; i < k; i++)
-                {
-                    dst[(nint)i * nr] = src[i];
-                }
-            }
-            else
-            {
-                for (int i = 0; i < k; i++)
-                {
-                    dst[(nint)i * nr] = 0f;
-                }
-            }
-        }
-    }
-
-    /// <summary>
     /// <c>dX = dY·W</c>. From <see cref="BackwardViaForwardMinTokens"/> tokens on it runs as <c>dXᵀ = Wᵀ·dYᵀ</c> through the
     /// forward kernel (the weight read in place as the broadcast operand, dYᵀ packed into token panels), which is faster
     /// than packing weight panels; fewer tokens use the packed-panel product.
@@ -818,334 +726,4 @@ public static unsafe partial class Gemm
     private static void Store8(float* dst, Vector256<float> value, bool add)
         => (add ? Vector256.Load(dst) + value : value).Store(dst);
 
-    /// <summary>Copies (widening) one full NR-wide panel row with vector loads; false if no vector path applies.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool PackFullRow(WeightType type, byte* src, float* dst)
-    {
-        if (Vector512.IsHardwareAccelerated)
-        {
-            Vector512<float> lo, hi;
-            switch (type)
-            {
-                case WeightType.F32: LoadF32.Load32(src, 0, out lo, out hi); break;
-                case WeightType.BF16: LoadBF16.Load32(src, 0, out lo, out hi); break;
-                default: LoadF16.Load32(src, 0, out lo, out hi); break;
-            }
-
-            lo.Store(dst);
-            hi.Store(dst + 16);
-            return true;
-        }
-
-        if (Vector256.IsHardwareAccelerated)
-        {
-            Vector256<float> lo, hi;
-            switch (type)
-            {
-                case WeightType.F32: LoadF32.Load16(src, 0, out lo, out hi); break;
-                case WeightType.BF16: LoadBF16.Load16(src, 0, out lo, out hi); break;
-                default: LoadF16.Load16(src, 0, out lo, out hi); break;
-            }
-
-            lo.Store(dst);
-            hi.Store(dst + 8);
-            return true;
-        }
-
-        return false;
-    }
-
-    /// <summary>Widens <paramref name="count"/> stored weights into float32.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void WidenRow(WeightType type, byte* source, float* destination, int count)
-    {
-        switch (type)
-        {
-            case WeightType.F32:
-                Buffer.MemoryCopy(source, destination, (long)count * 4, (long)count * 4);
-                break;
-            case WeightType.BF16:
-                Precision.WidenBF16((ushort*)source, destination, count);
-                break;
-            default:
-                WidenF16((ushort*)source, destination, count);
-                break;
-        }
-    }
-
-    /// <summary>Widens <paramref name="count"/> (at most 8) adjacent stored weights into float32.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void WidenColumns(WeightType type, byte* source, float* destination, int count)
-    {
-        if (count == 8 && type == WeightType.BF16 && Vector256.IsHardwareAccelerated)
-        {
-            (Vector256.WidenLower(Vector128.Load((ushort*)source).ToVector256Unsafe()) << 16).AsSingle().Store(destination);
-            return;
-        }
-
-        WidenRow(type, source, destination, count);
-    }
-
-    /// <summary>Prefetches <paramref name="bytes"/> bytes of each of <paramref name="rows"/> rows (x86; a no-op elsewhere).</summary>
-    private static void PrefetchRows(byte* first, nint rowBytes, int rows, int bytes)
-    {
-        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported)
-        {
-            return;
-        }
-
-        for (int r = 0; r < rows; r++)
-        {
-            byte* row = first + (r * rowBytes);
-            for (int b = 0; b < bytes; b += 64)
-            {
-                System.Runtime.Intrinsics.X86.Sse.Prefetch0(row + b);
-            }
-        }
-    }
-
-    /// <summary>Row blocks of the weight (MR output features) against every token panel.</summary>
-    private struct LinearJob : IParallelJob
-    {
-        public LinearTargets Targets;
-        public KSegments Segments;
-        public float* XT;
-        public WeightType Type;
-        public int Tokens;
-        public int InF;
-        public bool Accumulate;
-        public int Items;
-
-        /// <summary>
-        /// The weight is stored transposed, <c>[InF, OutF]</c> (so <c>dX = dY·W</c> runs as <c>dXᵀ = Wᵀ·dYᵀ</c> through
-        /// this same kernel): a block's broadcast operand is 8 adjacent columns read down the rows.
-        /// </summary>
-        public bool Transposed;
-
-        public readonly void Execute(int index)
-        {
-            int blocks = Targets.TotalBlocks;
-            (int first, int last) = ComputePool.ItemRange(blocks, index, Items);
-            if (Type == WeightType.F32)
-            {
-                Run(first, last, null);
-                return;
-            }
-
-            float[] rented = ArrayPool<float>.Shared.Rent((Mr * LinearKBlock) + 16);
-            try
-            {
-                fixed (float* raw = rented)
-                {
-                    Run(first, last, Align64(raw));
-                }
-            }
-            finally
-            {
-                ArrayPool<float>.Shared.Return(rented);
-            }
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private readonly void Run(int first, int last, float* widened)
-        {
-            float* tileRaw = stackalloc float[(8 * 32) + 16];
-            float* tile = Align64(tileRaw);
-            int mr = Mr;
-            int nr = Nr;
-            int esize = WeightMatrix.ElementSize(Type);
-            int panels = (Tokens + nr - 1) / nr;
-            for (int s = 0; s < Segments.Count; s++)
-            {
-                KSegment seg = Segments[s];
-                int chunk = LinearKChunk(seg.K);
-                for (int k0 = 0; k0 < seg.K; k0 += chunk)
-                {
-                    int kc = Math.Min(chunk, seg.K - k0);
-                    bool add = Accumulate || seg.Offset + k0 > 0;
-                    for (int block = first; block < last; block++)
-                    {
-                        int local = block;
-                        LinearTarget target = Targets.Find(ref local);
-                        byte* W = seg.W != null ? seg.W : target.W;
-                        int OutF = target.OutF;
-                        int o0 = local * mr;
-                        int rows = Math.Min(mr, OutF - o0);
-                        // The broadcast operand: float32 weights and bfloat16 rows are read in place (bfloat16 widened in
-                        // the kernel; not the matrix's first element, whose widening word would start before the buffer),
-                        // everything else is widened into a float32 block first.
-                        float* a;
-                        nint aRowStride;
-                        nint aColStride = 1;
-                        bool bf16InPlace = Type == WeightType.BF16 && !Transposed && (o0 | k0) != 0;
-                        if (bf16InPlace)
-                        {
-                            a = (float*)(W + ((((nint)o0 * InF) + k0) * esize));
-                            aRowStride = InF;
-                        }
-                        else if (Transposed)
-                        {
-                            if (widened is null)
-                            {
-                                a = (float*)W + ((nint)k0 * OutF) + o0;
-                            }
-                            else
-                            {
-                                for (int k = 0; k < kc; k++)
-                                {
-                                    WidenColumns(Type, W + ((((nint)(k0 + k) * OutF) + o0) * esize), widened + ((nint)k * mr), rows);
-                                }
-
-                                a = widened;
-                            }
-
-                            aRowStride = 1;
-                            aColStride = widened is null ? OutF : mr;
-                        }
-                        else if (widened is null)
-                        {
-                            a = (float*)W + ((nint)o0 * InF) + k0;
-                            aRowStride = InF;
-                        }
-                        else
-                        {
-                            for (int r = 0; r < rows; r++)
-                            {
-                                WidenRow(Type, W + ((((nint)(o0 + r) * InF) + k0) * esize), widened + ((nint)r * kc), kc);
-                            }
-
-                            a = widened;
-                            aRowStride = kc;
-                        }
-
-                        // The next row block of this weight is prefetched during the block's last panel, spread over the
-                        // kernel's k steps (see NextBlockSource; interleaved A/B, 64-token prefill: F32 0.96, BF16
-                        // 0.93). A burst of prefetches at the block's start cost 2-8 % instead.
-                        for (int p = 0; p < panels; p++)
-                        {
-                            int t0 = p * nr;
-                            int cols = Math.Min(nr, Tokens - t0);
-
-                            // yᵀ tile: rows are output features (unit stride in y), columns are tokens (stride OutF).
-                            float* panel = XT + ((nint)p * nr * InF) + ((nint)(seg.Offset + k0) * nr);
-                            float* yt = target.Y + ((nint)t0 * OutF) + o0;
-                            bool ahead = p == panels - 1 && o0 + mr < OutF;
-                            if (bf16InPlace && ahead)
-                            {
-                                MicroTile<NextBlockSource<BF16Source>>((byte*)a, aRowStride * sizeof(ushort), aColStride * sizeof(ushort), panel, kc, rows, cols, yt, 1, OutF, add, tile);
-                            }
-                            else if (!Transposed && widened is null && ahead)
-                            {
-                                MicroTile<NextBlockSource<F32Source>>((byte*)a, aRowStride * sizeof(float), aColStride * sizeof(float), panel, kc, rows, cols, yt, 1, OutF, add, tile);
-                            }
-                            else if (bf16InPlace)
-                            {
-                                MicroTile<BF16Source>((byte*)a, aRowStride * sizeof(ushort), aColStride * sizeof(ushort), panel, kc, rows, cols, yt, 1, OutF, add, tile);
-                            }
-                            else
-                            {
-                                // A float32 weight read down its columns: the first panel's pass touches the line after
-                                // each element, so the next block of columns finds its strip in cache (interleaved A/B,
-                                // cold weights: a 1x64 training step -4 to -7 %, 4x64 unchanged).
-                                if (p == 0 && Transposed && widened is null)
-                                {
-                                    MicroTile<F32NextLineSource>((byte*)a, aRowStride * sizeof(float), aColStride * sizeof(float), panel, kc, rows, cols, yt, 1, OutF, add, tile);
-                                }
-                                else
-                                {
-                                    MicroTile<F32Source>((byte*)a, aRowStride * sizeof(float), aColStride * sizeof(float), panel, kc, rows, cols, yt, 1, OutF, add, tile);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// <summary>Column panels of C: pack B per K-block, then sweep all rows of A.</summary>
-    private struct PackedJob : IParallelJob
-    {
-        public float* C;
-        public float* A;
-        public byte* B;
-        public WeightType BType;
-        public int M;
-        public int N;
-        public int K;
-        public nint ARowStride;
-        public nint AColStride;
-        public nint Ldb;
-        public bool Accumulate;
-        public int Panels;
-        public int Items;
-
-        public readonly void Execute(int index)
-        {
-            (int first, int last) = ComputePool.ItemRange(Panels, index, Items);
-            int nr = Nr;
-            float[] rented = ArrayPool<float>.Shared.Rent((KBlock * nr) + 16);
-            try
-            {
-                fixed (float* raw = rented)
-                {
-                    Run(first, last, Align64(raw));
-                }
-            }
-            finally
-            {
-                ArrayPool<float>.Shared.Return(rented);
-            }
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private readonly void Run(int first, int last, float* panel)
-        {
-            float* tileRaw = stackalloc float[(8 * 32) + 16];
-            float* tile = Align64(tileRaw);
-            int mr = Mr;
-            int nr = Nr;
-            int esize = WeightMatrix.ElementSize(BType);
-            for (int p = first; p < last; p++)
-            {
-                int n0 = p * nr;
-                int cols = Math.Min(nr, N - n0);
-                for (int k0 = 0; k0 < K; k0 += KBlock)
-                {
-                    int kc = Math.Min(KBlock, K - k0);
-                    for (int kk = 0; kk < kc; kk++)
-                    {
-                        float* dst = panel + ((nint)kk * nr);
-                        byte* src = B + ((((nint)(k0 + kk) * Ldb) + n0) * esize);
-                        if (cols == nr && PackFullRow(BType, src, dst))
-                        {
-                            continue;
-                        }
-
-                        WidenRow(BType, src, dst, cols);
-                        for (int j = cols; j < nr; j++)
-                        {
-                            dst[j] = 0f;
-                        }
-                    }
-
-                    // Ask for the next panel block's rows now; packing it then reads from cache, not DRAM.
-                    (int pn, int kn) = k0 + KBlock < K ? (p, k0 + KBlock) : (p + 1, 0);
-                    if (pn < last)
-                    {
-                        int nn = pn * nr;
-                        PrefetchRows(B + ((((nint)kn * Ldb) + nn) * esize), Ldb * esize, Math.Min(KBlock, K - kn), Math.Min(nr, N - nn) * esize);
-                    }
-
-                    bool add = Accumulate || k0 > 0;
-                    for (int m0 = 0; m0 < M; m0 += mr)
-                    {
-                        int rows = Math.Min(mr, M - m0);
-                        float* a = A + (m0 * ARowStride) + (k0 * AColStride);
-                        MicroTile<F32Source>((byte*)a, ARowStride * sizeof(float), AColStride * sizeof(float), panel, kc, rows, cols, C + ((nint)m0 * N) + n0, N, 1, add, tile);
-                    }
-                }
-            }
-        }
-    }
 }

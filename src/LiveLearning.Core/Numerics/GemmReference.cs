@@ -4,7 +4,7 @@ namespace LiveLearning.Numerics;
 /// Plain scalar versions of the <see cref="Gemm"/> operations, kept as the test oracle: the same arguments in the
 /// same order, double-precision sums, no blocking, no threads.
 /// </summary>
-public static class GemmReference
+internal static class GemmReference
 {
     /// <summary>Reference <see cref="Gemm.Linear(Span{float}, ReadOnlySpan{float}, in WeightMatrix, int, bool, ComputePool?)"/>.</summary>
     /// <param name="y">Output <c>[tokens, w.Rows]</c>.</param>

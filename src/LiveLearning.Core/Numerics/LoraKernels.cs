@@ -172,36 +172,36 @@ public static unsafe partial class LoraKernels
     internal static void ValidateForward(ReadOnlySpan<float> y, ReadOnlySpan<float> h, ReadOnlySpan<float> x, ReadOnlySpan<float> a, ReadOnlySpan<float> b, int tokens, int inFeatures, int outFeatures, int rank)
     {
         ValidateSizes(tokens, inFeatures, outFeatures, rank);
-        CheckLength(y, tokens, outFeatures, nameof(y), "tokens*outFeatures");
-        CheckLength(h, tokens, rank, nameof(h), "tokens*rank");
-        CheckLength(x, tokens, inFeatures, nameof(x), "tokens*inFeatures");
-        CheckLength(a, rank, inFeatures, nameof(a), "rank*inFeatures");
-        CheckLength(b, outFeatures, rank, nameof(b), "outFeatures*rank");
-        CheckNoOverlap(y, nameof(y), h, nameof(h));
-        CheckNoOverlap(y, nameof(y), x, nameof(x));
-        CheckNoOverlap(y, nameof(y), a, nameof(a));
-        CheckNoOverlap(y, nameof(y), b, nameof(b));
-        CheckNoOverlap(h, nameof(h), x, nameof(x));
-        CheckNoOverlap(h, nameof(h), a, nameof(a));
-        CheckNoOverlap(h, nameof(h), b, nameof(b));
+        KernelChecks.Shape(y, tokens, outFeatures, nameof(y), "tokens*outFeatures");
+        KernelChecks.Shape(h, tokens, rank, nameof(h), "tokens*rank");
+        KernelChecks.Shape(x, tokens, inFeatures, nameof(x), "tokens*inFeatures");
+        KernelChecks.Shape(a, rank, inFeatures, nameof(a), "rank*inFeatures");
+        KernelChecks.Shape(b, outFeatures, rank, nameof(b), "outFeatures*rank");
+        KernelChecks.SeparateOutput(y, h, nameof(y), nameof(h));
+        KernelChecks.SeparateOutput(y, x, nameof(y), nameof(x));
+        KernelChecks.SeparateOutput(y, a, nameof(y), nameof(a));
+        KernelChecks.SeparateOutput(y, b, nameof(y), nameof(b));
+        KernelChecks.SeparateOutput(h, x, nameof(h), nameof(x));
+        KernelChecks.SeparateOutput(h, a, nameof(h), nameof(a));
+        KernelChecks.SeparateOutput(h, b, nameof(h), nameof(b));
     }
 
     internal static void ValidateBackward(ReadOnlySpan<float> dA, ReadOnlySpan<float> dB, ReadOnlySpan<float> dx, ReadOnlySpan<float> dh, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> h, ReadOnlySpan<float> a, ReadOnlySpan<float> b, int tokens, int inFeatures, int outFeatures, int rank)
     {
         ValidateSizes(tokens, inFeatures, outFeatures, rank);
-        CheckLength(dA, rank, inFeatures, nameof(dA), "rank*inFeatures");
-        CheckLength(dB, outFeatures, rank, nameof(dB), "outFeatures*rank");
+        KernelChecks.Shape(dA, rank, inFeatures, nameof(dA), "rank*inFeatures");
+        KernelChecks.Shape(dB, outFeatures, rank, nameof(dB), "outFeatures*rank");
         if (!dx.IsEmpty)
         {
-            CheckLength(dx, tokens, inFeatures, nameof(dx), "tokens*inFeatures (or 0 to skip dx)");
+            KernelChecks.Shape(dx, tokens, inFeatures, nameof(dx), "tokens*inFeatures (or 0 to skip dx)");
         }
 
-        CheckLength(dh, tokens, rank, nameof(dh), "tokens*rank");
-        CheckLength(dy, tokens, outFeatures, nameof(dy), "tokens*outFeatures");
-        CheckLength(x, tokens, inFeatures, nameof(x), "tokens*inFeatures");
-        CheckLength(h, tokens, rank, nameof(h), "tokens*rank");
-        CheckLength(a, rank, inFeatures, nameof(a), "rank*inFeatures");
-        CheckLength(b, outFeatures, rank, nameof(b), "outFeatures*rank");
+        KernelChecks.Shape(dh, tokens, rank, nameof(dh), "tokens*rank");
+        KernelChecks.Shape(dy, tokens, outFeatures, nameof(dy), "tokens*outFeatures");
+        KernelChecks.Shape(x, tokens, inFeatures, nameof(x), "tokens*inFeatures");
+        KernelChecks.Shape(h, tokens, rank, nameof(h), "tokens*rank");
+        KernelChecks.Shape(a, rank, inFeatures, nameof(a), "rank*inFeatures");
+        KernelChecks.Shape(b, outFeatures, rank, nameof(b), "outFeatures*rank");
 
         // Outputs may overlap neither each other nor any input.
         CheckOutputOverlaps(dA, nameof(dA), dB, dx, dh, dy, x, h, a, b);
@@ -217,11 +217,11 @@ public static unsafe partial class LoraKernels
             throw new ArgumentException($"{name} overlaps another gradient output; the outputs must be separate buffers.", name);
         }
 
-        CheckNoOverlap(output, name, dy, nameof(dy));
-        CheckNoOverlap(output, name, x, nameof(x));
-        CheckNoOverlap(output, name, h, nameof(h));
-        CheckNoOverlap(output, name, a, nameof(a));
-        CheckNoOverlap(output, name, b, nameof(b));
+        KernelChecks.SeparateOutput(output, dy, name, nameof(dy));
+        KernelChecks.SeparateOutput(output, x, name, nameof(x));
+        KernelChecks.SeparateOutput(output, h, name, nameof(h));
+        KernelChecks.SeparateOutput(output, a, name, nameof(a));
+        KernelChecks.SeparateOutput(output, b, name, nameof(b));
     }
 
     private static void ValidateSizes(int tokens, int inFeatures, int outFeatures, int rank)
@@ -232,28 +232,6 @@ public static unsafe partial class LoraKernels
         if (rank < 1 || rank > MaxRank)
         {
             throw new ArgumentOutOfRangeException(nameof(rank), rank, $"rank must be between 1 and {MaxRank}.");
-        }
-    }
-
-    private static void CheckLength(ReadOnlySpan<float> span, int rows, int cols, string name, string shape)
-    {
-        long expected = (long)rows * cols;
-        if (expected > int.MaxValue)
-        {
-            throw new ArgumentOutOfRangeException(name, $"{shape} = {expected} is larger than a span can hold.");
-        }
-
-        if (span.Length != expected)
-        {
-            throw new ArgumentException($"{name} has {span.Length} elements but {shape} = {expected}.", name);
-        }
-    }
-
-    private static void CheckNoOverlap(ReadOnlySpan<float> output, string name, ReadOnlySpan<float> other, string otherName)
-    {
-        if (output.Overlaps(other))
-        {
-            throw new ArgumentException($"{name} overlaps {otherName}; the output must be a separate buffer.", name);
         }
     }
 

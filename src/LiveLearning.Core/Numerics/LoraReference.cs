@@ -4,7 +4,7 @@ namespace LiveLearning.Numerics;
 /// Plain scalar LoRA forward and backward with the same contracts as <see cref="LoraKernels"/>: the test oracle.
 /// Sums are accumulated in double precision and rounded once per output element.
 /// </summary>
-public static class LoraReference
+internal static class LoraReference
 {
     /// <summary>
     /// <c>h[t, r] = Σ_i x[t, i]·a[r, i]</c> (written) and <c>y[t, o] += scale · Σ_r h[t, r]·b[o, r]</c> (accumulated).

@@ -29,21 +29,21 @@ public static class Optimizers
     /// <exception cref="ArgumentOutOfRangeException">A hyper-parameter or <paramref name="step"/> is out of range.</exception>
     public static void AdamWStep(Span<float> parameters, ReadOnlySpan<float> gradients, Span<float> m, Span<float> v, int step, float learningRate, float beta1 = 0.9f, float beta2 = 0.999f, float epsilon = 1e-8f, float weightDecay = 0.01f)
     {
-        NnChecks.Length(gradients.Length, parameters.Length, nameof(gradients), "parameters.Length");
-        NnChecks.Length(m.Length, parameters.Length, nameof(m), "parameters.Length");
-        NnChecks.Length(v.Length, parameters.Length, nameof(v), "parameters.Length");
-        NnChecks.Positive(step, nameof(step));
-        CheckFiniteNonNegative(learningRate, nameof(learningRate));
-        CheckUnitInterval(beta1, nameof(beta1));
-        CheckUnitInterval(beta2, nameof(beta2));
-        CheckFiniteNonNegative(epsilon, nameof(epsilon));
-        CheckFiniteNonNegative(weightDecay, nameof(weightDecay));
-        NnChecks.NoOverlap(parameters, gradients, nameof(parameters), nameof(gradients));
-        NnChecks.NoOverlap(parameters, m, nameof(parameters), nameof(m));
-        NnChecks.NoOverlap(parameters, v, nameof(parameters), nameof(v));
-        NnChecks.NoOverlap(m, gradients, nameof(m), nameof(gradients));
-        NnChecks.NoOverlap(m, v, nameof(m), nameof(v));
-        NnChecks.NoOverlap(v, gradients, nameof(v), nameof(gradients));
+        KernelChecks.Length(gradients.Length, parameters.Length, nameof(gradients), "parameters.Length");
+        KernelChecks.Length(m.Length, parameters.Length, nameof(m), "parameters.Length");
+        KernelChecks.Length(v.Length, parameters.Length, nameof(v), "parameters.Length");
+        KernelChecks.Positive(step, nameof(step));
+        KernelChecks.FiniteNonNegative(learningRate, nameof(learningRate));
+        KernelChecks.UnitInterval(beta1, nameof(beta1));
+        KernelChecks.UnitInterval(beta2, nameof(beta2));
+        KernelChecks.FiniteNonNegative(epsilon, nameof(epsilon));
+        KernelChecks.FiniteNonNegative(weightDecay, nameof(weightDecay));
+        KernelChecks.NoOverlap(parameters, gradients, nameof(parameters), nameof(gradients));
+        KernelChecks.NoOverlap(parameters, m, nameof(parameters), nameof(m));
+        KernelChecks.NoOverlap(parameters, v, nameof(parameters), nameof(v));
+        KernelChecks.NoOverlap(m, gradients, nameof(m), nameof(gradients));
+        KernelChecks.NoOverlap(m, v, nameof(m), nameof(v));
+        KernelChecks.NoOverlap(v, gradients, nameof(v), nameof(gradients));
 
         // Scalars as PyTorch forms them: decay factor 1 − lr·wd, step size lr / bc1, denominator sqrt(v)/sqrt(bc2) + eps.
         double bc1 = 1 - Math.Pow(beta1, step);
@@ -60,93 +60,12 @@ public static class Optimizers
             Epsilon = epsilon,
         };
 
-        ref float pp = ref MemoryMarshal.GetReference(parameters);
-        ref float pg = ref MemoryMarshal.GetReference(gradients);
-        ref float pm = ref MemoryMarshal.GetReference(m);
-        ref float pv = ref MemoryMarshal.GetReference(v);
-        int n = parameters.Length;
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        unsafe
         {
-            var beta1V = Vector512.Create(k.Beta1);
-            var oneMinusBeta1V = Vector512.Create(k.OneMinusBeta1);
-            var beta2V = Vector512.Create(k.Beta2);
-            var oneMinusBeta2V = Vector512.Create(k.OneMinusBeta2);
-            var invSqrtBc2V = Vector512.Create(k.InvSqrtBc2);
-            var epsilonV = Vector512.Create(k.Epsilon);
-            var decayV = Vector512.Create(k.Decay);
-            var stepSizeV = Vector512.Create(k.StepSize);
-            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
+            fixed (float* pp = parameters, pg = gradients, pm = m, pv = v)
             {
-                var g = Vector512.LoadUnsafe(ref pg, (nuint)i);
-                var mm = (beta1V * Vector512.LoadUnsafe(ref pm, (nuint)i)) + (oneMinusBeta1V * g);
-                var vv = (beta2V * Vector512.LoadUnsafe(ref pv, (nuint)i)) + (oneMinusBeta2V * g * g);
-                var denom = (Vector512.Sqrt(vv) * invSqrtBc2V) + epsilonV;
-                var p = Vector512.LoadUnsafe(ref pp, (nuint)i) * decayV;
-                p -= stepSizeV * (mm / denom);
-                mm.StoreUnsafe(ref pm, (nuint)i);
-                vv.StoreUnsafe(ref pv, (nuint)i);
-                p.StoreUnsafe(ref pp, (nuint)i);
+                VecLoops.Map(new AdamWOp { K = k, P = pp, G = pg, M = pm, V = pv }, parameters.Length);
             }
-        }
-
-        if (Vector256.IsHardwareAccelerated)
-        {
-            var beta1V = Vector256.Create(k.Beta1);
-            var oneMinusBeta1V = Vector256.Create(k.OneMinusBeta1);
-            var beta2V = Vector256.Create(k.Beta2);
-            var oneMinusBeta2V = Vector256.Create(k.OneMinusBeta2);
-            var invSqrtBc2V = Vector256.Create(k.InvSqrtBc2);
-            var epsilonV = Vector256.Create(k.Epsilon);
-            var decayV = Vector256.Create(k.Decay);
-            var stepSizeV = Vector256.Create(k.StepSize);
-            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
-            {
-                var g = Vector256.LoadUnsafe(ref pg, (nuint)i);
-                var mm = (beta1V * Vector256.LoadUnsafe(ref pm, (nuint)i)) + (oneMinusBeta1V * g);
-                var vv = (beta2V * Vector256.LoadUnsafe(ref pv, (nuint)i)) + (oneMinusBeta2V * g * g);
-                var denom = (Vector256.Sqrt(vv) * invSqrtBc2V) + epsilonV;
-                var p = Vector256.LoadUnsafe(ref pp, (nuint)i) * decayV;
-                p -= stepSizeV * (mm / denom);
-                mm.StoreUnsafe(ref pm, (nuint)i);
-                vv.StoreUnsafe(ref pv, (nuint)i);
-                p.StoreUnsafe(ref pp, (nuint)i);
-            }
-        }
-
-        if (Vector128.IsHardwareAccelerated)
-        {
-            var beta1V = Vector128.Create(k.Beta1);
-            var oneMinusBeta1V = Vector128.Create(k.OneMinusBeta1);
-            var beta2V = Vector128.Create(k.Beta2);
-            var oneMinusBeta2V = Vector128.Create(k.OneMinusBeta2);
-            var invSqrtBc2V = Vector128.Create(k.InvSqrtBc2);
-            var epsilonV = Vector128.Create(k.Epsilon);
-            var decayV = Vector128.Create(k.Decay);
-            var stepSizeV = Vector128.Create(k.StepSize);
-            for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
-            {
-                var g = Vector128.LoadUnsafe(ref pg, (nuint)i);
-                var mm = (beta1V * Vector128.LoadUnsafe(ref pm, (nuint)i)) + (oneMinusBeta1V * g);
-                var vv = (beta2V * Vector128.LoadUnsafe(ref pv, (nuint)i)) + (oneMinusBeta2V * g * g);
-                var denom = (Vector128.Sqrt(vv) * invSqrtBc2V) + epsilonV;
-                var p = Vector128.LoadUnsafe(ref pp, (nuint)i) * decayV;
-                p -= stepSizeV * (mm / denom);
-                mm.StoreUnsafe(ref pm, (nuint)i);
-                vv.StoreUnsafe(ref pv, (nuint)i);
-                p.StoreUnsafe(ref pp, (nuint)i);
-            }
-        }
-
-        for (; i < n; i++)
-        {
-            float g = Unsafe.Add(ref pg, i);
-            float mm = (k.Beta1 * Unsafe.Add(ref pm, i)) + (k.OneMinusBeta1 * g);
-            float vv = (k.Beta2 * Unsafe.Add(ref pv, i)) + (k.OneMinusBeta2 * g * g);
-            float denom = (MathF.Sqrt(vv) * k.InvSqrtBc2) + k.Epsilon;
-            Unsafe.Add(ref pm, i) = mm;
-            Unsafe.Add(ref pv, i) = vv;
-            Unsafe.Add(ref pp, i) = (Unsafe.Add(ref pp, i) * k.Decay) - (k.StepSize * (mm / denom));
         }
     }
 
@@ -168,10 +87,10 @@ public static class Optimizers
     /// <exception cref="ArgumentOutOfRangeException">A hyper-parameter is out of range.</exception>
     public static void SgdMomentumStep(Span<float> parameters, ReadOnlySpan<float> gradients, Span<float> momentumBuffer, bool firstStep, float learningRate, float momentum = 0.9f, float dampening = 0f, float weightDecay = 0f, bool nesterov = false)
     {
-        NnChecks.Length(gradients.Length, parameters.Length, nameof(gradients), "parameters.Length");
-        CheckFiniteNonNegative(learningRate, nameof(learningRate));
-        CheckFiniteNonNegative(momentum, nameof(momentum));
-        CheckFiniteNonNegative(weightDecay, nameof(weightDecay));
+        KernelChecks.Length(gradients.Length, parameters.Length, nameof(gradients), "parameters.Length");
+        KernelChecks.FiniteNonNegative(learningRate, nameof(learningRate));
+        KernelChecks.FiniteNonNegative(momentum, nameof(momentum));
+        KernelChecks.FiniteNonNegative(weightDecay, nameof(weightDecay));
         if (!float.IsFinite(dampening))
         {
             throw new ArgumentOutOfRangeException(nameof(dampening), dampening, "dampening must be finite.");
@@ -185,82 +104,32 @@ public static class Optimizers
         bool useMomentum = momentum != 0;
         if (useMomentum || !momentumBuffer.IsEmpty)
         {
-            NnChecks.Length(momentumBuffer.Length, parameters.Length, nameof(momentumBuffer), useMomentum ? "parameters.Length" : "parameters.Length (or 0 without momentum)");
+            KernelChecks.Length(momentumBuffer.Length, parameters.Length, nameof(momentumBuffer), useMomentum ? "parameters.Length" : "parameters.Length (or 0 without momentum)");
         }
 
-        NnChecks.NoOverlap(parameters, gradients, nameof(parameters), nameof(gradients));
-        NnChecks.NoOverlap(parameters, momentumBuffer, nameof(parameters), nameof(momentumBuffer));
-        NnChecks.NoOverlap(momentumBuffer, gradients, nameof(momentumBuffer), nameof(gradients));
+        KernelChecks.NoOverlap(parameters, gradients, nameof(parameters), nameof(gradients));
+        KernelChecks.NoOverlap(parameters, momentumBuffer, nameof(parameters), nameof(momentumBuffer));
+        KernelChecks.NoOverlap(momentumBuffer, gradients, nameof(momentumBuffer), nameof(gradients));
 
-        ref float pp = ref MemoryMarshal.GetReference(parameters);
-        ref float pg = ref MemoryMarshal.GetReference(gradients);
-        ref float pb = ref MemoryMarshal.GetReference(momentumBuffer);
-        int n = parameters.Length;
-        float mix = 1f - dampening;
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        unsafe
         {
-            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
+            fixed (float* pp = parameters, pg = gradients, pb = momentumBuffer)
             {
-                var p = Vector512.LoadUnsafe(ref pp, (nuint)i);
-                var g = Vector512.LoadUnsafe(ref pg, (nuint)i) + (Vector512.Create(weightDecay) * p);
-                if (useMomentum)
+                var op = new SgdOp
                 {
-                    var buf = firstStep ? g : (Vector512.Create(momentum) * Vector512.LoadUnsafe(ref pb, (nuint)i)) + (Vector512.Create(mix) * g);
-                    buf.StoreUnsafe(ref pb, (nuint)i);
-                    g = nesterov ? g + (Vector512.Create(momentum) * buf) : buf;
-                }
-
-                (p - (Vector512.Create(learningRate) * g)).StoreUnsafe(ref pp, (nuint)i);
+                    P = pp,
+                    G = pg,
+                    B = pb,
+                    LearningRate = learningRate,
+                    Momentum = momentum,
+                    Mix = 1f - dampening,
+                    WeightDecay = weightDecay,
+                    UseMomentum = useMomentum,
+                    FirstStep = firstStep,
+                    Nesterov = nesterov,
+                };
+                VecLoops.Map(op, parameters.Length);
             }
-        }
-
-        if (Vector256.IsHardwareAccelerated)
-        {
-            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
-            {
-                var p = Vector256.LoadUnsafe(ref pp, (nuint)i);
-                var g = Vector256.LoadUnsafe(ref pg, (nuint)i) + (Vector256.Create(weightDecay) * p);
-                if (useMomentum)
-                {
-                    var buf = firstStep ? g : (Vector256.Create(momentum) * Vector256.LoadUnsafe(ref pb, (nuint)i)) + (Vector256.Create(mix) * g);
-                    buf.StoreUnsafe(ref pb, (nuint)i);
-                    g = nesterov ? g + (Vector256.Create(momentum) * buf) : buf;
-                }
-
-                (p - (Vector256.Create(learningRate) * g)).StoreUnsafe(ref pp, (nuint)i);
-            }
-        }
-
-        if (Vector128.IsHardwareAccelerated)
-        {
-            for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
-            {
-                var p = Vector128.LoadUnsafe(ref pp, (nuint)i);
-                var g = Vector128.LoadUnsafe(ref pg, (nuint)i) + (Vector128.Create(weightDecay) * p);
-                if (useMomentum)
-                {
-                    var buf = firstStep ? g : (Vector128.Create(momentum) * Vector128.LoadUnsafe(ref pb, (nuint)i)) + (Vector128.Create(mix) * g);
-                    buf.StoreUnsafe(ref pb, (nuint)i);
-                    g = nesterov ? g + (Vector128.Create(momentum) * buf) : buf;
-                }
-
-                (p - (Vector128.Create(learningRate) * g)).StoreUnsafe(ref pp, (nuint)i);
-            }
-        }
-
-        for (; i < n; i++)
-        {
-            float p = Unsafe.Add(ref pp, i);
-            float g = Unsafe.Add(ref pg, i) + (weightDecay * p);
-            if (useMomentum)
-            {
-                float buf = firstStep ? g : (momentum * Unsafe.Add(ref pb, i)) + (mix * g);
-                Unsafe.Add(ref pb, i) = buf;
-                g = nesterov ? g + (momentum * buf) : buf;
-            }
-
-            Unsafe.Add(ref pp, i) = p - (learningRate * g);
         }
     }
 
@@ -382,22 +251,6 @@ public static class Optimizers
         return sum;
     }
 
-    private static void CheckFiniteNonNegative(float value, string paramName)
-    {
-        if (!(value >= 0) || !float.IsFinite(value))
-        {
-            throw new ArgumentOutOfRangeException(paramName, value, $"{paramName} must be a finite number ≥ 0.");
-        }
-    }
-
-    private static void CheckUnitInterval(float value, string paramName)
-    {
-        if (!(value >= 0 && value < 1))
-        {
-            throw new ArgumentOutOfRangeException(paramName, value, $"{paramName} must be in [0, 1).");
-        }
-    }
-
     private struct AdamConstants
     {
         public float Decay;
@@ -408,5 +261,69 @@ public static class Optimizers
         public float StepSize;
         public float InvSqrtBc2;
         public float Epsilon;
+    }
+
+    /// <summary>
+    /// One AdamW element: <c>m = β1·m + (1−β1)·g</c>, <c>v = β2·v + (1−β2)·g·g</c>,
+    /// <c>p = p·decay − stepSize·(m / (√v·invSqrtBc2 + ε))</c>, every multiply and add rounded separately.
+    /// </summary>
+    private unsafe struct AdamWOp : IMapOp
+    {
+        public AdamConstants K;
+        public float* P;
+        public float* G;
+        public float* M;
+        public float* V;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly void Invoke<TV, TOps>(nint i)
+            where TV : struct
+            where TOps : struct, IVecOps<TV>
+        {
+            TV g = TOps.Load(G + i);
+            TV mm = TOps.Add(TOps.Multiply(TOps.Splat(K.Beta1), TOps.Load(M + i)), TOps.Multiply(TOps.Splat(K.OneMinusBeta1), g));
+            TV vv = TOps.Add(TOps.Multiply(TOps.Splat(K.Beta2), TOps.Load(V + i)), TOps.Multiply(TOps.Multiply(TOps.Splat(K.OneMinusBeta2), g), g));
+            TV denom = TOps.Add(TOps.Multiply(TOps.Sqrt(vv), TOps.Splat(K.InvSqrtBc2)), TOps.Splat(K.Epsilon));
+            TV p = TOps.Multiply(TOps.Load(P + i), TOps.Splat(K.Decay));
+            p = TOps.Subtract(p, TOps.Multiply(TOps.Splat(K.StepSize), TOps.Divide(mm, denom)));
+            TOps.Store(mm, M + i);
+            TOps.Store(vv, V + i);
+            TOps.Store(p, P + i);
+        }
+    }
+
+    /// <summary>
+    /// One SGD element: <c>g += wd·p</c>; with momentum <c>buf = first ? g : μ·buf + (1 − dampening)·g</c> and
+    /// <c>g = nesterov ? g + μ·buf : buf</c>; <c>p −= lr·g</c>, every multiply and add rounded separately.
+    /// </summary>
+    private unsafe struct SgdOp : IMapOp
+    {
+        public float* P;
+        public float* G;
+        public float* B;
+        public float LearningRate;
+        public float Momentum;
+        public float Mix;
+        public float WeightDecay;
+        public bool UseMomentum;
+        public bool FirstStep;
+        public bool Nesterov;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly void Invoke<TV, TOps>(nint i)
+            where TV : struct
+            where TOps : struct, IVecOps<TV>
+        {
+            TV p = TOps.Load(P + i);
+            TV g = TOps.Add(TOps.Load(G + i), TOps.Multiply(TOps.Splat(WeightDecay), p));
+            if (UseMomentum)
+            {
+                TV buf = FirstStep ? g : TOps.Add(TOps.Multiply(TOps.Splat(Momentum), TOps.Load(B + i)), TOps.Multiply(TOps.Splat(Mix), g));
+                TOps.Store(buf, B + i);
+                g = Nesterov ? TOps.Add(g, TOps.Multiply(TOps.Splat(Momentum), buf)) : buf;
+            }
+
+            TOps.Store(TOps.Subtract(p, TOps.Multiply(TOps.Splat(LearningRate), g)), P + i);
+        }
     }
 }

@@ -1,6 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics;
 using System.Numerics.Tensors;
 
 namespace LiveLearning.Numerics;
@@ -25,27 +23,27 @@ public static class RmsNorm
     /// <exception cref="ArgumentOutOfRangeException">A shape is out of range or <paramref name="eps"/> is negative or NaN.</exception>
     public static unsafe void Forward(Span<float> y, Span<float> rstd, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, int tokens, int dim, float eps, ComputePool? pool = null)
     {
-        NnChecks.NonNegative(tokens, nameof(tokens));
-        NnChecks.Positive(dim, nameof(dim));
+        KernelChecks.NonNegative(tokens, nameof(tokens));
+        KernelChecks.Positive(dim, nameof(dim));
         if (!(eps >= 0))
         {
             throw new ArgumentOutOfRangeException(nameof(eps), eps, "eps must be a non-negative number.");
         }
 
         long size = (long)tokens * dim;
-        NnChecks.Length(y.Length, size, nameof(y), "tokens*dim");
-        NnChecks.Length(x.Length, size, nameof(x), "tokens*dim");
-        NnChecks.Length(weight.Length, dim, nameof(weight), "dim");
+        KernelChecks.Length(y.Length, size, nameof(y), "tokens*dim");
+        KernelChecks.Length(x.Length, size, nameof(x), "tokens*dim");
+        KernelChecks.Length(weight.Length, dim, nameof(weight), "dim");
         if (!rstd.IsEmpty)
         {
-            NnChecks.Length(rstd.Length, tokens, nameof(rstd), "tokens (or 0)");
+            KernelChecks.Length(rstd.Length, tokens, nameof(rstd), "tokens (or 0)");
         }
 
-        NnChecks.NoOverlap(y, x, nameof(y), nameof(x), allowIdentical: true);
-        NnChecks.NoOverlap(y, weight, nameof(y), nameof(weight));
-        NnChecks.NoOverlap(rstd, x, nameof(rstd), nameof(x));
-        NnChecks.NoOverlap(rstd, y, nameof(rstd), nameof(y));
-        NnChecks.NoOverlap(rstd, weight, nameof(rstd), nameof(weight));
+        KernelChecks.NoOverlap(y, x, nameof(y), nameof(x), allowIdentical: true);
+        KernelChecks.NoOverlap(y, weight, nameof(y), nameof(weight));
+        KernelChecks.NoOverlap(rstd, x, nameof(rstd), nameof(x));
+        KernelChecks.NoOverlap(rstd, y, nameof(rstd), nameof(y));
+        KernelChecks.NoOverlap(rstd, weight, nameof(rstd), nameof(weight));
 
         if (tokens == 0)
         {
@@ -126,28 +124,28 @@ public static class RmsNorm
     /// <exception cref="ArgumentOutOfRangeException">A shape is out of range.</exception>
     public static unsafe void Backward(Span<float> dx, Span<float> dWeight, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> rstd, int tokens, int dim, ComputePool? pool = null)
     {
-        NnChecks.NonNegative(tokens, nameof(tokens));
-        NnChecks.Positive(dim, nameof(dim));
+        KernelChecks.NonNegative(tokens, nameof(tokens));
+        KernelChecks.Positive(dim, nameof(dim));
         long size = (long)tokens * dim;
-        NnChecks.Length(dx.Length, size, nameof(dx), "tokens*dim");
+        KernelChecks.Length(dx.Length, size, nameof(dx), "tokens*dim");
         if (!dWeight.IsEmpty)
         {
-            NnChecks.Length(dWeight.Length, dim, nameof(dWeight), "dim (or 0)");
+            KernelChecks.Length(dWeight.Length, dim, nameof(dWeight), "dim (or 0)");
         }
 
-        NnChecks.Length(dy.Length, size, nameof(dy), "tokens*dim");
-        NnChecks.Length(x.Length, size, nameof(x), "tokens*dim");
-        NnChecks.Length(weight.Length, dim, nameof(weight), "dim");
-        NnChecks.Length(rstd.Length, tokens, nameof(rstd), "tokens");
-        NnChecks.NoOverlap(dx, dy, nameof(dx), nameof(dy));
-        NnChecks.NoOverlap(dx, x, nameof(dx), nameof(x));
-        NnChecks.NoOverlap(dx, weight, nameof(dx), nameof(weight));
-        NnChecks.NoOverlap(dx, rstd, nameof(dx), nameof(rstd));
-        NnChecks.NoOverlap(dx, dWeight, nameof(dx), nameof(dWeight));
-        NnChecks.NoOverlap(dWeight, dy, nameof(dWeight), nameof(dy));
-        NnChecks.NoOverlap(dWeight, x, nameof(dWeight), nameof(x));
-        NnChecks.NoOverlap(dWeight, weight, nameof(dWeight), nameof(weight));
-        NnChecks.NoOverlap(dWeight, rstd, nameof(dWeight), nameof(rstd));
+        KernelChecks.Length(dy.Length, size, nameof(dy), "tokens*dim");
+        KernelChecks.Length(x.Length, size, nameof(x), "tokens*dim");
+        KernelChecks.Length(weight.Length, dim, nameof(weight), "dim");
+        KernelChecks.Length(rstd.Length, tokens, nameof(rstd), "tokens");
+        KernelChecks.NoOverlap(dx, dy, nameof(dx), nameof(dy));
+        KernelChecks.NoOverlap(dx, x, nameof(dx), nameof(x));
+        KernelChecks.NoOverlap(dx, weight, nameof(dx), nameof(weight));
+        KernelChecks.NoOverlap(dx, rstd, nameof(dx), nameof(rstd));
+        KernelChecks.NoOverlap(dx, dWeight, nameof(dx), nameof(dWeight));
+        KernelChecks.NoOverlap(dWeight, dy, nameof(dWeight), nameof(dy));
+        KernelChecks.NoOverlap(dWeight, x, nameof(dWeight), nameof(x));
+        KernelChecks.NoOverlap(dWeight, weight, nameof(dWeight), nameof(weight));
+        KernelChecks.NoOverlap(dWeight, rstd, nameof(dWeight), nameof(rstd));
 
         int items = ComputePool.RowItems(pool, tokens, (long)tokens * dim);
         if (!dWeight.IsEmpty || items == 1)
@@ -178,166 +176,94 @@ public static class RmsNorm
     }
 
     /// <summary>y = (x · r) · w, element-wise.</summary>
-    private static void ScaleRow(Span<float> y, ReadOnlySpan<float> x, float r, ReadOnlySpan<float> w)
+    private static unsafe void ScaleRow(Span<float> y, ReadOnlySpan<float> x, float r, ReadOnlySpan<float> w)
     {
-        ref float py = ref MemoryMarshal.GetReference(y);
-        ref float px = ref MemoryMarshal.GetReference(x);
-        ref float pw = ref MemoryMarshal.GetReference(w);
-        int n = y.Length;
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        fixed (float* py = y, px = x, pw = w)
         {
-            var vr = Vector512.Create(r);
-            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
-            {
-                (Vector512.LoadUnsafe(ref px, (nuint)i) * vr * Vector512.LoadUnsafe(ref pw, (nuint)i)).StoreUnsafe(ref py, (nuint)i);
-            }
-        }
-
-        if (Vector256.IsHardwareAccelerated)
-        {
-            var vr = Vector256.Create(r);
-            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
-            {
-                (Vector256.LoadUnsafe(ref px, (nuint)i) * vr * Vector256.LoadUnsafe(ref pw, (nuint)i)).StoreUnsafe(ref py, (nuint)i);
-            }
-        }
-
-        if (Vector128.IsHardwareAccelerated)
-        {
-            var vr = Vector128.Create(r);
-            for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
-            {
-                (Vector128.LoadUnsafe(ref px, (nuint)i) * vr * Vector128.LoadUnsafe(ref pw, (nuint)i)).StoreUnsafe(ref py, (nuint)i);
-            }
-        }
-
-        for (; i < n; i++)
-        {
-            Unsafe.Add(ref py, i) = Unsafe.Add(ref px, i) * r * Unsafe.Add(ref pw, i);
+            VecLoops.Map(new ScaleOp { Y = py, X = px, W = pw, R = r }, y.Length);
         }
     }
 
     /// <summary>Σ a·b·c with vector accumulators.</summary>
-    private static float Dot3(ReadOnlySpan<float> a, ReadOnlySpan<float> b, ReadOnlySpan<float> c)
+    private static unsafe float Dot3(ReadOnlySpan<float> a, ReadOnlySpan<float> b, ReadOnlySpan<float> c)
     {
-        ref float pa = ref MemoryMarshal.GetReference(a);
-        ref float pb = ref MemoryMarshal.GetReference(b);
-        ref float pc = ref MemoryMarshal.GetReference(c);
-        int n = a.Length;
-        int i = 0;
-        float sum = 0f;
-        if (Vector512.IsHardwareAccelerated && n >= Vector512<float>.Count)
+        fixed (float* pa = a, pb = b, pc = c)
         {
-            var acc = Vector512<float>.Zero;
-            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
-            {
-                acc = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref pa, (nuint)i) * Vector512.LoadUnsafe(ref pb, (nuint)i), Vector512.LoadUnsafe(ref pc, (nuint)i), acc);
-            }
-
-            sum += Vector512.Sum(acc);
+            return VecLoops.Sum(new Dot3Op { A = pa, B = pb, C = pc }, a.Length);
         }
-
-        if (Vector256.IsHardwareAccelerated && n - i >= Vector256<float>.Count)
-        {
-            var acc = Vector256<float>.Zero;
-            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
-            {
-                acc = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref pa, (nuint)i) * Vector256.LoadUnsafe(ref pb, (nuint)i), Vector256.LoadUnsafe(ref pc, (nuint)i), acc);
-            }
-
-            sum += Vector256.Sum(acc);
-        }
-
-        if (Vector128.IsHardwareAccelerated && n - i >= Vector128<float>.Count)
-        {
-            var acc = Vector128<float>.Zero;
-            for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
-            {
-                acc = Vector128.FusedMultiplyAdd(Vector128.LoadUnsafe(ref pa, (nuint)i) * Vector128.LoadUnsafe(ref pb, (nuint)i), Vector128.LoadUnsafe(ref pc, (nuint)i), acc);
-            }
-
-            sum += Vector128.Sum(acc);
-        }
-
-        for (; i < n; i++)
-        {
-            sum += Unsafe.Add(ref pa, i) * Unsafe.Add(ref pb, i) * Unsafe.Add(ref pc, i);
-        }
-
-        return sum;
     }
 
     /// <summary>dx += r·dy·w − c·x ; dw += dy·x·r (when dw is not empty).</summary>
-    private static void BackwardRow(Span<float> dx, Span<float> dw, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, float r, float c)
+    private static unsafe void BackwardRow(Span<float> dx, Span<float> dw, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, float r, float c)
     {
-        ref float pdx = ref MemoryMarshal.GetReference(dx);
-        ref float pdw = ref MemoryMarshal.GetReference(dw);
-        ref float pdy = ref MemoryMarshal.GetReference(dy);
-        ref float px = ref MemoryMarshal.GetReference(x);
-        ref float pw = ref MemoryMarshal.GetReference(w);
-        bool weights = !dw.IsEmpty;
-        int n = dx.Length;
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        fixed (float* pdx = dx, pdw = dw, pdy = dy, px = x, pw = w)
         {
-            var vr = Vector512.Create(r);
-            var vc = Vector512.Create(c);
-            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
-            {
-                var g = Vector512.LoadUnsafe(ref pdy, (nuint)i);
-                var xv = Vector512.LoadUnsafe(ref px, (nuint)i);
-                var d = Vector512.LoadUnsafe(ref pdx, (nuint)i) + (vr * g * Vector512.LoadUnsafe(ref pw, (nuint)i)) - (vc * xv);
-                d.StoreUnsafe(ref pdx, (nuint)i);
-                if (weights)
-                {
-                    (Vector512.LoadUnsafe(ref pdw, (nuint)i) + (g * xv * vr)).StoreUnsafe(ref pdw, (nuint)i);
-                }
-            }
+            VecLoops.Map(new BackwardOp { Dx = pdx, Dw = dw.IsEmpty ? null : pdw, Dy = pdy, X = px, W = pw, R = r, C = c }, dx.Length);
         }
+    }
 
-        if (Vector256.IsHardwareAccelerated)
+    /// <summary>y = (x · r) · w.</summary>
+    private unsafe struct ScaleOp : IMapOp
+    {
+        public float* Y;
+        public float* X;
+        public float* W;
+        public float R;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly void Invoke<TV, TOps>(nint i)
+            where TV : struct
+            where TOps : struct, IVecOps<TV>
+            => TOps.Store(TOps.Multiply(TOps.Multiply(TOps.Load(X + i), TOps.Splat(R)), TOps.Load(W + i)), Y + i);
+    }
+
+    /// <summary>acc + (a · b) · c: one rounding for the vector accumulate (fused), two for the scalar tail.</summary>
+    private unsafe struct Dot3Op : ISumOp
+    {
+        public float* A;
+        public float* B;
+        public float* C;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly TV Accumulate<TV, TOps>(TV acc, nint i)
+            where TV : struct
+            where TOps : struct, IVecOps<TV>
         {
-            var vr = Vector256.Create(r);
-            var vc = Vector256.Create(c);
-            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
-            {
-                var g = Vector256.LoadUnsafe(ref pdy, (nuint)i);
-                var xv = Vector256.LoadUnsafe(ref px, (nuint)i);
-                var d = Vector256.LoadUnsafe(ref pdx, (nuint)i) + (vr * g * Vector256.LoadUnsafe(ref pw, (nuint)i)) - (vc * xv);
-                d.StoreUnsafe(ref pdx, (nuint)i);
-                if (weights)
-                {
-                    (Vector256.LoadUnsafe(ref pdw, (nuint)i) + (g * xv * vr)).StoreUnsafe(ref pdw, (nuint)i);
-                }
-            }
+            TV ab = TOps.Multiply(TOps.Load(A + i), TOps.Load(B + i));
+            return TOps.Count == 1
+                ? TOps.Add(acc, TOps.Multiply(ab, TOps.Load(C + i)))
+                : TOps.FusedMultiplyAdd(ab, TOps.Load(C + i), acc);
         }
+    }
 
-        if (Vector128.IsHardwareAccelerated)
-        {
-            var vr = Vector128.Create(r);
-            var vc = Vector128.Create(c);
-            for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
-            {
-                var g = Vector128.LoadUnsafe(ref pdy, (nuint)i);
-                var xv = Vector128.LoadUnsafe(ref px, (nuint)i);
-                var d = Vector128.LoadUnsafe(ref pdx, (nuint)i) + (vr * g * Vector128.LoadUnsafe(ref pw, (nuint)i)) - (vc * xv);
-                d.StoreUnsafe(ref pdx, (nuint)i);
-                if (weights)
-                {
-                    (Vector128.LoadUnsafe(ref pdw, (nuint)i) + (g * xv * vr)).StoreUnsafe(ref pdw, (nuint)i);
-                }
-            }
-        }
+    /// <summary>
+    /// dx += r·dy·w − c·x and dw += (dy·x)·r. The vector steps add the two terms to dx one after the other, the scalar
+    /// tail adds their difference; both roundings are kept as they are.
+    /// </summary>
+    private unsafe struct BackwardOp : IMapOp
+    {
+        public float* Dx;
+        public float* Dw;
+        public float* Dy;
+        public float* X;
+        public float* W;
+        public float R;
+        public float C;
 
-        for (; i < n; i++)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly void Invoke<TV, TOps>(nint i)
+            where TV : struct
+            where TOps : struct, IVecOps<TV>
         {
-            float g = Unsafe.Add(ref pdy, i);
-            float xv = Unsafe.Add(ref px, i);
-            Unsafe.Add(ref pdx, i) += (r * g * Unsafe.Add(ref pw, i)) - (c * xv);
-            if (weights)
+            TV g = TOps.Load(Dy + i);
+            TV xv = TOps.Load(X + i);
+            TV gain = TOps.Multiply(TOps.Multiply(TOps.Splat(R), g), TOps.Load(W + i));
+            TV pull = TOps.Multiply(TOps.Splat(C), xv);
+            TV dx = TOps.Load(Dx + i);
+            TOps.Store(TOps.Count == 1 ? TOps.Add(dx, TOps.Subtract(gain, pull)) : TOps.Subtract(TOps.Add(dx, gain), pull), Dx + i);
+            if (Dw != null)
             {
-                Unsafe.Add(ref pdw, i) += g * xv * r;
+                TOps.Store(TOps.Add(TOps.Load(Dw + i), TOps.Multiply(TOps.Multiply(g, xv), TOps.Splat(R))), Dw + i);
             }
         }
     }

@@ -1,6 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics;
 
 namespace LiveLearning.Numerics;
 
@@ -40,7 +38,7 @@ public sealed class RopeTable
             }
         }
 
-        NnChecks.Positive(maxPositions, nameof(maxPositions));
+        KernelChecks.Positive(maxPositions, nameof(maxPositions));
         if ((long)maxPositions * inverseFrequencies.Length > Array.MaxLength)
         {
             throw new ArgumentOutOfRangeException(nameof(maxPositions), maxPositions, "maxPositions * headDim/2 is too large for one table.");
@@ -146,14 +144,14 @@ public static class Rope
     private static unsafe void Apply(Span<float> x, ReadOnlySpan<int> positions, int heads, int headDim, RopeTable table, bool transpose, ComputePool? pool)
     {
         ArgumentNullException.ThrowIfNull(table);
-        NnChecks.Positive(heads, nameof(heads));
+        KernelChecks.Positive(heads, nameof(heads));
         if (headDim != table.HeadDim)
         {
             throw new ArgumentException($"headDim is {headDim} but the table was built for head dimension {table.HeadDim}.", nameof(headDim));
         }
 
         int tokens = positions.Length;
-        NnChecks.Length(x.Length, (long)tokens * heads * headDim, transpose ? "dx" : nameof(x), "positions.Length*heads*headDim");
+        KernelChecks.Length(x.Length, (long)tokens * heads * headDim, transpose ? "dx" : nameof(x), "positions.Length*heads*headDim");
         for (int t = 0; t < tokens; t++)
         {
             if ((uint)positions[t] >= (uint)table.MaxPositions)
@@ -217,64 +215,34 @@ public static class Rope
     }
 
     /// <summary>(a, b) ← (a·c − b·s·sign, b·c + a·s·sign), vectorised over the pair index.</summary>
-    private static void RotateHead(Span<float> a, Span<float> b, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, float sign)
+    private static unsafe void RotateHead(Span<float> a, Span<float> b, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, float sign)
     {
-        ref float pa = ref MemoryMarshal.GetReference(a);
-        ref float pb = ref MemoryMarshal.GetReference(b);
-        ref float pc = ref MemoryMarshal.GetReference(cos);
-        ref float ps = ref MemoryMarshal.GetReference(sin);
-        int n = a.Length;
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        fixed (float* pa = a, pb = b, pc = cos, ps = sin)
         {
-            var vsign = Vector512.Create(sign);
-            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
-            {
-                var x1 = Vector512.LoadUnsafe(ref pa, (nuint)i);
-                var x2 = Vector512.LoadUnsafe(ref pb, (nuint)i);
-                var c = Vector512.LoadUnsafe(ref pc, (nuint)i);
-                var s = Vector512.LoadUnsafe(ref ps, (nuint)i) * vsign;
-                ((x1 * c) - (x2 * s)).StoreUnsafe(ref pa, (nuint)i);
-                ((x2 * c) + (x1 * s)).StoreUnsafe(ref pb, (nuint)i);
-            }
+            VecLoops.Map(new RotateOp { A = pa, B = pb, Cos = pc, Sin = ps, Sign = sign }, a.Length);
         }
+    }
 
-        if (Vector256.IsHardwareAccelerated)
-        {
-            var vsign = Vector256.Create(sign);
-            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
-            {
-                var x1 = Vector256.LoadUnsafe(ref pa, (nuint)i);
-                var x2 = Vector256.LoadUnsafe(ref pb, (nuint)i);
-                var c = Vector256.LoadUnsafe(ref pc, (nuint)i);
-                var s = Vector256.LoadUnsafe(ref ps, (nuint)i) * vsign;
-                ((x1 * c) - (x2 * s)).StoreUnsafe(ref pa, (nuint)i);
-                ((x2 * c) + (x1 * s)).StoreUnsafe(ref pb, (nuint)i);
-            }
-        }
+    /// <summary>One rotation step: with <c>s = sin·sign</c>, <c>a = a·c − b·s</c> and <c>b = b·c + a·s</c> (old a, b).</summary>
+    private unsafe struct RotateOp : IMapOp
+    {
+        public float* A;
+        public float* B;
+        public float* Cos;
+        public float* Sin;
+        public float Sign;
 
-        if (Vector128.IsHardwareAccelerated)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly void Invoke<TV, TOps>(nint i)
+            where TV : struct
+            where TOps : struct, IVecOps<TV>
         {
-            var vsign = Vector128.Create(sign);
-            for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
-            {
-                var x1 = Vector128.LoadUnsafe(ref pa, (nuint)i);
-                var x2 = Vector128.LoadUnsafe(ref pb, (nuint)i);
-                var c = Vector128.LoadUnsafe(ref pc, (nuint)i);
-                var s = Vector128.LoadUnsafe(ref ps, (nuint)i) * vsign;
-                ((x1 * c) - (x2 * s)).StoreUnsafe(ref pa, (nuint)i);
-                ((x2 * c) + (x1 * s)).StoreUnsafe(ref pb, (nuint)i);
-            }
-        }
-
-        for (; i < n; i++)
-        {
-            float x1 = Unsafe.Add(ref pa, i);
-            float x2 = Unsafe.Add(ref pb, i);
-            float c = Unsafe.Add(ref pc, i);
-            float s = Unsafe.Add(ref ps, i) * sign;
-            Unsafe.Add(ref pa, i) = (x1 * c) - (x2 * s);
-            Unsafe.Add(ref pb, i) = (x2 * c) + (x1 * s);
+            TV x1 = TOps.Load(A + i);
+            TV x2 = TOps.Load(B + i);
+            TV c = TOps.Load(Cos + i);
+            TV s = TOps.Multiply(TOps.Load(Sin + i), TOps.Splat(Sign));
+            TOps.Store(TOps.Subtract(TOps.Multiply(x1, c), TOps.Multiply(x2, s)), A + i);
+            TOps.Store(TOps.Add(TOps.Multiply(x2, c), TOps.Multiply(x1, s)), B + i);
         }
     }
 }

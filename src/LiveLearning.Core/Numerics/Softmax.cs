@@ -1,7 +1,5 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics;
 
 namespace LiveLearning.Numerics;
 
@@ -14,8 +12,8 @@ public static class Softmax
     /// <exception cref="ArgumentException">Lengths differ or the buffers partially overlap.</exception>
     public static void Forward(Span<float> y, ReadOnlySpan<float> x)
     {
-        NnChecks.Length(y.Length, x.Length, nameof(y), "x.Length");
-        NnChecks.NoOverlap(y, x, nameof(y), nameof(x), allowIdentical: true);
+        KernelChecks.Length(y.Length, x.Length, nameof(y), "x.Length");
+        KernelChecks.NoOverlap(y, x, nameof(y), nameof(x), allowIdentical: true);
         if (x.IsEmpty)
         {
             return;
@@ -32,8 +30,8 @@ public static class Softmax
     /// <exception cref="ArgumentException">Lengths differ or the buffers partially overlap.</exception>
     public static void LogSoftmax(Span<float> y, ReadOnlySpan<float> x)
     {
-        NnChecks.Length(y.Length, x.Length, nameof(y), "x.Length");
-        NnChecks.NoOverlap(y, x, nameof(y), nameof(x), allowIdentical: true);
+        KernelChecks.Length(y.Length, x.Length, nameof(y), "x.Length");
+        KernelChecks.NoOverlap(y, x, nameof(y), nameof(x), allowIdentical: true);
         if (x.IsEmpty)
         {
             return;
@@ -64,62 +62,39 @@ public static class Softmax
     }
 
     /// <summary>e = exp(x − shift) element-wise; returns Σ e (float lanes, one block).</summary>
-    private static float ExpShiftedSumBlock(Span<float> e, ReadOnlySpan<float> x, float shift)
+    private static unsafe float ExpShiftedSumBlock(Span<float> e, ReadOnlySpan<float> x, float shift)
     {
-        ref float pe = ref MemoryMarshal.GetReference(e);
-        ref float px = ref MemoryMarshal.GetReference(x);
-        int n = x.Length;
-        int i = 0;
-        float sum = 0f;
-        if (Vector512.IsHardwareAccelerated && n >= Vector512<float>.Count)
+        fixed (float* pe = e, px = x)
         {
-            var vs = Vector512.Create(shift);
-            var acc = Vector512<float>.Zero;
-            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
+            return VecLoops.Sum(new ExpShiftedOp { E = pe, X = px, Shift = shift }, x.Length);
+        }
+    }
+
+    /// <summary>
+    /// Stores <c>v = exp(x − shift)</c> and adds it to the accumulator: <see cref="FastExp"/> on the vector steps,
+    /// <see cref="MathF.Exp"/> on the scalar tail.
+    /// </summary>
+    private unsafe struct ExpShiftedOp : ISumOp
+    {
+        public float* E;
+        public float* X;
+        public float Shift;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly TV Accumulate<TV, TOps>(TV acc, nint i)
+            where TV : struct
+            where TOps : struct, IVecOps<TV>
+        {
+            if (TOps.Count == 1)
             {
-                var v = FastExp.Exp(Vector512.LoadUnsafe(ref px, (nuint)i) - vs);
-                acc += v;
-                v.StoreUnsafe(ref pe, (nuint)i);
+                float v = MathF.Exp(X[i] - Shift);
+                E[i] = v;
+                return TOps.Add(acc, TOps.Splat(v));
             }
 
-            sum += Vector512.Sum(acc);
+            TV ev = TOps.Exp(TOps.Subtract(TOps.Load(X + i), TOps.Splat(Shift)));
+            TOps.Store(ev, E + i);
+            return TOps.Add(acc, ev);
         }
-
-        if (Vector256.IsHardwareAccelerated && n - i >= Vector256<float>.Count)
-        {
-            var vs = Vector256.Create(shift);
-            var acc = Vector256<float>.Zero;
-            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
-            {
-                var v = FastExp.Exp(Vector256.LoadUnsafe(ref px, (nuint)i) - vs);
-                acc += v;
-                v.StoreUnsafe(ref pe, (nuint)i);
-            }
-
-            sum += Vector256.Sum(acc);
-        }
-
-        if (Vector128.IsHardwareAccelerated && n - i >= Vector128<float>.Count)
-        {
-            var vs = Vector128.Create(shift);
-            var acc = Vector128<float>.Zero;
-            for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
-            {
-                var v = FastExp.Exp(Vector128.LoadUnsafe(ref px, (nuint)i) - vs);
-                acc += v;
-                v.StoreUnsafe(ref pe, (nuint)i);
-            }
-
-            sum += Vector128.Sum(acc);
-        }
-
-        for (; i < n; i++)
-        {
-            float v = MathF.Exp(Unsafe.Add(ref px, i) - shift);
-            sum += v;
-            Unsafe.Add(ref pe, i) = v;
-        }
-
-        return sum;
     }
 }
