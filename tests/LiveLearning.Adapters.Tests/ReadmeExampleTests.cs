@@ -1,9 +1,9 @@
 // The README's quick start, verbatim between the markers: if this stops compiling or passing, the README is wrong.
-using Microsoft.Extensions.AI;
-using LiveLearning.Testing;
 using LiveLearning.Lora;
 using LiveLearning.Models;
+using LiveLearning.Testing;
 using LiveLearning.Tokenization;
+using Microsoft.Extensions.AI;
 using NUnit.Framework;
 
 namespace LiveLearning.Tests;

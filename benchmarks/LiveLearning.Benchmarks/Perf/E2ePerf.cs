@@ -3,8 +3,8 @@ using System.Globalization;
 using System.Text.Json;
 using LiveLearning.Lora;
 using LiveLearning.Models;
-using LiveLearning.Testing;
 using LiveLearning.Numerics;
+using LiveLearning.Testing;
 
 namespace LiveLearning.Benchmarks.Perf;
 

@@ -49,7 +49,11 @@ internal sealed class TokenizerPerf : IPerfProbe
     {
         var rng = new Random(seed);
         var chars = new char[length];
-        for (int i = 0; i < length; i++) chars[i] = (char)('a' + rng.Next(26));
+        for (int i = 0; i < length; i++)
+        {
+            chars[i] = (char)('a' + rng.Next(26));
+        }
+
         return new string(chars);
     }
 
@@ -64,7 +68,11 @@ internal sealed class TokenizerPerf : IPerfProbe
         }
         var vocab = new JsonObject();
         int next = 0;
-        for (int b = 0; b < 256; b++) vocab[byteChar[b].ToString()] = next++;
+        for (int b = 0; b < 256; b++)
+        {
+            vocab[byteChar[b].ToString()] = next++;
+        }
+
         var merges = new JsonArray();
         string space = byteChar[' '].ToString();
         for (char a = 'a'; a <= 'z'; a++)

@@ -1,7 +1,7 @@
-using LiveLearning.Backends;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using LiveLearning.Backends;
 using LiveLearning.Models;
 using LiveLearning.Storage;
 
@@ -87,29 +87,29 @@ public sealed partial class LoraAdapter
     {
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(model);
-        const string Source = "adapter weights";
+        const string source = "adapter weights";
         if (!data.Metadata.TryGetValue(ConfigFileName, out string? json))
         {
-            throw new ModelLoadException(Source, ConfigFileName, "the adapter config is missing from the data.");
+            throw new ModelLoadException(source, ConfigFileName, "the adapter config is missing from the data.");
         }
 
-        LoraConfig config = ParseConfig(json, Source);
+        LoraConfig config = ParseConfig(json, source);
         var byName = new Dictionary<string, NamedTensor>(StringComparer.Ordinal);
         foreach (NamedTensor t in data.Tensors)
         {
             long elements = t.Shape.Aggregate(1L, (x, y) => x * y);
             if (t.Shape.Any(d => d < 0) || elements != t.Values.Length)
             {
-                throw new ModelLoadException(Source, t.Name, $"tensor '{t.Name}' has shape [{string.Join(", ", t.Shape)}] but {t.Values.Length} values.");
+                throw new ModelLoadException(source, t.Name, $"tensor '{t.Name}' has shape [{string.Join(", ", t.Shape)}] but {t.Values.Length} values.");
             }
 
             if (!byName.TryAdd(t.Name, t))
             {
-                throw new ModelLoadException(Source, t.Name, $"tensor '{t.Name}' appears twice.");
+                throw new ModelLoadException(source, t.Name, $"tensor '{t.Name}' appears twice.");
             }
         }
 
-        return Build(config, byName.Keys, name => [.. byName[name].Shape.Select(d => (long)d)], name => byName[name].Values.ToArray(), Source, model.Config.NumLayers, model.ProjectionShape);
+        return Build(config, byName.Keys, name => [.. byName[name].Shape.Select(d => (long)d)], name => byName[name].Values.ToArray(), source, model.Config.NumLayers, model.ProjectionShape);
     }
 
     /// <summary>Builds an adapter from named tensors, refusing (with the tensor named) whatever plain LoRA cannot represent.</summary>

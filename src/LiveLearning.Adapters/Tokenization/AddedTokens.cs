@@ -31,7 +31,11 @@ internal sealed class AddedTokenMatcher
     {
         if (IsEmpty || text.Length == 0)
         {
-            if (text.Length > 0) output.Add(new Segment(text, null, atStart));
+            if (text.Length > 0)
+            {
+                output.Add(new Segment(text, null, atStart));
+            }
+
             return;
         }
 
@@ -59,27 +63,49 @@ internal sealed class AddedTokenMatcher
             if (token.LStrip)
             {
                 int s = start;
-                while (s > segmentStart && char.IsWhiteSpace(text[s - 1])) s--;
+                while (s > segmentStart && char.IsWhiteSpace(text[s - 1]))
+                {
+                    s--;
+                }
+
                 start = s;
             }
             if (token.RStrip)
             {
-                while (stop < text.Length && char.IsWhiteSpace(text[stop])) stop++;
+                while (stop < text.Length && char.IsWhiteSpace(text[stop]))
+                {
+                    stop++;
+                }
             }
-            if (start > segmentStart) output.Add(new Segment(text[segmentStart..start], null, atStart && segmentStart == 0));
+            if (start > segmentStart)
+            {
+                output.Add(new Segment(text[segmentStart..start], null, atStart && segmentStart == 0));
+            }
+
             output.Add(new Segment(text[start..stop], token.Id, atStart && start == 0));
             segmentStart = stop;
             pos = stop;
         }
-        if (segmentStart < text.Length) output.Add(new Segment(text[segmentStart..], null, atStart && segmentStart == 0));
+        if (segmentStart < text.Length)
+        {
+            output.Add(new Segment(text[segmentStart..], null, atStart && segmentStart == 0));
+        }
     }
 
     private (string Pattern, AddedToken Token)? FindAt(string text, int pos, bool allowSpecial)
     {
-        if (!_byFirstChar.TryGetValue(text[pos], out var candidates)) return null;
+        if (!_byFirstChar.TryGetValue(text[pos], out var candidates))
+        {
+            return null;
+        }
+
         foreach (var candidate in candidates)
         {
-            if (!allowSpecial && candidate.Token.Special) continue;
+            if (!allowSpecial && candidate.Token.Special)
+            {
+                continue;
+            }
+
             if (string.CompareOrdinal(text, pos, candidate.Pattern, 0, candidate.Pattern.Length) == 0
                 && pos + candidate.Pattern.Length <= text.Length)
             {
@@ -92,8 +118,16 @@ internal sealed class AddedTokenMatcher
     private static bool IsWordChar(string text, int index, bool before)
     {
         char c = text[index];
-        if (before && char.IsLowSurrogate(c) && index > 0) return char.IsLetterOrDigit(text, index - 1);
-        if (!before && char.IsHighSurrogate(c) && index + 1 < text.Length) return char.IsLetterOrDigit(text, index);
+        if (before && char.IsLowSurrogate(c) && index > 0)
+        {
+            return char.IsLetterOrDigit(text, index - 1);
+        }
+
+        if (!before && char.IsHighSurrogate(c) && index + 1 < text.Length)
+        {
+            return char.IsLetterOrDigit(text, index);
+        }
+
         return char.IsLetterOrDigit(c) || c == '_';
     }
 }

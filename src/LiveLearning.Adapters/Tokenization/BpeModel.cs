@@ -66,7 +66,11 @@ internal sealed class BpeModel
     /// <summary>Appends the ids of one pre-tokenized word to <paramref name="output"/>.</summary>
     public void EncodeWord(string word, List<int> output)
     {
-        if (word.Length == 0) return;
+        if (word.Length == 0)
+        {
+            return;
+        }
+
         if (_cache.TryGetValue(word, out int[]? cached))
         {
             output.AddRange(cached);
@@ -79,7 +83,10 @@ internal sealed class BpeModel
         if (word.Length <= MaxCachedWordLength && Volatile.Read(ref _cacheCount) < CacheCapacity)
         {
             int[] ids = output.GetRange(start, output.Count - start).ToArray();
-            if (_cache.TryAdd(word, ids)) Interlocked.Increment(ref _cacheCount);
+            if (_cache.TryAdd(word, ids))
+            {
+                Interlocked.Increment(ref _cacheCount);
+            }
         }
     }
 
@@ -104,8 +111,16 @@ internal sealed class BpeModel
             if ((_continuingSubwordPrefix is not null && !isFirst) || (_endOfWordSuffix is not null && isLast))
             {
                 string decorated = piece.ToString();
-                if (_continuingSubwordPrefix is not null && !isFirst) decorated = _continuingSubwordPrefix + decorated;
-                if (_endOfWordSuffix is not null && isLast) decorated += _endOfWordSuffix;
+                if (_continuingSubwordPrefix is not null && !isFirst)
+                {
+                    decorated = _continuingSubwordPrefix + decorated;
+                }
+
+                if (_endOfWordSuffix is not null && isLast)
+                {
+                    decorated += _endOfWordSuffix;
+                }
+
                 piece = decorated;
             }
             index += charLength;
@@ -117,16 +132,26 @@ internal sealed class BpeModel
                 continue;
             }
 
-            if (_byteFallbackIds is not null && TryAddByteFallback(piece, symbols, ref pendingUnk)) continue;
+            if (_byteFallbackIds is not null && TryAddByteFallback(piece, symbols, ref pendingUnk))
+            {
+                continue;
+            }
 
             if (_unkId is int unk)
             {
-                if (pendingUnk >= 0 && !_fuseUnk) symbols.Add(pendingUnk);
+                if (pendingUnk >= 0 && !_fuseUnk)
+                {
+                    symbols.Add(pendingUnk);
+                }
+
                 pendingUnk = unk;
             }
             // No unk token: the character is dropped, as the reference implementation does.
         }
-        if (pendingUnk >= 0) symbols.Add(pendingUnk);
+        if (pendingUnk >= 0)
+        {
+            symbols.Add(pendingUnk);
+        }
 
         MergeAll(symbols);
         output.AddRange(symbols);
@@ -138,10 +163,17 @@ internal sealed class BpeModel
         int n = Encoding.UTF8.GetBytes(piece, bytes);
         for (int i = 0; i < n; i++)
         {
-            if (_byteFallbackIds![bytes[i]] < 0) return false;
+            if (_byteFallbackIds![bytes[i]] < 0)
+            {
+                return false;
+            }
         }
         if (pendingUnk >= 0) { symbols.Add(pendingUnk); pendingUnk = -1; }
-        for (int i = 0; i < n; i++) symbols.Add(_byteFallbackIds![bytes[i]]);
+        for (int i = 0; i < n; i++)
+        {
+            symbols.Add(_byteFallbackIds![bytes[i]]);
+        }
+
         return true;
     }
 
@@ -152,7 +184,10 @@ internal sealed class BpeModel
     private void MergeAll(List<int> symbols)
     {
         int n = symbols.Count;
-        if (n < 2) return;
+        if (n < 2)
+        {
+            return;
+        }
 
         int[] ids = symbols.ToArray();
         int[] prev = new int[n];
@@ -180,17 +215,30 @@ internal sealed class BpeModel
         while (queue.TryDequeue(out var top, out _))
         {
             int pos = top.Pos;
-            if (!alive[pos]) continue;
+            if (!alive[pos])
+            {
+                continue;
+            }
+
             int right = next[pos];
-            if (right < 0) continue;
+            if (right < 0)
+            {
+                continue;
+            }
             // Skip stale entries: the pair at pos must still merge into the same token.
-            if (!_merges.TryGetValue(PairKey(ids[pos], ids[right]), out var current) || current.NewId != top.NewId) continue;
+            if (!_merges.TryGetValue(PairKey(ids[pos], ids[right]), out var current) || current.NewId != top.NewId)
+            {
+                continue;
+            }
 
             ids[pos] = top.NewId;
             alive[right] = false;
             int afterRight = next[right];
             next[pos] = afterRight;
-            if (afterRight >= 0) prev[afterRight] = pos;
+            if (afterRight >= 0)
+            {
+                prev[afterRight] = pos;
+            }
 
             int left = prev[pos];
             if (left >= 0 && _merges.TryGetValue(PairKey(ids[left], ids[pos]), out var lm))
@@ -204,7 +252,10 @@ internal sealed class BpeModel
         }
 
         symbols.Clear();
-        for (int i = 0; i >= 0; i = next[i]) symbols.Add(ids[i]);
+        for (int i = 0; i >= 0; i = next[i])
+        {
+            symbols.Add(ids[i]);
+        }
     }
 
     /// <summary>The dictionary key of an ordered pair of ids.</summary>

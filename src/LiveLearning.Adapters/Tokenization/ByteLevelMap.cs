@@ -29,25 +29,39 @@ internal static class ByteLevelMap
     {
         var map = new short[0x144];
         Array.Fill(map, (short)-1);
-        for (int b = 0; b < 256; b++) map[ByteToChar[b]] = (short)b;
+        for (int b = 0; b < 256; b++)
+        {
+            map[ByteToChar[b]] = (short)b;
+        }
+
         return map;
     }
 
     /// <summary>UTF-8 encodes <paramref name="text"/> and maps every byte to its character.</summary>
     public static string Encode(string text)
     {
-        if (text.Length == 0) return string.Empty;
+        if (text.Length == 0)
+        {
+            return string.Empty;
+        }
+
         if (System.Text.Ascii.IsValid(text))
         {
             return string.Create(text.Length, text, static (dest, src) =>
             {
-                for (int i = 0; i < src.Length; i++) dest[i] = ByteToChar[src[i]];
+                for (int i = 0; i < src.Length; i++)
+                {
+                    dest[i] = ByteToChar[src[i]];
+                }
             });
         }
         byte[] bytes = System.Text.Encoding.UTF8.GetBytes(text);
         return string.Create(bytes.Length, bytes, static (dest, src) =>
         {
-            for (int i = 0; i < src.Length; i++) dest[i] = ByteToChar[src[i]];
+            for (int i = 0; i < src.Length; i++)
+            {
+                dest[i] = ByteToChar[src[i]];
+            }
         });
     }
 

@@ -85,7 +85,11 @@ public sealed partial class ChatTemplate
         ArgumentNullException.ThrowIfNull(json);
         ArgumentException.ThrowIfNullOrEmpty(sourceName);
         var config = TokenizerConfig.Parse(json, sourceName);
-        if (config.ChatTemplate is null) throw new TokenizerFormatException(sourceName, "chat_template", "is missing: this model has no chat format (use plain text completion)");
+        if (config.ChatTemplate is null)
+        {
+            throw new TokenizerFormatException(sourceName, "chat_template", "is missing: this model has no chat format (use plain text completion)");
+        }
+
         return FromTemplateText(config.ChatTemplate, sourceName, config.BosToken, config.EosToken);
     }
 
@@ -133,7 +137,11 @@ public sealed partial class ChatTemplate
     /// <param name="includeDateHeader">Llama 3.1+ date header.</param>
     public static ChatTemplate Create(ChatTemplateStyle style, string? defaultSystemPrompt = null, string? bosToken = null, string? eosToken = null, bool includeDateHeader = false)
     {
-        if (!Enum.IsDefined(style)) throw new ArgumentOutOfRangeException(nameof(style), style, "Unknown chat template style.");
+        if (!Enum.IsDefined(style))
+        {
+            throw new ArgumentOutOfRangeException(nameof(style), style, "Unknown chat template style.");
+        }
+
         return style switch
         {
             ChatTemplateStyle.Llama3 => new ChatTemplate(style, defaultSystemPrompt, includeDateHeader, bosToken ?? "<|begin_of_text|>", eosToken ?? "<|eot_id|>"),
@@ -149,7 +157,11 @@ public sealed partial class ChatTemplate
     public string Format(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true, DateOnly? date = null)
     {
         var sb = new StringBuilder();
-        foreach (var (text, _) in Render(messages, addGenerationPrompt, date)) sb.Append(text);
+        foreach (var (text, _) in Render(messages, addGenerationPrompt, date))
+        {
+            sb.Append(text);
+        }
+
         return sb.ToString();
     }
 
@@ -164,7 +176,11 @@ public sealed partial class ChatTemplate
         ArgumentNullException.ThrowIfNull(tokenizer);
         var parts = Render(messages, addGenerationPrompt, date);
         var ids = new List<int>();
-        if (RequiresBosToken && tokenizer.BosTokenId is int bos) ids.Add(bos);
+        if (RequiresBosToken && tokenizer.BosTokenId is int bos)
+        {
+            ids.Add(bos);
+        }
+
         bool injected = parts.Any(p => p.IsContent && tokenizer.ContainsSpecialToken(p.Text));
         if (!injected)
         {
@@ -201,7 +217,11 @@ public sealed partial class ChatTemplate
                     Content(m.Content);
                     Template("<|im_end|>\n");
                 }
-                if (addGenerationPrompt) Template("<|im_start|>assistant\n");
+                if (addGenerationPrompt)
+                {
+                    Template("<|im_start|>assistant\n");
+                }
+
                 break;
 
             case ChatTemplateStyle.Llama3:
@@ -211,8 +231,12 @@ public sealed partial class ChatTemplate
                 if (IncludesDateHeader)
                 {
                     string system = messages[0].Role == ChatRole.System ? messages[0].Content.Trim() : (DefaultSystemPrompt ?? "");
-                    if (messages[0].Role == ChatRole.System) first = 1;
-                    string today = date?.ToString("dd MMM yyyy", CultureInfo.InvariantCulture) ?? DefaultDate;
+                    if (messages[0].Role == ChatRole.System)
+                        {
+                            first = 1;
+                        }
+
+                        string today = date?.ToString("dd MMM yyyy", CultureInfo.InvariantCulture) ?? DefaultDate;
                     Template("<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: " + today + "\n\n");
                     Content(system);
                     Template("<|eot_id|>");
@@ -229,8 +253,12 @@ public sealed partial class ChatTemplate
                     Content(messages[i].Content.Trim());
                     Template("<|eot_id|>");
                 }
-                if (addGenerationPrompt) Template("<|start_header_id|>assistant<|end_header_id|>\n\n");
-                break;
+                if (addGenerationPrompt)
+                    {
+                        Template("<|start_header_id|>assistant<|end_header_id|>\n\n");
+                    }
+
+                    break;
             }
 
             case ChatTemplateStyle.Zephyr:
@@ -246,7 +274,11 @@ public sealed partial class ChatTemplate
                     Content(m.Content);
                     Template(EosToken + "\n");
                 }
-                if (addGenerationPrompt) Template("<|assistant|>\n");
+                if (addGenerationPrompt)
+                {
+                    Template("<|assistant|>\n");
+                }
+
                 break;
         }
         return parts;
@@ -261,7 +293,11 @@ public sealed partial class ChatTemplate
     private static Turn[] Turns(IReadOnlyList<ChatMessage> messages)
     {
         ArgumentNullException.ThrowIfNull(messages);
-        if (messages.Count == 0) throw new ArgumentException("At least one message is required.", nameof(messages));
+        if (messages.Count == 0)
+        {
+            throw new ArgumentException("At least one message is required.", nameof(messages));
+        }
+
         var turns = new Turn[messages.Count];
         for (int i = 0; i < messages.Count; i++)
         {

@@ -24,7 +24,10 @@ internal sealed class ByteLevelDecoder : TokenDecoder
             }
             if (allMapped)
             {
-                foreach (char c in token) bytes.Add((byte)ByteLevelMap.TryGetByte(c));
+                foreach (char c in token)
+                {
+                    bytes.Add((byte)ByteLevelMap.TryGetByte(c));
+                }
             }
             else
             {
@@ -41,8 +44,16 @@ internal sealed class ReplaceDecoder(string pattern, string content) : TokenDeco
 {
     public override List<string> DecodeChain(List<string> tokens)
     {
-        if (pattern.Length == 0) return tokens;
-        for (int i = 0; i < tokens.Count; i++) tokens[i] = tokens[i].Replace(pattern, content, StringComparison.Ordinal);
+        if (pattern.Length == 0)
+        {
+            return tokens;
+        }
+
+        for (int i = 0; i < tokens.Count; i++)
+        {
+            tokens[i] = tokens[i].Replace(pattern, content, StringComparison.Ordinal);
+        }
+
         return tokens;
     }
 }
@@ -75,14 +86,21 @@ internal sealed class ByteFallbackDecoder : TokenDecoder
 
     private static void Flush(List<byte> pending, List<string> result)
     {
-        if (pending.Count == 0) return;
+        if (pending.Count == 0)
+        {
+            return;
+        }
+
         try
         {
             result.Add(StrictUtf8.GetString(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(pending)));
         }
         catch (DecoderFallbackException)
         {
-            for (int i = 0; i < pending.Count; i++) result.Add("\uFFFD");
+            for (int i = 0; i < pending.Count; i++)
+            {
+                result.Add("\uFFFD");
+            }
         }
         pending.Clear();
     }
@@ -111,9 +129,17 @@ internal sealed class StripDecoder(char content, int start, int stop) : TokenDec
         {
             string t = tokens[i];
             int from = 0;
-            while (from < t.Length && from < start && t[from] == content) from++;
+            while (from < t.Length && from < start && t[from] == content)
+            {
+                from++;
+            }
+
             int to = t.Length;
-            while (to > from && t.Length - to < stop && t[to - 1] == content) to--;
+            while (to > from && t.Length - to < stop && t[to - 1] == content)
+            {
+                to--;
+            }
+
             tokens[i] = t[from..to];
         }
         return tokens;
@@ -145,7 +171,11 @@ internal sealed class SequenceDecoder(IReadOnlyList<TokenDecoder> steps) : Token
 
     public override List<string> DecodeChain(List<string> tokens)
     {
-        foreach (var step in steps) tokens = step.DecodeChain(tokens);
+        foreach (var step in steps)
+        {
+            tokens = step.DecodeChain(tokens);
+        }
+
         return tokens;
     }
 }

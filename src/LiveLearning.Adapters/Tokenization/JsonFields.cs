@@ -18,36 +18,60 @@ internal readonly struct JsonFields(string sourceName)
     public JsonElement Object(JsonElement obj, string name, string path)
     {
         var value = Optional(obj, name) ?? throw Error(Join(path, name), "is required");
-        if (value.ValueKind != JsonValueKind.Object) throw Error(Join(path, name), $"must be an object, not {value.ValueKind}");
+        if (value.ValueKind != JsonValueKind.Object)
+        {
+            throw Error(Join(path, name), $"must be an object, not {value.ValueKind}");
+        }
+
         return value;
     }
 
     public JsonElement Array(JsonElement obj, string name, string path)
     {
         var value = Optional(obj, name) ?? throw Error(Join(path, name), "is required");
-        if (value.ValueKind != JsonValueKind.Array) throw Error(Join(path, name), $"must be an array, not {value.ValueKind}");
+        if (value.ValueKind != JsonValueKind.Array)
+        {
+            throw Error(Join(path, name), $"must be an array, not {value.ValueKind}");
+        }
+
         return value;
     }
 
     public string String(JsonElement obj, string name, string path)
     {
         var value = Optional(obj, name) ?? throw Error(Join(path, name), "is required");
-        if (value.ValueKind != JsonValueKind.String) throw Error(Join(path, name), $"must be a string, not {value.ValueKind}");
+        if (value.ValueKind != JsonValueKind.String)
+        {
+            throw Error(Join(path, name), $"must be a string, not {value.ValueKind}");
+        }
+
         return value.GetString()!;
     }
 
     public string? OptionalString(JsonElement obj, string name, string path)
     {
         var value = Optional(obj, name);
-        if (value is null) return null;
-        if (value.Value.ValueKind != JsonValueKind.String) throw Error(Join(path, name), $"must be a string, not {value.Value.ValueKind}");
+        if (value is null)
+        {
+            return null;
+        }
+
+        if (value.Value.ValueKind != JsonValueKind.String)
+        {
+            throw Error(Join(path, name), $"must be a string, not {value.Value.ValueKind}");
+        }
+
         return value.Value.GetString();
     }
 
     public bool Bool(JsonElement obj, string name, string path, bool defaultValue)
     {
         var value = Optional(obj, name);
-        if (value is null) return defaultValue;
+        if (value is null)
+        {
+            return defaultValue;
+        }
+
         return value.Value.ValueKind switch
         {
             JsonValueKind.True => true,
@@ -58,8 +82,16 @@ internal readonly struct JsonFields(string sourceName)
 
     public int Int(JsonElement value, string field, int min, int max)
     {
-        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt64(out long n)) throw Error(field, $"must be an integer, not {value.GetRawText()}");
-        if (n < min || n > max) throw Error(field, $"{n} is outside [{min}, {max}]");
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt64(out long n))
+        {
+            throw Error(field, $"must be an integer, not {value.GetRawText()}");
+        }
+
+        if (n < min || n > max)
+        {
+            throw Error(field, $"{n} is outside [{min}, {max}]");
+        }
+
         return (int)n;
     }
 
@@ -72,7 +104,11 @@ internal readonly struct JsonFields(string sourceName)
     /// <summary>The component's <c>type</c> string.</summary>
     public string Type(JsonElement component, string path)
     {
-        if (component.ValueKind != JsonValueKind.Object) throw Error(path, $"must be an object, not {component.ValueKind}");
+        if (component.ValueKind != JsonValueKind.Object)
+        {
+            throw Error(path, $"must be an object, not {component.ValueKind}");
+        }
+
         return String(component, "type", path);
     }
 }

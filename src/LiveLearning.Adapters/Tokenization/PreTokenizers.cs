@@ -17,7 +17,11 @@ internal abstract class PreTokenizer
     public List<PreToken> Apply(List<PreToken> words)
     {
         var output = new List<PreToken>(words.Count * 2);
-        foreach (var w in words) Split(w, output);
+        foreach (var w in words)
+        {
+            Split(w, output);
+        }
+
         return output;
     }
 }
@@ -47,33 +51,62 @@ internal static class SplitPieces
         int previous = 0;
         foreach (var (start, length) in matches)
         {
-            if (start > previous) all.Add((previous, start, false));
+            if (start > previous)
+            {
+                all.Add((previous, start, false));
+            }
+
             all.Add((start, start + length, true));
             previous = start + length;
         }
-        if (previous < text.Length) all.Add((previous, text.Length, false));
+        if (previous < text.Length)
+        {
+            all.Add((previous, text.Length, false));
+        }
+
         if (invert)
         {
-            for (int i = 0; i < all.Count; i++) all[i] = (all[i].Start, all[i].End, !all[i].IsMatch);
+            for (int i = 0; i < all.Count; i++)
+            {
+                all[i] = (all[i].Start, all[i].End, !all[i].IsMatch);
+            }
         }
 
         var pieces = new List<(int Start, int End)>(all.Count);
         switch (behavior)
         {
             case SplitBehavior.Removed:
-                foreach (var p in all) if (!p.IsMatch) pieces.Add((p.Start, p.End));
+                foreach (var p in all)
+                {
+                    if (!p.IsMatch)
+                    {
+                        pieces.Add((p.Start, p.End));
+                    }
+                }
+
                 break;
             case SplitBehavior.Isolated:
-                foreach (var p in all) pieces.Add((p.Start, p.End));
+                foreach (var p in all)
+                {
+                    pieces.Add((p.Start, p.End));
+                }
+
                 break;
             case SplitBehavior.MergedWithPrevious:
             {
                 bool previousMatch = false;
                 foreach (var p in all)
                 {
-                    if (p.IsMatch && !previousMatch && pieces.Count > 0) pieces[^1] = (pieces[^1].Start, p.End);
-                    else pieces.Add((p.Start, p.End));
-                    previousMatch = p.IsMatch;
+                    if (p.IsMatch && !previousMatch && pieces.Count > 0)
+                        {
+                            pieces[^1] = (pieces[^1].Start, p.End);
+                        }
+                        else
+                        {
+                            pieces.Add((p.Start, p.End));
+                        }
+
+                        previousMatch = p.IsMatch;
                 }
                 break;
             }
@@ -83,9 +116,16 @@ internal static class SplitPieces
                 for (int i = all.Count - 1; i >= 0; i--)
                 {
                     var p = all[i];
-                    if (p.IsMatch && !previousMatch && pieces.Count > 0) pieces[^1] = (p.Start, pieces[^1].End);
-                    else pieces.Add((p.Start, p.End));
-                    previousMatch = p.IsMatch;
+                    if (p.IsMatch && !previousMatch && pieces.Count > 0)
+                        {
+                            pieces[^1] = (p.Start, pieces[^1].End);
+                        }
+                        else
+                        {
+                            pieces.Add((p.Start, p.End));
+                        }
+
+                        previousMatch = p.IsMatch;
                 }
                 pieces.Reverse();
                 break;
@@ -95,9 +135,16 @@ internal static class SplitPieces
                 bool previousMatch = false;
                 foreach (var p in all)
                 {
-                    if (p.IsMatch == previousMatch && pieces.Count > 0) pieces[^1] = (pieces[^1].Start, p.End);
-                    else pieces.Add((p.Start, p.End));
-                    previousMatch = p.IsMatch;
+                    if (p.IsMatch == previousMatch && pieces.Count > 0)
+                        {
+                            pieces[^1] = (pieces[^1].Start, p.End);
+                        }
+                        else
+                        {
+                            pieces.Add((p.Start, p.End));
+                        }
+
+                        previousMatch = p.IsMatch;
                 }
                 break;
             }
@@ -105,7 +152,10 @@ internal static class SplitPieces
 
         foreach (var (start, end) in pieces)
         {
-            if (end > start) output.Add(new PreToken(text[start..end], word.AtStart && start == 0));
+            if (end > start)
+            {
+                output.Add(new PreToken(text[start..end], word.AtStart && start == 0));
+            }
         }
     }
 }
@@ -172,7 +222,11 @@ internal static class RegexScanners
     /// <summary>Classifies a code point for the split regexes.</summary>
     public static byte Classify(int cp)
     {
-        if (cp < AsciiClass.Length) return AsciiClass[cp];
+        if (cp < AsciiClass.Length)
+        {
+            return AsciiClass[cp];
+        }
+
         return ClassifySlow(cp);
     }
 
@@ -181,14 +235,26 @@ internal static class RegexScanners
     private static byte[] BuildAsciiClass()
     {
         var table = new byte[128];
-        for (int c = 0; c < table.Length; c++) table[c] = ClassifySlow(c);
+        for (int c = 0; c < table.Length; c++)
+        {
+            table[c] = ClassifySlow(c);
+        }
+
         return table;
     }
 
     private static byte ClassifySlow(int cp)
     {
-        if (cp == '\r' || cp == '\n') return Newline;
-        if (IsWhiteSpace(cp)) return Space;
+        if (cp == '\r' || cp == '\n')
+        {
+            return Newline;
+        }
+
+        if (IsWhiteSpace(cp))
+        {
+            return Space;
+        }
+
         switch (CharUnicodeInfo.GetUnicodeCategory(cp))
         {
             case UnicodeCategory.UppercaseLetter:
@@ -229,7 +295,11 @@ internal static class RegexScanners
         while (i < n)
         {
             int len = gpt2 ? MatchGpt2(cps, i) : MatchCl100k(cps, i, maxDigits);
-            if (len <= 0) len = 1; // unreachable with these patterns: every code point is covered
+            if (len <= 0)
+            {
+                len = 1; // unreachable with these patterns: every code point is covered
+            }
+
             result.Add((cps.Start[i], cps.Start[i + len] - cps.Start[i]));
             i += len;
         }
@@ -239,25 +309,49 @@ internal static class RegexScanners
     private static int Run(in CodePoints c, int i, byte cls)
     {
         int j = i;
-        while (j < c.Count && c.Class[j] == cls) j++;
+        while (j < c.Count && c.Class[j] == cls)
+        {
+            j++;
+        }
+
         return j - i;
     }
 
     private static int WhiteRun(in CodePoints c, int i)
     {
         int j = i;
-        while (j < c.Count && (c.Class[j] == Space || c.Class[j] == Newline)) j++;
+        while (j < c.Count && (c.Class[j] == Space || c.Class[j] == Newline))
+        {
+            j++;
+        }
+
         return j - i;
     }
 
     private static int Contraction(in CodePoints c, int i, bool ignoreCase)
     {
-        if (c.Value[i] != '\'' || i + 1 >= c.Count) return 0;
+        if (c.Value[i] != '\'' || i + 1 >= c.Count)
+        {
+            return 0;
+        }
+
         int a = Fold(c.Value[i + 1], ignoreCase);
-        if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
-        if (i + 2 >= c.Count) return 0;
+        if (a == 's' || a == 't' || a == 'm' || a == 'd')
+        {
+            return 2;
+        }
+
+        if (i + 2 >= c.Count)
+        {
+            return 0;
+        }
+
         int b = Fold(c.Value[i + 2], ignoreCase);
-        if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return 3;
+        if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l'))
+        {
+            return 3;
+        }
+
         return 0;
     }
 
@@ -267,12 +361,23 @@ internal static class RegexScanners
     private static int MatchGpt2(in CodePoints c, int i)
     {
         int len = Contraction(c, i, ignoreCase: false);
-        if (len > 0) return len;
+        if (len > 0)
+        {
+            return len;
+        }
+
         bool space = c.Value[i] == ' ';
         foreach (byte cls in (ReadOnlySpan<byte>)[Letter, Number, Other])
         {
-            if (space && i + 1 < c.Count && c.Class[i + 1] == cls) return 1 + Run(c, i + 1, cls);
-            if (c.Class[i] == cls) return Run(c, i, cls);
+            if (space && i + 1 < c.Count && c.Class[i + 1] == cls)
+            {
+                return 1 + Run(c, i + 1, cls);
+            }
+
+            if (c.Class[i] == cls)
+            {
+                return Run(c, i, cls);
+            }
         }
         return WhiteSpaceTail(c, i);
     }
@@ -281,8 +386,16 @@ internal static class RegexScanners
     private static int WhiteSpaceTail(in CodePoints c, int i)
     {
         int k = WhiteRun(c, i);
-        if (k == 0) return 0;
-        if (i + k == c.Count) return k;
+        if (k == 0)
+        {
+            return 0;
+        }
+
+        if (i + k == c.Count)
+        {
+            return k;
+        }
+
         return k >= 2 ? k - 1 : k;
     }
 
@@ -290,11 +403,27 @@ internal static class RegexScanners
     private static int MatchCl100k(in CodePoints c, int i, int maxDigits)
     {
         int len = Contraction(c, i, ignoreCase: true);
-        if (len > 0) return len;
+        if (len > 0)
+        {
+            return len;
+        }
+
         byte cls = c.Class[i];
-        if (cls != Letter && cls != Number && cls != Newline && i + 1 < c.Count && c.Class[i + 1] == Letter) return 1 + Run(c, i + 1, Letter);
-        if (cls == Letter) return Run(c, i, Letter);
-        if (cls == Number) return Math.Min(Run(c, i, Number), maxDigits);
+        if (cls != Letter && cls != Number && cls != Newline && i + 1 < c.Count && c.Class[i + 1] == Letter)
+        {
+            return 1 + Run(c, i + 1, Letter);
+        }
+
+        if (cls == Letter)
+        {
+            return Run(c, i, Letter);
+        }
+
+        if (cls == Number)
+        {
+            return Math.Min(Run(c, i, Number), maxDigits);
+        }
+
         if (c.Value[i] == ' ' && i + 1 < c.Count && c.Class[i + 1] == Other)
         {
             int others = Run(c, i + 1, Other);
@@ -309,7 +438,10 @@ internal static class RegexScanners
         int k = WhiteRun(c, i);
         for (int j = i + k - 1; j >= i; j--)
         {
-            if (c.Class[j] == Newline) return j - i + 1;
+            if (c.Class[j] == Newline)
+            {
+                return j - i + 1;
+            }
         }
         return WhiteSpaceTail(c, i);
     }
@@ -329,12 +461,20 @@ internal sealed class SplitPattern
     public static SplitPattern ForString(string literal) => new(text =>
     {
         var result = new List<(int, int)>();
-        if (literal.Length == 0) return result;
+        if (literal.Length == 0)
+        {
+            return result;
+        }
+
         int from = 0;
         while (from <= text.Length - literal.Length)
         {
             int at = text.IndexOf(literal, from, StringComparison.Ordinal);
-            if (at < 0) break;
+            if (at < 0)
+            {
+                break;
+            }
+
             result.Add((at, literal.Length));
             from = at + literal.Length;
         }
@@ -362,7 +502,10 @@ internal sealed class SplitPattern
             {
                 foreach (Match m in regex.Matches(text))
                 {
-                    if (m.Length > 0) result.Add((m.Index, m.Length));
+                    if (m.Length > 0)
+                    {
+                        result.Add((m.Index, m.Length));
+                    }
                 }
                 return result;
             }
@@ -371,7 +514,11 @@ internal sealed class SplitPattern
             var (mapped, toOriginal) = AstralStandIns.Map(text);
             foreach (Match m in regex.Matches(mapped))
             {
-                if (m.Length == 0) continue;
+                if (m.Length == 0)
+                {
+                    continue;
+                }
+
                 int start = toOriginal[m.Index];
                 result.Add((start, toOriginal[m.Index + m.Length] - start));
             }
@@ -449,7 +596,11 @@ internal sealed class DigitsPreTokenizer(bool individualDigits) : PreTokenizer
         {
             int len = char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]) ? 2 : 1;
             int cp = len == 2 ? char.ConvertToUtf32(text[i], text[i + 1]) : text[i];
-            if (RegexScanners.IsNumeric(cp)) matches.Add((i, len));
+            if (RegexScanners.IsNumeric(cp))
+            {
+                matches.Add((i, len));
+            }
+
             i += len;
         }
         SplitPieces.Emit(word, matches, individualDigits ? SplitBehavior.Isolated : SplitBehavior.Contiguous, invert: false, output);
@@ -465,7 +616,11 @@ internal sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) 
     public override void Split(PreToken word, List<PreToken> output)
     {
         string text = word.Text;
-        if (addPrefixSpace && !text.StartsWith(' ')) text = " " + text;
+        if (addPrefixSpace && !text.StartsWith(' '))
+        {
+            text = " " + text;
+        }
+
         if (!useRegex)
         {
             output.Add(new PreToken(ByteLevelMap.Encode(text), word.AtStart));
@@ -493,7 +648,11 @@ internal sealed class MetaspacePreTokenizer(char replacement, PrependScheme sche
     {
         string text = word.Text.Replace(' ', replacement);
         bool prepend = scheme == PrependScheme.Always || (scheme == PrependScheme.First && word.AtStart);
-        if (prepend && !text.StartsWith(replacement)) text = replacement + text;
+        if (prepend && !text.StartsWith(replacement))
+        {
+            text = replacement + text;
+        }
+
         var w = new PreToken(text, word.AtStart);
         if (!split)
         {
@@ -501,7 +660,14 @@ internal sealed class MetaspacePreTokenizer(char replacement, PrependScheme sche
             return;
         }
         var matches = new List<(int, int)>();
-        for (int i = 0; i < text.Length; i++) if (text[i] == replacement) matches.Add((i, 1));
+        for (int i = 0; i < text.Length; i++)
+        {
+            if (text[i] == replacement)
+            {
+                matches.Add((i, 1));
+            }
+        }
+
         SplitPieces.Emit(w, matches, SplitBehavior.MergedWithNext, invert: false, output);
     }
 }
@@ -512,7 +678,11 @@ internal sealed class SequencePreTokenizer(IReadOnlyList<PreTokenizer> steps) : 
     public override void Split(PreToken word, List<PreToken> output)
     {
         var words = new List<PreToken> { word };
-        foreach (var step in steps) words = step.Apply(words);
+        foreach (var step in steps)
+        {
+            words = step.Apply(words);
+        }
+
         output.AddRange(words);
     }
 }
@@ -584,7 +754,11 @@ internal sealed class SequenceNormalizer(IReadOnlyList<Normalizer> steps) : Norm
 {
     public override string Normalize(string text)
     {
-        foreach (var step in steps) text = step.Normalize(text);
+        foreach (var step in steps)
+        {
+            text = step.Normalize(text);
+        }
+
         return text;
     }
 }

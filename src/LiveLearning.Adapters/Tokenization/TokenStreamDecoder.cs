@@ -43,10 +43,18 @@ public sealed class TokenStreamDecoder
             throw new ArgumentOutOfRangeException(nameof(id), id, $"{id} is not a token id of {_tokenizer.SourceName} (vocabulary size {_tokenizer.VocabSize}).");
         }
         _ids.Add(id);
-        if (_tokenizer.HasByteFallbackDecoder && ByteFallbackDecoder.TryParseByteToken(_tokenizer.IdToToken(id)!, out _)) return string.Empty;
+        if (_tokenizer.HasByteFallbackDecoder && ByteFallbackDecoder.TryParseByteToken(_tokenizer.IdToToken(id)!, out _))
+        {
+            return string.Empty;
+        }
+
         string text = DecodeWindow();
         bool incomplete = text.EndsWith('\uFFFD') && _ids.Count - _readStart < MaxPendingTokens;
-        if (text.Length <= _prefixText.Length || incomplete || !text.StartsWith(_prefixText, StringComparison.Ordinal)) return string.Empty;
+        if (text.Length <= _prefixText.Length || incomplete || !text.StartsWith(_prefixText, StringComparison.Ordinal))
+        {
+            return string.Empty;
+        }
+
         return Emit(text);
     }
 

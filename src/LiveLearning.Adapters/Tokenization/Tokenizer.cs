@@ -59,7 +59,11 @@ public sealed class Tokenizer
         _idToToken = idToToken;
         _isSpecial = isSpecial;
         _added = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var t in addedTokens) _added[t.Content] = t.Id;
+        foreach (var t in addedTokens)
+        {
+            _added[t.Content] = t.Id;
+        }
+
         _rawMatcher = new AddedTokenMatcher(addedTokens.Where(t => !t.Normalized).Select(t => (t.Content, t)));
         _normalizedMatcher = new AddedTokenMatcher(addedTokens.Where(t => t.Normalized).Select(t => (normalizer?.Normalize(t.Content) ?? t.Content, t)));
         BosTokenId = templateBos;
@@ -135,7 +139,11 @@ public sealed class Tokenizer
     internal static string ReadCapped(string path)
     {
         var info = new FileInfo(path);
-        if (!info.Exists) throw new FileNotFoundException($"Tokenizer file not found: {path}", path);
+        if (!info.Exists)
+        {
+            throw new FileNotFoundException($"Tokenizer file not found: {path}", path);
+        }
+
         if (info.Length > MaxFileBytes)
         {
             throw new TokenizerFormatException(info.Name, "(file)", $"is {info.Length} bytes; the limit is {MaxFileBytes}");
@@ -175,12 +183,22 @@ public sealed class Tokenizer
             _normalizedMatcher.Split(normalized, segment.AtStart, allowSpecialTokens, normalizedSegments);
             foreach (var piece in normalizedSegments)
             {
-                if (piece.TokenId is int id) ids.Add(id);
-                else EncodeText(piece.Text, piece.AtStart, ids);
+                if (piece.TokenId is int id)
+                {
+                    ids.Add(id);
+                }
+                else
+                {
+                    EncodeText(piece.Text, piece.AtStart, ids);
+                }
             }
         }
 
-        if (!addSpecialTokens || _postProcessing.Count == 0) return ids.ToArray();
+        if (!addSpecialTokens || _postProcessing.Count == 0)
+        {
+            return ids.ToArray();
+        }
+
         int[] result = ids.ToArray();
         foreach (var (prefix, suffix) in _postProcessing)
         {
@@ -191,21 +209,36 @@ public sealed class Tokenizer
 
     private void EncodeText(string text, bool atStart, List<int> ids)
     {
-        if (text.Length == 0) return;
+        if (text.Length == 0)
+        {
+            return;
+        }
+
         if (_preTokenizer is null)
         {
             _model.EncodeWord(text, ids);
             return;
         }
         var words = _preTokenizer.Apply([new PreToken(text, atStart)]);
-        foreach (var word in words) _model.EncodeWord(word.Text, ids);
+        foreach (var word in words)
+        {
+            _model.EncodeWord(word.Text, ids);
+        }
     }
 
     /// <summary>Internal: the pre-tokenized words of already-normalized text (for tests).</summary>
     internal List<string> PreTokenize(string normalizedText)
     {
-        if (normalizedText.Length == 0) return [];
-        if (_preTokenizer is null) return [normalizedText];
+        if (normalizedText.Length == 0)
+        {
+            return [];
+        }
+
+        if (_preTokenizer is null)
+        {
+            return [normalizedText];
+        }
+
         return _preTokenizer.Apply([new PreToken(normalizedText, true)]).Select(w => w.Text).ToList();
     }
 
@@ -243,10 +276,18 @@ public sealed class Tokenizer
             {
                 throw new ArgumentOutOfRangeException(nameof(ids), id, $"ids[{i}] = {id} is not a token id of {SourceName} (vocabulary size {VocabSize}).");
             }
-            if (skipSpecialTokens && _isSpecial[id]) continue;
+            if (skipSpecialTokens && _isSpecial[id])
+            {
+                continue;
+            }
+
             tokens.Add(token);
         }
-        if (_decoder is null) return string.Join(' ', tokens);
+        if (_decoder is null)
+        {
+            return string.Join(' ', tokens);
+        }
+
         return string.Concat(_decoder.DecodeChain(tokens));
     }
 
@@ -256,7 +297,11 @@ public sealed class Tokenizer
         ArgumentNullException.ThrowIfNull(text);
         var segments = new List<Segment>();
         _rawMatcher.Split(text, atStart: true, allowSpecial: true, segments);
-        if (segments.Any(s => s.TokenId is int id && _isSpecial[id])) return true;
+        if (segments.Any(s => s.TokenId is int id && _isSpecial[id]))
+        {
+            return true;
+        }
+
         segments.Clear();
         _normalizedMatcher.Split(Normalize(text), atStart: true, allowSpecial: true, segments);
         return segments.Any(s => s.TokenId is int id && _isSpecial[id]);
@@ -266,7 +311,11 @@ public sealed class Tokenizer
     public int? TokenToId(string token)
     {
         ArgumentNullException.ThrowIfNull(token);
-        if (_added.TryGetValue(token, out int id)) return id;
+        if (_added.TryGetValue(token, out int id))
+        {
+            return id;
+        }
+
         return _model.Vocab.TryGetValue(token, out id) ? id : null;
     }
 
@@ -294,7 +343,10 @@ public sealed class Tokenizer
     {
         foreach (string name in names)
         {
-            if (_added.TryGetValue(name, out int id) && _isSpecial[id]) return id;
+            if (_added.TryGetValue(name, out int id) && _isSpecial[id])
+            {
+                return id;
+            }
         }
         return null;
     }

@@ -11,7 +11,10 @@ internal static class TokenizerJsonReader
         var f = new JsonFields(sourceName);
         using var doc = Tokenizer.ParseJson(json, sourceName);
         var root = doc.RootElement;
-        if (root.ValueKind != JsonValueKind.Object) throw f.Error("(root)", "must be a JSON object");
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            throw f.Error("(root)", "must be a JSON object");
+        }
 
         var modelElement = f.Object(root, "model", "");
         var model = ReadModel(f, modelElement, out var vocab);
@@ -20,15 +23,27 @@ internal static class TokenizerJsonReader
         var addedTokens = new List<AddedToken>();
         if (JsonFields.Optional(root, "added_tokens") is JsonElement added)
         {
-            if (added.ValueKind != JsonValueKind.Array) throw f.Error("added_tokens", "must be an array");
+            if (added.ValueKind != JsonValueKind.Array)
+            {
+                throw f.Error("added_tokens", "must be an array");
+            }
+
             int index = 0;
             foreach (var entry in added.EnumerateArray())
             {
                 string path = $"added_tokens[{index++}]";
-                if (entry.ValueKind != JsonValueKind.Object) throw f.Error(path, "must be an object");
+                if (entry.ValueKind != JsonValueKind.Object)
+                {
+                    throw f.Error(path, "must be an object");
+                }
+
                 int id = f.Int(JsonFields.Optional(entry, "id") ?? throw f.Error(path + ".id", "is required"), path + ".id", 0, Tokenizer.MaxVocabularySize - 1);
                 string content = f.String(entry, "content", path);
-                if (content.Length == 0) throw f.Error(path + ".content", "must not be empty");
+                if (content.Length == 0)
+                {
+                    throw f.Error(path + ".content", "must not be empty");
+                }
+
                 bool special = f.Bool(entry, "special", path, false);
                 addedTokens.Add(new AddedToken(
                     id, content,
@@ -41,10 +56,22 @@ internal static class TokenizerJsonReader
         }
 
         int size = 0;
-        foreach (int id in vocab.Values) size = Math.Max(size, id + 1);
-        foreach (var t in addedTokens) size = Math.Max(size, t.Id + 1);
+        foreach (int id in vocab.Values)
+        {
+            size = Math.Max(size, id + 1);
+        }
+
+        foreach (var t in addedTokens)
+        {
+            size = Math.Max(size, t.Id + 1);
+        }
+
         var idToToken = new string?[size];
-        foreach (var (token, id) in vocab) idToToken[id] = token;
+        foreach (var (token, id) in vocab)
+        {
+            idToToken[id] = token;
+        }
+
         var isSpecial = new bool[size];
         foreach (var t in addedTokens)
         {
@@ -56,7 +83,11 @@ internal static class TokenizerJsonReader
         var preTokenizer = JsonFields.Optional(root, "pre_tokenizer") is JsonElement p ? ReadPreTokenizer(f, p, "pre_tokenizer") : null;
         var post = new List<(int[] Prefix, int[] Suffix)>();
         int? bos = null;
-        if (JsonFields.Optional(root, "post_processor") is JsonElement pp) ReadPostProcessor(f, pp, "post_processor", idToToken, post, ref bos);
+        if (JsonFields.Optional(root, "post_processor") is JsonElement pp)
+        {
+            ReadPostProcessor(f, pp, "post_processor", idToToken, post, ref bos);
+        }
+
         var decoder = JsonFields.Optional(root, "decoder") is JsonElement d ? ReadDecoder(f, d, "decoder") : null;
 
         return Tokenizer.Create(sourceName, model, normalizer, preTokenizer, post, decoder, idToToken, isSpecial, addedTokens, bos);
@@ -65,7 +96,10 @@ internal static class TokenizerJsonReader
     private static BpeModel ReadModel(JsonFields f, JsonElement m, out Dictionary<string, int> vocab)
     {
         string type = JsonFields.Optional(m, "type") is null && JsonFields.Optional(m, "merges") is not null ? "BPE" : f.Type(m, "model");
-        if (type != "BPE") throw f.Error("model.type", $"model type '{type}' is not supported (only BPE)");
+        if (type != "BPE")
+        {
+            throw f.Error("model.type", $"model type '{type}' is not supported (only BPE)");
+        }
 
         var vocabElement = f.Object(m, "vocab", "model");
         vocab = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -74,14 +108,25 @@ internal static class TokenizerJsonReader
         {
             string field = "model.vocab." + property.Name;
             int id = f.Int(property.Value, field, 0, Tokenizer.MaxVocabularySize - 1);
-            if (!vocab.TryAdd(property.Name, id)) throw f.Error(field, "appears twice");
-            if (!seenIds.TryAdd(id, property.Name)) throw f.Error(field, $"id {id} is also used by '{seenIds[id]}'");
+            if (!vocab.TryAdd(property.Name, id))
+            {
+                throw f.Error(field, "appears twice");
+            }
+
+            if (!seenIds.TryAdd(id, property.Name))
+            {
+                throw f.Error(field, $"id {id} is also used by '{seenIds[id]}'");
+            }
         }
 
         var merges = new Dictionary<long, (int Rank, int NewId)>();
         if (JsonFields.Optional(m, "merges") is JsonElement mergesElement)
         {
-            if (mergesElement.ValueKind != JsonValueKind.Array) throw f.Error("model.merges", "must be an array");
+            if (mergesElement.ValueKind != JsonValueKind.Array)
+            {
+                throw f.Error("model.merges", "must be an array");
+            }
+
             int rank = 0;
             foreach (var entry in mergesElement.EnumerateArray())
             {
@@ -108,9 +153,21 @@ internal static class TokenizerJsonReader
                 {
                     throw f.Error(field, "must be a string \"a b\" or an array [\"a\", \"b\"]");
                 }
-                if (!vocab.TryGetValue(left, out int leftId)) throw f.Error(field, $"token '{left}' is not in the vocabulary");
-                if (!vocab.TryGetValue(right, out int rightId)) throw f.Error(field, $"token '{right}' is not in the vocabulary");
-                if (!vocab.TryGetValue(left + right, out int newId)) throw f.Error(field, $"merged token '{left + right}' is not in the vocabulary");
+                if (!vocab.TryGetValue(left, out int leftId))
+                {
+                    throw f.Error(field, $"token '{left}' is not in the vocabulary");
+                }
+
+                if (!vocab.TryGetValue(right, out int rightId))
+                {
+                    throw f.Error(field, $"token '{right}' is not in the vocabulary");
+                }
+
+                if (!vocab.TryGetValue(left + right, out int newId))
+                {
+                    throw f.Error(field, $"merged token '{left + right}' is not in the vocabulary");
+                }
+
                 merges[BpeModel.PairKey(leftId, rightId)] = (rank, newId);
                 rank++;
             }
@@ -120,7 +177,11 @@ internal static class TokenizerJsonReader
         string? unk = f.OptionalString(m, "unk_token", "model");
         if (unk is not null)
         {
-            if (!vocab.TryGetValue(unk, out int u)) throw f.Error("model.unk_token", $"'{unk}' is not in the vocabulary");
+            if (!vocab.TryGetValue(unk, out int u))
+            {
+                throw f.Error("model.unk_token", $"'{unk}' is not in the vocabulary");
+            }
+
             unkId = u;
         }
         if (JsonFields.Optional(m, "dropout") is JsonElement dropout && dropout.ValueKind != JsonValueKind.Number)
@@ -158,8 +219,12 @@ internal static class TokenizerJsonReader
             {
                 var steps = new List<Normalizer>();
                 int i = 0;
-                foreach (var s in f.Array(e, "normalizers", path).EnumerateArray()) steps.Add(ReadNormalizer(f, s, $"{path}.normalizers[{i++}]"));
-                return new SequenceNormalizer(steps);
+                foreach (var s in f.Array(e, "normalizers", path).EnumerateArray())
+                    {
+                        steps.Add(ReadNormalizer(f, s, $"{path}.normalizers[{i++}]"));
+                    }
+
+                    return new SequenceNormalizer(steps);
             }
             default:
                 throw f.Error(path + ".type", $"normalizer type '{type}' is not supported");
@@ -171,7 +236,11 @@ internal static class TokenizerJsonReader
         var pattern = f.Object(e, "pattern", path);
         string? literal = f.OptionalString(pattern, "String", path + ".pattern");
         string? regex = f.OptionalString(pattern, "Regex", path + ".pattern");
-        if ((literal is null) == (regex is null)) throw f.Error(path + ".pattern", "must have exactly one of String or Regex");
+        if ((literal is null) == (regex is null))
+        {
+            throw f.Error(path + ".pattern", "must have exactly one of String or Regex");
+        }
+
         return (literal, regex);
     }
 
@@ -201,8 +270,12 @@ internal static class TokenizerJsonReader
                 }
                 else
                 {
-                    if (literal!.Length == 0) throw f.Error(path + ".pattern.String", "must not be empty");
-                    pattern = SplitPattern.ForString(literal);
+                    if (literal!.Length == 0)
+                        {
+                            throw f.Error(path + ".pattern.String", "must not be empty");
+                        }
+
+                        pattern = SplitPattern.ForString(literal);
                 }
                 string behavior = f.String(e, "behavior", path);
                 if (!Enum.TryParse<SplitBehavior>(behavior, ignoreCase: false, out var b) || !Enum.IsDefined(b) || behavior.Any(char.IsDigit))
@@ -216,16 +289,27 @@ internal static class TokenizerJsonReader
                 char replacement = ReadChar(f, e, "replacement", path, '\u2581');
                 PrependScheme scheme;
                 string? schemeText = f.OptionalString(e, "prepend_scheme", path);
-                if (schemeText is not null) scheme = ParseScheme(f, schemeText, path + ".prepend_scheme");
-                else scheme = f.Bool(e, "add_prefix_space", path, true) ? PrependScheme.Always : PrependScheme.Never;
-                return new MetaspacePreTokenizer(replacement, scheme, f.Bool(e, "split", path, true));
+                if (schemeText is not null)
+                    {
+                        scheme = ParseScheme(f, schemeText, path + ".prepend_scheme");
+                    }
+                    else
+                    {
+                        scheme = f.Bool(e, "add_prefix_space", path, true) ? PrependScheme.Always : PrependScheme.Never;
+                    }
+
+                    return new MetaspacePreTokenizer(replacement, scheme, f.Bool(e, "split", path, true));
             }
             case "Sequence":
             {
                 var steps = new List<PreTokenizer>();
                 int i = 0;
-                foreach (var s in f.Array(e, "pretokenizers", path).EnumerateArray()) steps.Add(ReadPreTokenizer(f, s, $"{path}.pretokenizers[{i++}]"));
-                return new SequencePreTokenizer(steps);
+                foreach (var s in f.Array(e, "pretokenizers", path).EnumerateArray())
+                    {
+                        steps.Add(ReadPreTokenizer(f, s, $"{path}.pretokenizers[{i++}]"));
+                    }
+
+                    return new SequencePreTokenizer(steps);
             }
             default:
                 throw f.Error(path + ".type", $"pre-tokenizer type '{type}' is not supported");
@@ -243,8 +327,16 @@ internal static class TokenizerJsonReader
     private static char ReadChar(JsonFields f, JsonElement e, string name, string path, char defaultValue)
     {
         string? s = f.OptionalString(e, name, path);
-        if (s is null) return defaultValue;
-        if (s.Length != 1) throw f.Error(JsonFields.Join(path, name), $"must be a single character, not '{s}'");
+        if (s is null)
+        {
+            return defaultValue;
+        }
+
+        if (s.Length != 1)
+        {
+            throw f.Error(JsonFields.Join(path, name), $"must be a single character, not '{s}'");
+        }
+
         return s[0];
     }
 
@@ -258,8 +350,12 @@ internal static class TokenizerJsonReader
             case "Sequence":
             {
                 int i = 0;
-                foreach (var s in f.Array(e, "processors", path).EnumerateArray()) ReadPostProcessor(f, s, $"{path}.processors[{i++}]", idToToken, steps, ref bos);
-                return;
+                foreach (var s in f.Array(e, "processors", path).EnumerateArray())
+                    {
+                        ReadPostProcessor(f, s, $"{path}.processors[{i++}]", idToToken, steps, ref bos);
+                    }
+
+                    return;
             }
             case "RobertaProcessing":
             case "BertProcessing":
@@ -275,8 +371,12 @@ internal static class TokenizerJsonReader
                 var specials = new Dictionary<string, int[]>(StringComparer.Ordinal);
                 if (JsonFields.Optional(e, "special_tokens") is JsonElement st)
                 {
-                    if (st.ValueKind != JsonValueKind.Object) throw f.Error(path + ".special_tokens", "must be an object");
-                    foreach (var prop in st.EnumerateObject())
+                    if (st.ValueKind != JsonValueKind.Object)
+                        {
+                            throw f.Error(path + ".special_tokens", "must be an object");
+                        }
+
+                        foreach (var prop in st.EnumerateObject())
                     {
                         string field = $"{path}.special_tokens.{prop.Name}";
                         var ids = f.Array(prop.Value, "ids", field);
@@ -293,24 +393,40 @@ internal static class TokenizerJsonReader
                     if (JsonFields.Optional(item, "SpecialToken") is JsonElement special)
                     {
                         string name = f.String(special, "id", field + ".SpecialToken");
-                        if (!specials.TryGetValue(name, out int[]? ids)) throw f.Error(field, $"special token '{name}' is not in special_tokens");
-                        (sequences == 0 ? prefix : suffix).AddRange(ids);
+                        if (!specials.TryGetValue(name, out int[]? ids))
+                            {
+                                throw f.Error(field, $"special token '{name}' is not in special_tokens");
+                            }
+
+                            (sequences == 0 ? prefix : suffix).AddRange(ids);
                     }
                     else if (JsonFields.Optional(item, "Sequence") is JsonElement seq)
                     {
                         string id = f.String(seq, "id", field + ".Sequence");
-                        if (id != "A") throw f.Error(field + ".Sequence.id", $"'{id}' cannot appear in a single-sequence template");
-                        sequences++;
+                        if (id != "A")
+                            {
+                                throw f.Error(field + ".Sequence.id", $"'{id}' cannot appear in a single-sequence template");
+                            }
+
+                            sequences++;
                     }
                     else
                     {
                         throw f.Error(field, "must be a SpecialToken or a Sequence");
                     }
                 }
-                if (sequences != 1) throw f.Error(path + ".single", $"must contain the sequence $A exactly once, not {sequences} times");
-                steps.Add((prefix.ToArray(), suffix.ToArray()));
-                if (prefix.Count > 0) bos ??= prefix[0];
-                return;
+                if (sequences != 1)
+                    {
+                        throw f.Error(path + ".single", $"must contain the sequence $A exactly once, not {sequences} times");
+                    }
+
+                    steps.Add((prefix.ToArray(), suffix.ToArray()));
+                if (prefix.Count > 0)
+                    {
+                        bos ??= prefix[0];
+                    }
+
+                    return;
             }
             default:
                 throw f.Error(path + ".type", $"post-processor type '{type}' is not supported");
@@ -320,7 +436,11 @@ internal static class TokenizerJsonReader
     private static int ReadTokenPair(JsonFields f, JsonElement e, string name, string path, string?[] idToToken)
     {
         var pair = f.Array(e, name, path);
-        if (pair.GetArrayLength() != 2) throw f.Error(JsonFields.Join(path, name), "must be [token, id]");
+        if (pair.GetArrayLength() != 2)
+        {
+            throw f.Error(JsonFields.Join(path, name), "must be [token, id]");
+        }
+
         return TokenId(f, pair[1], JsonFields.Join(path, name) + "[1]", idToToken);
     }
 
@@ -328,7 +448,11 @@ internal static class TokenizerJsonReader
     private static int TokenId(JsonFields f, JsonElement value, string field, string?[] idToToken)
     {
         int id = f.Int(value, field, 0, Math.Max(0, idToToken.Length - 1));
-        if (idToToken.Length == 0 || idToToken[id] is null) throw f.Error(field, $"id {id} is not a token");
+        if (idToToken.Length == 0 || idToToken[id] is null)
+        {
+            throw f.Error(field, $"id {id} is not a token");
+        }
+
         return id;
     }
 
@@ -343,8 +467,12 @@ internal static class TokenizerJsonReader
             case "Replace":
             {
                 var (literal, regex) = ReadPattern(f, e, path);
-                if (regex is not null) throw f.Error(path + ".pattern.Regex", "a Replace decoder with a Regex pattern is not supported");
-                return new ReplaceDecoder(literal!, f.String(e, "content", path));
+                if (regex is not null)
+                    {
+                        throw f.Error(path + ".pattern.Regex", "a Replace decoder with a Regex pattern is not supported");
+                    }
+
+                    return new ReplaceDecoder(literal!, f.String(e, "content", path));
             }
             case "Strip":
             {
@@ -364,8 +492,12 @@ internal static class TokenizerJsonReader
             {
                 var steps = new List<TokenDecoder>();
                 int i = 0;
-                foreach (var s in f.Array(e, "decoders", path).EnumerateArray()) steps.Add(ReadDecoder(f, s, $"{path}.decoders[{i++}]"));
-                return new SequenceDecoder(steps);
+                foreach (var s in f.Array(e, "decoders", path).EnumerateArray())
+                    {
+                        steps.Add(ReadDecoder(f, s, $"{path}.decoders[{i++}]"));
+                    }
+
+                    return new SequenceDecoder(steps);
             }
             default:
                 throw f.Error(path + ".type", $"decoder type '{type}' is not supported");

@@ -61,30 +61,30 @@ public static partial class Attention
             where TV : struct
             where TOps : struct, IVecOps<TV>
         {
-            const int B = BackwardKeyBlock;
+            const int keyBlock = BackwardKeyBlock;
             ref readonly BackwardArgs a = ref Args;
             int kb = index / a.KvHeads;
             int g = index % a.KvHeads;
             int d = a.HeadDim;
             int kvStride = a.KvHeads * d;
             int qStride = a.Heads * d;
-            int j0 = kb * B;
-            int c = Math.Min(a.StartPosition + a.Tokens, j0 + B) - j0;
+            int j0 = kb * keyBlock;
+            int c = Math.Min(a.StartPosition + a.Tokens, j0 + keyBlock) - j0;
 
             // Scratch: kᵀ and vᵀ [d, B], dk and dv accumulators [B, d], score tiles [ScoreTileRows, B] for P and dP/dS.
-            int scratchLength = (4 * d * B) + (2 * ScoreTileRows * B);
+            int scratchLength = (4 * d * keyBlock) + (2 * ScoreTileRows * keyBlock);
             float[]? rented = d <= MaxStackTileHeadDim ? null : ArrayPool<float>.Shared.Rent(scratchLength);
             Span<float> scratch = rented is null ? stackalloc float[scratchLength] : rented.AsSpan(0, scratchLength);
             try
             {
                 fixed (float* kt = scratch)
                 {
-                    float* vt = kt + (d * B);
-                    float* dkAcc = vt + (d * B);
-                    float* dvAcc = dkAcc + (d * B);
-                    float* p = dvAcc + (d * B);
-                    float* ds = p + (ScoreTileRows * B);
-                    new Span<float>(kt, 4 * d * B).Clear();
+                    float* vt = kt + (d * keyBlock);
+                    float* dkAcc = vt + (d * keyBlock);
+                    float* dvAcc = dkAcc + (d * keyBlock);
+                    float* p = dvAcc + (d * keyBlock);
+                    float* ds = p + (ScoreTileRows * keyBlock);
+                    new Span<float>(kt, 4 * d * keyBlock).Clear();
                     float* k0 = a.K + ((long)j0 * kvStride) + ((long)g * d);
                     float* v0 = a.V + ((long)j0 * kvStride) + ((long)g * d);
                     for (int jj = 0; jj < c; jj++)
@@ -93,8 +93,8 @@ public static partial class Attention
                         float* vr = v0 + ((long)jj * kvStride);
                         for (int e = 0; e < d; e++)
                         {
-                            kt[(e * B) + jj] = kr[e];
-                            vt[(e * B) + jj] = vr[e];
+                            kt[(e * keyBlock) + jj] = kr[e];
+                            vt[(e * keyBlock) + jj] = vr[e];
                         }
                     }
 
@@ -116,11 +116,11 @@ public static partial class Attention
                             {
                                 int t = t0 + r;
                                 long row = ((long)t * a.Heads) + h;
-                                float* pr = p + (r * B);
-                                float* dr = ds + (r * B);
+                                float* pr = p + (r * keyBlock);
+                                float* dr = ds + (r * keyBlock);
                                 TV lse = TOps.Splat(-a.Lse[row]);
                                 TV dRow = TOps.Splat(a.D[row]);
-                                for (int v = 0; v < B; v += TOps.Count)
+                                for (int v = 0; v < keyBlock; v += TOps.Count)
                                 {
                                     TV e = TOps.Exp(TOps.Fma(vScale, TOps.Load(pr + v), lse));
                                     TOps.Store(e, pr + v);
@@ -173,9 +173,9 @@ public static partial class Attention
         where TV : struct
         where TOps : struct, IVecOps<TV>
     {
-        const int B = BackwardKeyBlock;
+        const int keyBlock = BackwardKeyBlock;
         int w = TOps.Count;
-        for (int v = 0; v < B; v += w)
+        for (int v = 0; v < keyBlock; v += w)
         {
             int r = 0;
             if (rows == ScoreTileRows)
@@ -191,7 +191,7 @@ public static partial class Attention
                 TV a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero;
                 TV a4 = TOps.Zero, a5 = TOps.Zero, a6 = TOps.Zero, a7 = TOps.Zero;
                 float* col = xt + v;
-                for (int e = 0; e < d; e++, col += B)
+                for (int e = 0; e < d; e++, col += keyBlock)
                 {
                     TV k = TOps.Load(col);
                     a0 = TOps.Fma(TOps.Splat(x0[e]), k, a0);
@@ -205,13 +205,13 @@ public static partial class Attention
                 }
 
                 TOps.Store(a0, dst + v);
-                TOps.Store(a1, dst + B + v);
-                TOps.Store(a2, dst + (2 * B) + v);
-                TOps.Store(a3, dst + (3 * B) + v);
-                TOps.Store(a4, dst + (4 * B) + v);
-                TOps.Store(a5, dst + (5 * B) + v);
-                TOps.Store(a6, dst + (6 * B) + v);
-                TOps.Store(a7, dst + (7 * B) + v);
+                TOps.Store(a1, dst + keyBlock + v);
+                TOps.Store(a2, dst + (2 * keyBlock) + v);
+                TOps.Store(a3, dst + (3 * keyBlock) + v);
+                TOps.Store(a4, dst + (4 * keyBlock) + v);
+                TOps.Store(a5, dst + (5 * keyBlock) + v);
+                TOps.Store(a6, dst + (6 * keyBlock) + v);
+                TOps.Store(a7, dst + (7 * keyBlock) + v);
                 r = ScoreTileRows;
             }
 
@@ -220,12 +220,12 @@ public static partial class Attention
                 float* xr = x + (r * stride);
                 TV acc = TOps.Zero;
                 float* col = xt + v;
-                for (int e = 0; e < d; e++, col += B)
+                for (int e = 0; e < d; e++, col += keyBlock)
                 {
                     acc = TOps.Fma(TOps.Splat(xr[e]), TOps.Load(col), acc);
                 }
 
-                TOps.Store(acc, dst + (r * B) + v);
+                TOps.Store(acc, dst + (r * keyBlock) + v);
             }
         }
     }
@@ -239,7 +239,7 @@ public static partial class Attention
         where TV : struct
         where TOps : struct, IVecOps<TV>
     {
-        const int B = BackwardKeyBlock;
+        const int keyBlock = BackwardKeyBlock;
         float* x0 = x;
         float* x1 = x0 + stride;
         float* x2 = x1 + stride;
@@ -248,10 +248,10 @@ public static partial class Attention
         float* x5 = x4 + stride;
         float* x6 = x5 + stride;
         float* x7 = x6 + stride;
-        TV c0 = TOps.Splat(coef[0]), c1 = TOps.Splat(coef[B]), c2 = TOps.Splat(coef[2 * B]), c3 = TOps.Splat(coef[3 * B]);
-        TV c4 = TOps.Splat(coef[4 * B]), c5 = TOps.Splat(coef[5 * B]), c6 = TOps.Splat(coef[6 * B]), c7 = TOps.Splat(coef[7 * B]);
-        TV d0 = TOps.Splat(coef[1]), d1 = TOps.Splat(coef[B + 1]), d2 = TOps.Splat(coef[(2 * B) + 1]), d3 = TOps.Splat(coef[(3 * B) + 1]);
-        TV d4 = TOps.Splat(coef[(4 * B) + 1]), d5 = TOps.Splat(coef[(5 * B) + 1]), d6 = TOps.Splat(coef[(6 * B) + 1]), d7 = TOps.Splat(coef[(7 * B) + 1]);
+        TV c0 = TOps.Splat(coef[0]), c1 = TOps.Splat(coef[keyBlock]), c2 = TOps.Splat(coef[2 * keyBlock]), c3 = TOps.Splat(coef[3 * keyBlock]);
+        TV c4 = TOps.Splat(coef[4 * keyBlock]), c5 = TOps.Splat(coef[5 * keyBlock]), c6 = TOps.Splat(coef[6 * keyBlock]), c7 = TOps.Splat(coef[7 * keyBlock]);
+        TV d0 = TOps.Splat(coef[1]), d1 = TOps.Splat(coef[keyBlock + 1]), d2 = TOps.Splat(coef[(2 * keyBlock) + 1]), d3 = TOps.Splat(coef[(3 * keyBlock) + 1]);
+        TV d4 = TOps.Splat(coef[(4 * keyBlock) + 1]), d5 = TOps.Splat(coef[(5 * keyBlock) + 1]), d6 = TOps.Splat(coef[(6 * keyBlock) + 1]), d7 = TOps.Splat(coef[(7 * keyBlock) + 1]);
         for (int e = 0; e < d; e += TOps.Count)
         {
             TV a = TOps.Load(y0 + e);
@@ -292,7 +292,7 @@ public static partial class Attention
         where TV : struct
         where TOps : struct, IVecOps<TV>
     {
-        const int B = BackwardKeyBlock;
+        const int keyBlock = BackwardKeyBlock;
         int w = TOps.Count;
         int dv = d - (d % w);
         for (int j = 0; j < keys; j++)
@@ -317,7 +317,7 @@ public static partial class Attention
                 TV y = TOps.Load(aj + e);
                 for (int r = first; r < rows; r++)
                 {
-                    y = TOps.Fma(TOps.Splat(coef[(r * B) + j]), TOps.Load(x + (r * stride) + e), y);
+                    y = TOps.Fma(TOps.Splat(coef[(r * keyBlock) + j]), TOps.Load(x + (r * stride) + e), y);
                 }
 
                 TOps.Store(y, aj + e);
@@ -329,7 +329,7 @@ public static partial class Attention
                 float y = aj[e];
                 for (int r = first; r < rows; r++)
                 {
-                    y += coef[(r * B) + j] * x[(r * stride) + e];
+                    y += coef[(r * keyBlock) + j] * x[(r * stride) + e];
                 }
 
                 aj[e] = y;

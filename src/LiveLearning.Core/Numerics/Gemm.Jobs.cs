@@ -85,10 +85,10 @@ public static unsafe partial class Gemm
                     {
                         int local = block;
                         LinearTarget target = Targets.Find(ref local);
-                        byte* W = seg.W != null ? seg.W : target.W;
-                        int OutF = target.OutF;
+                        byte* w = seg.W != null ? seg.W : target.W;
+                        int outF = target.OutF;
                         int o0 = local * mr;
-                        int rows = Math.Min(mr, OutF - o0);
+                        int rows = Math.Min(mr, outF - o0);
                         // The broadcast operand: float32 weights and bfloat16 rows are read in place (bfloat16 widened in
                         // the kernel; not the matrix's first element, whose widening word would start before the buffer),
                         // everything else is widened into a float32 block first.
@@ -98,38 +98,38 @@ public static unsafe partial class Gemm
                         bool bf16InPlace = Type == WeightType.BF16 && !Transposed && (o0 | k0) != 0;
                         if (bf16InPlace)
                         {
-                            a = (float*)(W + ((((nint)o0 * InF) + k0) * esize));
+                            a = (float*)(w + ((((nint)o0 * InF) + k0) * esize));
                             aRowStride = InF;
                         }
                         else if (Transposed)
                         {
                             if (widened is null)
                             {
-                                a = (float*)W + ((nint)k0 * OutF) + o0;
+                                a = (float*)w + ((nint)k0 * outF) + o0;
                             }
                             else
                             {
                                 for (int k = 0; k < kc; k++)
                                 {
-                                    WidenColumns(Type, W + ((((nint)(k0 + k) * OutF) + o0) * esize), widened + ((nint)k * mr), rows);
+                                    WidenColumns(Type, w + ((((nint)(k0 + k) * outF) + o0) * esize), widened + ((nint)k * mr), rows);
                                 }
 
                                 a = widened;
                             }
 
                             aRowStride = 1;
-                            aColStride = widened is null ? OutF : mr;
+                            aColStride = widened is null ? outF : mr;
                         }
                         else if (widened is null)
                         {
-                            a = (float*)W + ((nint)o0 * InF) + k0;
+                            a = (float*)w + ((nint)o0 * InF) + k0;
                             aRowStride = InF;
                         }
                         else
                         {
                             for (int r = 0; r < rows; r++)
                             {
-                                WidenRow(Type, W + ((((nint)(o0 + r) * InF) + k0) * esize), widened + ((nint)r * kc), kc);
+                                WidenRow(Type, w + ((((nint)(o0 + r) * InF) + k0) * esize), widened + ((nint)r * kc), kc);
                             }
 
                             a = widened;
@@ -146,19 +146,19 @@ public static unsafe partial class Gemm
 
                             // yᵀ tile: rows are output features (unit stride in y), columns are tokens (stride OutF).
                             float* panel = XT + ((nint)p * nr * InF) + ((nint)(seg.Offset + k0) * nr);
-                            float* yt = target.Y + ((nint)t0 * OutF) + o0;
-                            bool ahead = p == panels - 1 && o0 + mr < OutF;
+                            float* yt = target.Y + ((nint)t0 * outF) + o0;
+                            bool ahead = p == panels - 1 && o0 + mr < outF;
                             if (bf16InPlace && ahead)
                             {
-                                MicroTile<NextBlockSource<BF16Source>>((byte*)a, aRowStride * sizeof(ushort), aColStride * sizeof(ushort), panel, kc, rows, cols, yt, 1, OutF, add, tile);
+                                MicroTile<NextBlockSource<BF16Source>>((byte*)a, aRowStride * sizeof(ushort), aColStride * sizeof(ushort), panel, kc, rows, cols, yt, 1, outF, add, tile);
                             }
                             else if (!Transposed && widened is null && ahead)
                             {
-                                MicroTile<NextBlockSource<F32Source>>((byte*)a, aRowStride * sizeof(float), aColStride * sizeof(float), panel, kc, rows, cols, yt, 1, OutF, add, tile);
+                                MicroTile<NextBlockSource<F32Source>>((byte*)a, aRowStride * sizeof(float), aColStride * sizeof(float), panel, kc, rows, cols, yt, 1, outF, add, tile);
                             }
                             else if (bf16InPlace)
                             {
-                                MicroTile<BF16Source>((byte*)a, aRowStride * sizeof(ushort), aColStride * sizeof(ushort), panel, kc, rows, cols, yt, 1, OutF, add, tile);
+                                MicroTile<BF16Source>((byte*)a, aRowStride * sizeof(ushort), aColStride * sizeof(ushort), panel, kc, rows, cols, yt, 1, outF, add, tile);
                             }
                             else
                             {
@@ -167,11 +167,11 @@ public static unsafe partial class Gemm
                                 // cold weights: a 1x64 training step -4 to -7 %, 4x64 unchanged).
                                 if (p == 0 && Transposed && widened is null)
                                 {
-                                    MicroTile<F32NextLineSource>((byte*)a, aRowStride * sizeof(float), aColStride * sizeof(float), panel, kc, rows, cols, yt, 1, OutF, add, tile);
+                                    MicroTile<F32NextLineSource>((byte*)a, aRowStride * sizeof(float), aColStride * sizeof(float), panel, kc, rows, cols, yt, 1, outF, add, tile);
                                 }
                                 else
                                 {
-                                    MicroTile<F32Source>((byte*)a, aRowStride * sizeof(float), aColStride * sizeof(float), panel, kc, rows, cols, yt, 1, OutF, add, tile);
+                                    MicroTile<F32Source>((byte*)a, aRowStride * sizeof(float), aColStride * sizeof(float), panel, kc, rows, cols, yt, 1, outF, add, tile);
                                 }
                             }
                         }

@@ -632,16 +632,16 @@ public static unsafe partial class LoraKernels
     {
         // Blocks of 16 outputs: each of the rank destination rows gets one whole cache line per block. Walking
         // o one at a time instead would write rank streams a whole row apart, which alias in L1 for large out.
-        const int Block = 16;
+        const int block = 16;
         int o = o0;
-        for (; o + Block <= o1; o += Block)
+        for (; o + block <= o1; o += block)
         {
             float* src = b + ((long)o * rank);
             for (int r = 0; r < rank; r++)
             {
                 float* dst = bt + ((long)r * outFeatures) + o;
                 float* col = src + r;
-                for (int j = 0; j < Block; j++)
+                for (int j = 0; j < block; j++)
                 {
                     dst[j] = col[(long)j * rank];
                 }

@@ -49,12 +49,12 @@ public static class Softmax
     /// </summary>
     internal static double ExpShiftedSum(Span<float> e, ReadOnlySpan<float> x, float shift)
     {
-        const int Block = 1024;
-        Span<float> scratch = e.IsEmpty ? stackalloc float[Block] : default;
+        const int block = 1024;
+        Span<float> scratch = e.IsEmpty ? stackalloc float[block] : default;
         double total = 0;
-        for (int start = 0; start < x.Length; start += Block)
+        for (int start = 0; start < x.Length; start += block)
         {
-            int len = Math.Min(Block, x.Length - start);
+            int len = Math.Min(block, x.Length - start);
             total += ExpShiftedSumBlock(e.IsEmpty ? scratch[..len] : e.Slice(start, len), x.Slice(start, len), shift);
         }
 

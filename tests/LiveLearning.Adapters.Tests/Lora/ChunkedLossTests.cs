@@ -1,6 +1,6 @@
-using LiveLearning.Testing;
 using LiveLearning.Lora;
 using LiveLearning.Models;
+using LiveLearning.Testing;
 using NUnit.Framework;
 
 namespace LiveLearning.Tests.Lora;

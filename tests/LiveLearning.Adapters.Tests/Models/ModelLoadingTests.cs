@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
-using LiveLearning.Testing;
 using LiveLearning.Models;
 using LiveLearning.Storage;
+using LiveLearning.Testing;
 using NUnit.Framework;
 
 namespace LiveLearning.Tests.Models;

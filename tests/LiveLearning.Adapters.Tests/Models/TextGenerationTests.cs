@@ -1,7 +1,7 @@
-using Microsoft.Extensions.AI;
-using LiveLearning.Testing;
 using LiveLearning.Models;
+using LiveLearning.Testing;
 using LiveLearning.Tokenization;
+using Microsoft.Extensions.AI;
 using NUnit.Framework;
 
 namespace LiveLearning.Tests.Models;

@@ -1,6 +1,6 @@
-using Microsoft.Extensions.AI;
 using System.Text.Json;
 using LiveLearning.Tokenization;
+using Microsoft.Extensions.AI;
 using NUnit.Framework;
 
 namespace LiveLearning.Tests.Tokenization;
@@ -27,7 +27,7 @@ public sealed class ChatTemplateTests
     }
 
     [TestCaseSource(nameof(Cases))]
-    public void Format_matches_the_jinja_rendering_of_the_template(ChatCase c)
+    public void Formatmatchesthejinjarenderingofthetemplate(ChatCase c)
     {
         var template = ChatTemplate.Load(Fixtures.PathOf(c.Config));
         Assert.That(template.Format(c.Messages, c.AddGenerationPrompt), Is.EqualTo(c.Rendered));
@@ -41,7 +41,7 @@ public sealed class ChatTemplateTests
     [TestCase("chat-llama32.tokenizer_config.json", ChatTemplateStyle.Llama3, null, "<|eot_id|>")]
     [TestCase("chat-tinyllama.tokenizer_config.json", ChatTemplateStyle.Zephyr, null, "</s>")]
     [TestCase("chat-named.tokenizer_config.json", ChatTemplateStyle.ChatMl, "You are a helpful AI assistant named SmolLM, trained by Hugging Face", "<|im_end|>")]
-    public void Load_recognises_style_default_system_prompt_and_end_of_turn(string config, ChatTemplateStyle style, string? defaultSystem, string endOfTurn)
+    public void Loadrecognisesstyledefaultsystempromptandendofturn(string config, ChatTemplateStyle style, string? defaultSystem, string endOfTurn)
     {
         var template = ChatTemplate.Load(Fixtures.PathOf(config));
         using (Assert.EnterMultipleScope())
@@ -53,7 +53,7 @@ public sealed class ChatTemplateTests
     }
 
     [Test]
-    public void Llama32_date_header_uses_the_given_date()
+    public void Llama32dateheaderusesthegivendate()
     {
         var template = ChatTemplate.Load(Fixtures.PathOf("chat-llama32.tokenizer_config.json"));
         string text = template.Format([new ChatMessage(ChatRole.User, "hi")], true, new DateOnly(2025, 3, 5));
@@ -61,7 +61,7 @@ public sealed class ChatTemplateTests
     }
 
     [Test]
-    public void Unrecognised_template_throws_naming_chat_template()
+    public void Unrecognisedtemplatethrowsnamingchattemplate()
     {
         const string json = """{"eos_token": "</s>", "chat_template": "{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}"}""";
         var ex = Assert.Throws<TokenizerFormatException>(() => ChatTemplate.FromJson(json, "my_config.json"));
@@ -74,21 +74,21 @@ public sealed class ChatTemplateTests
     }
 
     [Test]
-    public void Missing_template_throws_naming_chat_template()
+    public void Missingtemplatethrowsnamingchattemplate()
     {
         var ex = Assert.Throws<TokenizerFormatException>(() => ChatTemplate.FromJson("""{"eos_token": "</s>"}""", "cfg.json"));
         Assert.That(ex!.Field, Is.EqualTo("chat_template"));
     }
 
     [Test]
-    public void Named_template_list_without_default_throws()
+    public void Namedtemplatelistwithoutdefaultthrows()
     {
         var ex = Assert.Throws<TokenizerFormatException>(() => ChatTemplate.FromJson("""{"chat_template": [{"name": "tool_use", "template": "x"}]}""", "cfg.json"));
         Assert.That(ex!.Field, Is.EqualTo("chat_template"));
     }
 
     [Test]
-    public void Empty_conversation_is_rejected()
+    public void Emptyconversationisrejected()
     {
         var template = ChatTemplate.Create(ChatTemplateStyle.ChatMl);
         var ex = Assert.Throws<ArgumentException>(() => template.Format([]));
@@ -96,7 +96,7 @@ public sealed class ChatTemplateTests
     }
 
     [Test]
-    public void EncodePrompt_equals_encoding_the_rendered_text_without_post_processor()
+    public void EncodePromptequalsencodingtherenderedtextwithoutpostprocessor()
     {
         var tokenizer = Fixtures.Load("qwen2");
         var template = ChatTemplate.Load(Fixtures.PathOf("chat-qwen25.tokenizer_config.json"));
@@ -111,7 +111,7 @@ public sealed class ChatTemplateTests
     }
 
     [Test]
-    public void EncodePrompt_keeps_special_token_text_in_user_content_as_plain_text()
+    public void EncodePromptkeepsspecialtokentextinusercontentasplaintext()
     {
         var tokenizer = Fixtures.Load("qwen2");
         var template = ChatTemplate.Load(Fixtures.PathOf("chat-qwen25.tokenizer_config.json"));
@@ -129,7 +129,7 @@ public sealed class ChatTemplateTests
     }
 
     [Test]
-    public void Zephyr_prompt_ids_start_with_bos_and_llama3_prompt_has_exactly_one_bos()
+    public void Zephyrpromptidsstartwithbosandllama3prompthasexactlyonebos()
     {
         var tinyllama = Fixtures.Load("tinyllama");
         var zephyr = ChatTemplate.Load(Fixtures.PathOf("chat-tinyllama.tokenizer_config.json"));
@@ -149,7 +149,7 @@ public sealed class ChatTemplateTests
     }
 
     [Test]
-    public void Create_with_explicit_style_formats_without_a_config()
+    public void Createwithexplicitstyleformatswithoutaconfig()
     {
         var template = ChatTemplate.Create(ChatTemplateStyle.Zephyr);
         Assert.That(template.Format([new ChatMessage(ChatRole.System, "s"), new ChatMessage(ChatRole.User, "u")]),

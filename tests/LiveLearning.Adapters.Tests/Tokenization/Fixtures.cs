@@ -1,6 +1,6 @@
-using NUnit.Framework;
 using System.Text.Json;
 using LiveLearning.Tokenization;
+using NUnit.Framework;
 
 namespace LiveLearning.Tests.Tokenization;
 

@@ -23,7 +23,7 @@ public sealed class RegexScannerTests
     }
 
     [TestCaseSource(nameof(Patterns))]
-    public void Scanner_matches_dotnet_regex_on_random_bmp_text(string pattern, Func<string, List<(int, int)>> scan)
+    public void Scannermatchesdotnetregexonrandombmptext(string pattern, Func<string, List<(int, int)>> scan)
     {
         var regex = new Regex(pattern, RegexOptions.CultureInvariant);
         var rng = new Random(1234);
@@ -34,7 +34,11 @@ public sealed class RegexScannerTests
             {
                 var sb = new StringBuilder();
                 int length = rng.Next(0, 24);
-                for (int i = 0; i < length; i++) sb.Append(units[rng.Next(units.Length)]);
+                for (int i = 0; i < length; i++)
+                {
+                    sb.Append(units[rng.Next(units.Length)]);
+                }
+
                 string text = sb.ToString();
                 var expected = regex.Matches(text).Select(m => (m.Index, m.Length)).ToList();
                 Assert.That(scan(text), Is.EqualTo(expected), $"text {System.Text.Json.JsonSerializer.Serialize(text)}");
@@ -48,13 +52,16 @@ public sealed class RegexScannerTests
         for (int i = 0; i < s.Length; i++)
         {
             if (char.IsHighSurrogate(s[i])) { units.Add(s.Substring(i, 2)); i++; }
-            else units.Add(s[i].ToString());
+            else
+            {
+                units.Add(s[i].ToString());
+            }
         }
         return units.ToArray();
     }
 
     [Test]
-    public void Letters_and_digits_outside_the_bmp_are_classified_by_code_point()
+    public void Lettersanddigitsoutsidethebmpareclassifiedbycodepoint()
     {
         // U+1D518 MATHEMATICAL FRAKTUR CAPITAL U is a letter; U+1D7D8 MATHEMATICAL DOUBLE-STRUCK DIGIT ZERO is a digit.
         var words = RegexScanners.ScanCl100k("x 𝔘𝔫 𝟘𝟙𝟚𝟛", 3);
@@ -68,7 +75,7 @@ public sealed class RegexScannerTests
 public sealed class AstralStandInTests
 {
     [Test]
-    public void Every_stand_in_has_the_category_it_stands_for()
+    public void Everystandinhasthecategoryitstandsfor()
     {
         using (Assert.EnterMultipleScope())
         {
@@ -90,7 +97,7 @@ public sealed class AstralStandInTests
     }
 
     [Test]
-    public void Mapped_offsets_point_back_into_the_original_text()
+    public void Mappedoffsetspointbackintotheoriginaltext()
     {
         var (mapped, toOriginal) = AstralStandIns.Map("a𝔘b😀");
         using (Assert.EnterMultipleScope())

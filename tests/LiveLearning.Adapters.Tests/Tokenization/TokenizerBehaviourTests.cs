@@ -10,7 +10,7 @@ public sealed class TokenizerBehaviourTests
 {
     [TestCase("gpt2")]
     [TestCase("llama2-legacy")]
-    public void Rank_ordered_heap_merge_equals_the_naive_lowest_rank_leftmost_loop(string name)
+    public void Rankorderedheapmergeequalsthenaivelowestrankleftmostloop(string name)
     {
         var tokenizer = Fixtures.Load(name);
         var json = System.Text.Json.JsonDocument.Parse(Fixtures.Json(name + ".tokenizer.json"));
@@ -67,7 +67,11 @@ public sealed class TokenizerBehaviourTests
                     best = i;
                 }
             }
-            if (best < 0) return symbols;
+            if (best < 0)
+            {
+                return symbols;
+            }
+
             symbols[best] += symbols[best + 1];
             symbols.RemoveAt(best + 1);
         }
@@ -76,20 +80,24 @@ public sealed class TokenizerBehaviourTests
     [TestCase("llama2-legacy")]
     [TestCase("gpt2")]
     [TestCase("llama3")]
-    public void A_100_kB_single_word_encodes_and_round_trips(string name)
+    public void A100kBsinglewordencodesandroundtrips(string name)
     {
         var tokenizer = Fixtures.Load(name);
         var rng = new Random(7);
         var sb = new StringBuilder(100_000);
         const string letters = "thequickbrownfoxjumpsoverlazydog";
-        while (sb.Length < 100_000) sb.Append(letters[rng.Next(letters.Length)]);
+        while (sb.Length < 100_000)
+        {
+            sb.Append(letters[rng.Next(letters.Length)]);
+        }
+
         string text = sb.ToString();
         var ids = tokenizer.Encode(text, addSpecialTokens: false);
         Assert.That(tokenizer.Decode(ids), Is.EqualTo(text));
     }
 
     [Test]
-    public void A_50_kB_run_of_one_character_round_trips()
+    public void A50kBrunofonecharacterroundtrips()
     {
         var tokenizer = Fixtures.Load("llama2-legacy");
         var ids = tokenizer.Encode(new string('a', 50_000), addSpecialTokens: false);
@@ -97,7 +105,7 @@ public sealed class TokenizerBehaviourTests
     }
 
     [Test]
-    public void Concurrent_encoding_gives_the_same_ids_as_sequential_encoding()
+    public void Concurrentencodinggivesthesameidsassequentialencoding()
     {
         var tokenizer = Tokenizer.Load(Fixtures.PathOf("qwen2.tokenizer.json")); // fresh instance: cold cache
         var texts = Fixtures.ExpectedFor("qwen2").Cases.Select(c => c.Text).ToArray();
@@ -106,12 +114,15 @@ public sealed class TokenizerBehaviourTests
         Parallel.For(0, results.Length, i => results[i] = tokenizer.Encode(texts[i % texts.Length]).ToArray());
         using (Assert.EnterMultipleScope())
         {
-            for (int i = 0; i < results.Length; i++) Assert.That(results[i], Is.EqualTo(expected[i % texts.Length]));
+            for (int i = 0; i < results.Length; i++)
+            {
+                Assert.That(results[i], Is.EqualTo(expected[i % texts.Length]));
+            }
         }
     }
 
     [Test]
-    public void Special_tokens_in_text_are_plain_text_when_not_allowed()
+    public void Specialtokensintextareplaintextwhennotallowed()
     {
         var tokenizer = Fixtures.Load("qwen2");
         int imEnd = tokenizer.TokenToId("<|im_end|>")!.Value;
@@ -128,7 +139,7 @@ public sealed class TokenizerBehaviourTests
     }
 
     [Test]
-    public void Stream_decoder_holds_a_multi_token_emoji_until_its_last_byte()
+    public void Streamdecoderholdsamultitokenemojiuntilitslastbyte()
     {
         var tokenizer = Fixtures.Load("gpt2");
         var ids = tokenizer.Encode("a👩‍👩‍👧", addSpecialTokens: false);
@@ -143,7 +154,7 @@ public sealed class TokenizerBehaviourTests
     }
 
     [Test]
-    public void Stream_decoder_holds_byte_fallback_runs_until_they_end()
+    public void Streamdecoderholdsbytefallbackrunsuntiltheyend()
     {
         var tokenizer = Fixtures.Load("llama2-legacy");
         var ids = tokenizer.Encode("x 🇯🇵 y", addSpecialTokens: false);
@@ -157,7 +168,7 @@ public sealed class TokenizerBehaviourTests
     }
 
     [Test]
-    public void Decode_rejects_ids_outside_the_vocabulary()
+    public void Decoderejectsidsoutsidethevocabulary()
     {
         var tokenizer = Fixtures.Load("gpt2");
         using (Assert.EnterMultipleScope())
@@ -171,7 +182,7 @@ public sealed class TokenizerBehaviourTests
     }
 
     [Test]
-    public void Bos_and_eos_come_from_the_post_processor_added_tokens_and_config()
+    public void Bosandeoscomefromthepostprocessoraddedtokensandconfig()
     {
         var llama2 = Fixtures.Load("llama2-legacy");
         var llama3 = Fixtures.Load("llama3");
@@ -190,7 +201,7 @@ public sealed class TokenizerBehaviourTests
     }
 
     [Test]
-    public void Config_naming_an_unknown_eos_token_throws_naming_the_field()
+    public void Confignaminganunknowneostokenthrowsnamingthefield()
     {
         string json = Fixtures.Json("gpt2.tokenizer.json");
         var ex = Assert.Throws<TokenizerFormatException>(() => Tokenizer.FromJson(json, "tokenizer.json", """{"eos_token": "<nope>"}""", "tokenizer_config.json"));

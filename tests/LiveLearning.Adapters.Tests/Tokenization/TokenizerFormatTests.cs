@@ -14,7 +14,7 @@ public sealed class TokenizerFormatTests
         Assert.Throws<TokenizerFormatException>(() => Tokenizer.FromJson(json.ToJsonString(), "bad.json"))!;
 
     [Test]
-    public void Truncated_json_throws_a_format_error_naming_the_file()
+    public void Truncatedjsonthrowsaformaterrornamingthefile()
     {
         string text = Fixtures.Json("gpt2.tokenizer.json");
         var ex = Assert.Throws<TokenizerFormatException>(() => Tokenizer.FromJson(text[..(text.Length / 2)], "half.json"))!;
@@ -27,7 +27,7 @@ public sealed class TokenizerFormatTests
     }
 
     [Test]
-    public void Non_object_root_and_missing_model_are_rejected()
+    public void Nonobjectrootandmissingmodelarerejected()
     {
         using (Assert.EnterMultipleScope())
         {
@@ -42,11 +42,18 @@ public sealed class TokenizerFormatTests
     [TestCase("pre_tokenizer", "BertPreTokenizer", "pre_tokenizer.type")]
     [TestCase("post_processor", "Frobnicate", "post_processor.type")]
     [TestCase("decoder", "WordPiece", "decoder.type")]
-    public void Unknown_component_type_is_refused_naming_the_type(string component, string type, string field)
+    public void Unknowncomponenttypeisrefusednamingthetype(string component, string type, string field)
     {
         var json = Gpt2();
-        if (json[component] is JsonObject obj) obj["type"] = type;
-        else json[component] = new JsonObject { ["type"] = type };
+        if (json[component] is JsonObject obj)
+        {
+            obj["type"] = type;
+        }
+        else
+        {
+            json[component] = new JsonObject { ["type"] = type };
+        }
+
         var ex = Fails(json);
         using (Assert.EnterMultipleScope())
         {
@@ -56,7 +63,7 @@ public sealed class TokenizerFormatTests
     }
 
     [Test]
-    public void Unknown_component_inside_a_sequence_names_its_position()
+    public void Unknowncomponentinsideasequencenamesitsposition()
     {
         var json = JsonNode.Parse(Fixtures.Json("smollm2.tokenizer.json"))!;
         json["pre_tokenizer"]!["pretokenizers"]![1]!["type"] = "Whitespace";
@@ -64,7 +71,7 @@ public sealed class TokenizerFormatTests
     }
 
     [Test]
-    public void Merge_with_unknown_token_is_rejected()
+    public void Mergewithunknowntokenisrejected()
     {
         var json = Gpt2();
         json["model"]!["merges"]!.AsArray().Add("Ġzzqq Ġxxyy");
@@ -77,7 +84,7 @@ public sealed class TokenizerFormatTests
     }
 
     [Test]
-    public void Merge_whose_result_is_not_in_the_vocabulary_is_rejected()
+    public void Mergewhoseresultisnotinthevocabularyisrejected()
     {
         var json = Gpt2();
         json["model"]!["merges"]!.AsArray().Add("q z");
@@ -89,7 +96,7 @@ public sealed class TokenizerFormatTests
     [TestCase("[\"a\"]")]
     [TestCase("[\"a\", 1]")]
     [TestCase("42")]
-    public void Malformed_merge_entries_are_rejected(string entry)
+    public void Malformedmergeentriesarerejected(string entry)
     {
         var json = Gpt2();
         json["model"]!["merges"]!.AsArray().Insert(0, JsonNode.Parse(entry));
@@ -99,7 +106,7 @@ public sealed class TokenizerFormatTests
     [TestCase(-1)]
     [TestCase(1L << 40)]
     [TestCase(Tokenizer.MaxVocabularySize)]
-    public void Vocabulary_ids_out_of_range_are_rejected(long id)
+    public void Vocabularyidsoutofrangearerejected(long id)
     {
         var json = Gpt2();
         json["model"]!["vocab"]!["zz-new"] = id;
@@ -107,7 +114,7 @@ public sealed class TokenizerFormatTests
     }
 
     [Test]
-    public void Duplicate_vocabulary_ids_are_rejected()
+    public void Duplicatevocabularyidsarerejected()
     {
         var json = Gpt2();
         json["model"]!["vocab"]!["zz-new"] = 5;
@@ -115,7 +122,7 @@ public sealed class TokenizerFormatTests
     }
 
     [Test]
-    public void Added_token_with_bad_id_or_empty_content_is_rejected()
+    public void Addedtokenwithbadidoremptycontentisrejected()
     {
         var json = Gpt2();
         json["added_tokens"]![0]!["id"] = -3;
@@ -129,7 +136,7 @@ public sealed class TokenizerFormatTests
     }
 
     [Test]
-    public void Unknown_unk_token_is_rejected()
+    public void Unknownunktokenisrejected()
     {
         var json = JsonNode.Parse(Fixtures.Json("llama2-legacy.tokenizer.json"))!;
         json["model"]!["unk_token"] = "<nope>";
@@ -137,7 +144,7 @@ public sealed class TokenizerFormatTests
     }
 
     [Test]
-    public void Template_with_unknown_special_token_or_out_of_range_id_is_rejected()
+    public void Templatewithunknownspecialtokenoroutofrangeidisrejected()
     {
         var json = JsonNode.Parse(Fixtures.Json("llama2-legacy.tokenizer.json"))!;
         json["post_processor"]!["single"]![0]!["SpecialToken"]!["id"] = "<bos>";
@@ -151,7 +158,7 @@ public sealed class TokenizerFormatTests
     }
 
     [Test]
-    public void Invalid_split_regex_and_behaviour_are_rejected()
+    public void Invalidsplitregexandbehaviourarerejected()
     {
         var json = JsonNode.Parse(Fixtures.Json("qwen2.tokenizer.json"))!;
         json["pre_tokenizer"]!["pretokenizers"]![0]!["pattern"]!["Regex"] = "(unclosed";
@@ -165,7 +172,7 @@ public sealed class TokenizerFormatTests
     }
 
     [Test]
-    public void Wrong_value_kinds_are_rejected_with_the_field()
+    public void Wrongvaluekindsarerejectedwiththefield()
     {
         var json = Gpt2();
         json["pre_tokenizer"]!["add_prefix_space"] = "yes";
@@ -179,14 +186,14 @@ public sealed class TokenizerFormatTests
     }
 
     [Test]
-    public void Deeply_nested_json_is_rejected_not_overflowing_the_stack()
+    public void Deeplynestedjsonisrejectednotoverflowingthestack()
     {
         string deep = new string('[', 100_000) + new string(']', 100_000);
         Assert.That(Assert.Throws<TokenizerFormatException>(() => Tokenizer.FromJson(deep, "deep.json"))!.Field, Is.EqualTo("(json)"));
     }
 
     [Test]
-    public void Both_merge_serializations_load_to_the_same_tokenizer()
+    public void Bothmergeserializationsloadtothesametokenizer()
     {
         var legacy = Gpt2();
         var pairs = Gpt2();
@@ -206,7 +213,7 @@ public sealed class TokenizerFormatTests
     }
 
     [Test]
-    public void Missing_file_throws_file_not_found()
+    public void Missingfilethrowsfilenotfound()
     {
         Assert.Throws<FileNotFoundException>(() => Tokenizer.Load(Fixtures.PathOf("does-not-exist.json")));
     }

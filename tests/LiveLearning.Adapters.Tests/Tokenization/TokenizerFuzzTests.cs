@@ -18,7 +18,7 @@ public sealed class TokenizerFuzzTests
     [TestCase("llama2-legacy", 3)]
     [TestCase("tinyllama", 4)]
     [TestCase("addedflags", 5)]
-    public void Corrupted_files_fail_with_typed_errors_or_work(string name, int seed)
+    public void Corruptedfilesfailwithtypederrorsorwork(string name, int seed)
     {
         string original = Fixtures.Json(name + ".tokenizer.json");
         var rng = new Random(seed);
@@ -26,7 +26,11 @@ public sealed class TokenizerFuzzTests
         for (int trial = 0; trial < 150; trial++)
         {
             var root = JsonNode.Parse(original)!;
-            for (int m = 0, count = rng.Next(1, 4); m < count; m++) Mutate(root, rng);
+            for (int m = 0, count = rng.Next(1, 4); m < count; m++)
+            {
+                Mutate(root, rng);
+            }
+
             Tokenizer tokenizer;
             try
             {
@@ -44,7 +48,11 @@ public sealed class TokenizerFuzzTests
                 Assert.That(ids.All(id => tokenizer.IdToToken(id) is not null), Is.True, $"trial {trial}: Encode produced an id without a token");
                 _ = tokenizer.Decode(ids);
                 var stream = tokenizer.CreateStreamDecoder(skipSpecialTokens: true);
-                foreach (int id in ids) stream.Append(id);
+                foreach (int id in ids)
+                {
+                    stream.Append(id);
+                }
+
                 stream.Flush();
             }
         }
@@ -68,7 +76,11 @@ public sealed class TokenizerFuzzTests
                 JsonArray a when a.Count > 0 => a[rng.Next(a.Count)],
                 _ => null,
             };
-            if (child is null || rng.Next(4) == 0) break;
+            if (child is null || rng.Next(4) == 0)
+            {
+                break;
+            }
+
             node = child;
         }
         JsonNode? replacement = rng.Next(9) switch

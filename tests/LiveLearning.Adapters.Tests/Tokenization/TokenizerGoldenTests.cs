@@ -1,5 +1,5 @@
-using NUnit.Framework;
 using LiveLearning.Tokenization;
+using NUnit.Framework;
 
 namespace LiveLearning.Tests.Tokenization;
 
@@ -13,7 +13,7 @@ public sealed class TokenizerGoldenTests
     private static IEnumerable<string> Names => Fixtures.TokenizerNames;
 
     [TestCaseSource(nameof(Names))]
-    public void Encode_with_special_tokens_matches_hugging_face_ids(string name)
+    public void Encodewithspecialtokensmatcheshuggingfaceids(string name)
     {
         var tokenizer = Fixtures.Load(name);
         using (Assert.EnterMultipleScope())
@@ -26,7 +26,7 @@ public sealed class TokenizerGoldenTests
     }
 
     [TestCaseSource(nameof(Names))]
-    public void Encode_without_special_tokens_matches_hugging_face_ids(string name)
+    public void Encodewithoutspecialtokensmatcheshuggingfaceids(string name)
     {
         var tokenizer = Fixtures.Load(name);
         using (Assert.EnterMultipleScope())
@@ -39,7 +39,7 @@ public sealed class TokenizerGoldenTests
     }
 
     [TestCaseSource(nameof(Names))]
-    public void IdToToken_and_TokenToId_match_hugging_face_tokens(string name)
+    public void IdToTokenandTokenToIdmatchhuggingfacetokens(string name)
     {
         var tokenizer = Fixtures.Load(name);
         using (Assert.EnterMultipleScope())
@@ -55,7 +55,7 @@ public sealed class TokenizerGoldenTests
     }
 
     [TestCaseSource(nameof(Names))]
-    public void Normalizer_and_pre_tokenizer_match_hugging_face(string name)
+    public void Normalizerandpretokenizermatchhuggingface(string name)
     {
         var tokenizer = Fixtures.Load(name);
         using (Assert.EnterMultipleScope())
@@ -72,7 +72,7 @@ public sealed class TokenizerGoldenTests
     }
 
     [TestCaseSource(nameof(Names))]
-    public void Decode_matches_hugging_face_with_and_without_special_tokens(string name)
+    public void Decodematcheshuggingfacewithandwithoutspecialtokens(string name)
     {
         var tokenizer = Fixtures.Load(name);
         var expected = Fixtures.ExpectedFor(name);
@@ -92,11 +92,11 @@ public sealed class TokenizerGoldenTests
     }
 
     [TestCaseSource(nameof(Names))]
-    public void VocabSize_matches_hugging_face(string name) =>
+    public void VocabSizematcheshuggingface(string name) =>
         Assert.That(Fixtures.Load(name).VocabSize, Is.EqualTo(Fixtures.ExpectedFor(name).VocabSize));
 
     [TestCaseSource(nameof(Names))]
-    public void Stream_decoder_pieces_concatenate_to_Decode(string name)
+    public void StreamdecoderpiecesconcatenatetoDecode(string name)
     {
         var tokenizer = Fixtures.Load(name);
         var expected = Fixtures.ExpectedFor(name);
@@ -118,7 +118,7 @@ public sealed class TokenizerGoldenTests
     private static IEnumerable<string> ByteLevelNames => Fixtures.ByteLevelNames;
 
     [TestCaseSource(nameof(ByteLevelNames))]
-    public void Byte_level_Decode_of_Encode_gives_back_the_normalized_text(string name)
+    public void BytelevelDecodeofEncodegivesbackthenormalizedtext(string name)
     {
         var tokenizer = Fixtures.Load(name);
         using (Assert.EnterMultipleScope())

@@ -15,7 +15,7 @@ public sealed class ActivationsTests
     private static double SiluD(double x) => x / (1 + Math.Exp(-x));
 
     [Test]
-    public void SiluAndSwiGlu_MatchScalarReference_AtEveryLength_WithoutOutOfBoundsWrites()
+    public void SiluAndSwiGluMatchScalarReferenceAtEveryLengthWithoutOutOfBoundsWrites()
     {
         foreach (int n in TestData.KernelLengths)
         {
@@ -38,7 +38,7 @@ public sealed class ActivationsTests
     }
 
     [Test]
-    public void Backwards_MatchScalarReference_AtEveryLength_AccumulatingIntoGradients()
+    public void BackwardsMatchScalarReferenceAtEveryLengthAccumulatingIntoGradients()
     {
         foreach (int n in TestData.KernelLengths)
         {
@@ -71,7 +71,7 @@ public sealed class ActivationsTests
     [TestCase(1)]
     [TestCase(19)]
     [TestCase(200)]
-    public void SiluBackward_MatchesFiniteDifferences(int n)
+    public void SiluBackwardMatchesFiniteDifferences(int n)
     {
         float[] x = TestData.Uniform(n, 40 + n, 8f);
         float[] dy = TestData.Uniform(n, 41 + n);
@@ -93,7 +93,7 @@ public sealed class ActivationsTests
     [TestCase(1)]
     [TestCase(19)]
     [TestCase(200)]
-    public void SwiGluBackward_MatchesFiniteDifferences_ForGateAndUp(int n)
+    public void SwiGluBackwardMatchesFiniteDifferencesForGateAndUp(int n)
     {
         float[] gate = TestData.Uniform(n, 50 + n, 8f);
         float[] up = TestData.Uniform(n, 51 + n, 2f);
@@ -120,7 +120,7 @@ public sealed class ActivationsTests
     }
 
     [Test]
-    public void Silu_SpecialValues_PropagateNaN_AndSaturateCleanly()
+    public void SiluSpecialValuesPropagateNaNAndSaturateCleanly()
     {
         // 17 values so every vector width and the scalar tail see each special value.
         float[] x = [float.NaN, float.PositiveInfinity, -200f, 200f, 0f, -0f, 1f, -1f, 88f, -88f, 90f, -90f, float.NaN, 3f, -3f, 1e-30f, -1e30f];
@@ -142,7 +142,7 @@ public sealed class ActivationsTests
     }
 
     [Test]
-    public void InPlace_SiluAndSwiGlu_GiveTheSameOutput()
+    public void InPlaceSiluAndSwiGluGiveTheSameOutput()
     {
         float[] gate = TestData.Uniform(101, 60, 5f);
         float[] up = TestData.Uniform(101, 61, 5f);
@@ -162,7 +162,7 @@ public sealed class ActivationsTests
     }
 
     [Test]
-    public void BadArguments_ThrowWithTheArgumentName()
+    public void BadArgumentsThrowWithTheArgumentName()
     {
         float[] a = new float[8];
         float[] b = new float[8];

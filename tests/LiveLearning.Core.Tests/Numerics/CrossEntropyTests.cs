@@ -52,7 +52,7 @@ public sealed class CrossEntropyTests
     }
 
     [Test]
-    public void ForwardBackward_MatchesDoubleReference_AtEveryVocab_WithoutOutOfBoundsWrites()
+    public void ForwardBackwardMatchesDoubleReferenceAtEveryVocabWithoutOutOfBoundsWrites()
     {
         const int tokens = 4;
         foreach (int vocab in NonEmptyLengths)
@@ -90,7 +90,7 @@ public sealed class CrossEntropyTests
     [TestCase(5)]
     [TestCase(37)]
     [TestCase(300)]
-    public void Gradient_MatchesFiniteDifferencesOfTheMeanLoss(int vocab)
+    public void GradientMatchesFiniteDifferencesOfTheMeanLoss(int vocab)
     {
         const int tokens = 3;
         float[] logits = TestData.Uniform(tokens * vocab, 70 + vocab, 4f);
@@ -103,7 +103,7 @@ public sealed class CrossEntropyTests
     }
 
     [Test]
-    public void IgnoredRows_GetZeroGradient_AndDoNotCountInTheMean()
+    public void IgnoredRowsGetZeroGradientAndDoNotCountInTheMean()
     {
         const int vocab = 50;
         float[] logits = TestData.Uniform(3 * vocab, 80, 3f);
@@ -119,7 +119,7 @@ public sealed class CrossEntropyTests
     }
 
     [Test]
-    public void AllRowsIgnored_GivesZeroLossAndZeroGradient()
+    public void AllRowsIgnoredGivesZeroLossAndZeroGradient()
     {
         var d = Enumerable.Repeat(5f, 2 * 10).ToArray();
         float loss = CrossEntropy.ForwardBackward(d, TestData.Uniform(20, 81), [-100, -100], 2, 10);
@@ -129,7 +129,7 @@ public sealed class CrossEntropyTests
     }
 
     [Test]
-    public void HugeLogits_GiveFiniteLossAndGradient()
+    public void HugeLogitsGiveFiniteLossAndGradient()
     {
         const int vocab = 21;
         var logits = new float[2 * vocab];
@@ -151,7 +151,7 @@ public sealed class CrossEntropyTests
     }
 
     [Test]
-    public void NaNLogitInACountedRow_MakesTheLossNaN()
+    public void NaNLogitInACountedRowMakesTheLossNaN()
     {
         float[] logits = TestData.Uniform(2 * 33, 82);
         logits[33 + 30] = float.NaN;
@@ -164,7 +164,7 @@ public sealed class CrossEntropyTests
     }
 
     [Test]
-    public void Pool_GivesBitIdenticalResultsToTheCallingThread()
+    public void PoolGivesBitIdenticalResultsToTheCallingThread()
     {
         const int tokens = 9;
         const int vocab = 1537;
@@ -185,7 +185,7 @@ public sealed class CrossEntropyTests
     }
 
     [Test]
-    public void GradientInPlaceOverTheLogits_GivesTheSameResult()
+    public void GradientInPlaceOverTheLogitsGivesTheSameResult()
     {
         const int tokens = 3;
         const int vocab = 130;
@@ -200,7 +200,7 @@ public sealed class CrossEntropyTests
     }
 
     [Test]
-    public void BadArguments_ThrowWithTheArgumentName_AndWriteNothing()
+    public void BadArgumentsThrowWithTheArgumentNameAndWriteNothing()
     {
         float[] logits = new float[2 * 4];
         float[] d = Enumerable.Repeat(3f, 8).ToArray();

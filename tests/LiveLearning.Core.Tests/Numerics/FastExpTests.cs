@@ -23,7 +23,7 @@ public sealed class FastExpTests
     }
 
     [Test]
-    public void EveryWidth_IsWithinTwoUlpsOfExp_AcrossTheFiniteRange()
+    public void EveryWidthIsWithinTwoUlpsOfExpAcrossTheFiniteRange()
     {
         foreach (float x in Grid())
         {
@@ -41,7 +41,7 @@ public sealed class FastExpTests
     [TestCase(88.7229f, float.PositiveInfinity)]
     [TestCase(1000f, float.PositiveInfinity)]
     [TestCase(float.PositiveInfinity, float.PositiveInfinity)]
-    public void OutOfRange_FlushesToZeroOrOverflowsToInfinity(float x, float expected)
+    public void OutOfRangeFlushesToZeroOrOverflowsToInfinity(float x, float expected)
     {
         foreach ((string width, float actual) in AllWidths(x))
         {
@@ -50,7 +50,7 @@ public sealed class FastExpTests
     }
 
     [Test]
-    public void NaN_StaysNaN()
+    public void NaNStaysNaN()
     {
         foreach ((string width, float actual) in AllWidths(float.NaN))
         {

@@ -126,36 +126,36 @@ public sealed class GemmTests
     [Test]
     public void BackwardKernelsMatchCentralFiniteDifferencesOfTheForwardLoss()
     {
-        const int T = 3, I = 5, O = 4;
-        float[] x = TestData.Uniform(T * I, 11);
-        float[] w = TestData.Uniform(O * I, 12);
-        float[] g = TestData.Uniform(T * O, 13);
+        const int tokens = 3, inF = 5, outF = 4;
+        float[] x = TestData.Uniform(tokens * inF, 11);
+        float[] w = TestData.Uniform(outF * inF, 12);
+        float[] g = TestData.Uniform(tokens * outF, 13);
 
         // L(x, w) = Σ_t,o g[t,o]·(x·wᵀ)[t,o], evaluated in double.
         double Loss(double[] xs, double[] ws)
         {
             double l = 0;
-            for (int t = 0; t < T; t++)
+            for (int t = 0; t < tokens; t++)
             {
-                for (int o = 0; o < O; o++)
+                for (int o = 0; o < outF; o++)
                 {
                     double s = 0;
-                    for (int i = 0; i < I; i++)
+                    for (int i = 0; i < inF; i++)
                     {
-                        s += xs[(t * I) + i] * ws[(o * I) + i];
+                        s += xs[(t * inF) + i] * ws[(o * inF) + i];
                     }
 
-                    l += g[(t * O) + o] * s;
+                    l += g[(t * outF) + o] * s;
                 }
             }
 
             return l;
         }
 
-        var dx = new float[T * I];
-        var dw = new float[O * I];
-        Gemm.LinearBackwardInput(dx, g, w, T, O, I);
-        Gemm.LinearBackwardWeight(dw, g, x, T, O, I);
+        var dx = new float[tokens * inF];
+        var dw = new float[outF * inF];
+        Gemm.LinearBackwardInput(dx, g, w, tokens, outF, inF);
+        Gemm.LinearBackwardWeight(dw, g, x, tokens, outF, inF);
 
         const double h = 1e-3;
         double[] xd = [.. x.Select(v => (double)v)];
@@ -186,27 +186,27 @@ public sealed class GemmTests
     [TestCaseSource(nameof(Types))]
     public void NaNAndInfinityPropagateToExactlyTheAffectedOutputs(WeightType type)
     {
-        const int T = 37, I = 70, O = 41;
-        float[] x = TestData.Uniform(T * I, 21);
-        float[] wv = TestData.Uniform(O * I, 22);
-        x[(2 * I) + 7] = float.NaN;          // token 2 poisons every output of token 2
-        for (int t = 0; t < T; t++)
+        const int tokens = 37, inF = 70, outF = 41;
+        float[] x = TestData.Uniform(tokens * inF, 21);
+        float[] wv = TestData.Uniform(outF * inF, 22);
+        x[(2 * inF) + 7] = float.NaN;          // token 2 poisons every output of token 2
+        for (int t = 0; t < tokens; t++)
         {
-            x[(t * I) + 5] = 1f;             // so w[3, 5] = +Inf gives +Inf in feature 3 of every other token
+            x[(t * inF) + 5] = 1f;             // so w[3, 5] = +Inf gives +Inf in feature 3 of every other token
         }
 
-        wv[(3 * I) + 5] = float.PositiveInfinity;
-        WeightMatrix w = MakeWeight(wv, O, I, type);
+        wv[(3 * inF) + 5] = float.PositiveInfinity;
+        WeightMatrix w = MakeWeight(wv, outF, inF, type);
 
         foreach (ComputePool? pool in new[] { null, new ComputePool(2) })
         {
-            var y = new float[T * O];
-            Gemm.Linear(y, x, w, T, pool: pool);
-            for (int t = 0; t < T; t++)
+            var y = new float[tokens * outF];
+            Gemm.Linear(y, x, w, tokens, pool: pool);
+            for (int t = 0; t < tokens; t++)
             {
-                for (int o = 0; o < O; o++)
+                for (int o = 0; o < outF; o++)
                 {
-                    float v = y[(t * O) + o];
+                    float v = y[(t * outF) + o];
                     if (t == 2)
                     {
                         Assert.That(float.IsNaN(v), $"y[{t},{o}] = {v} should be NaN");
@@ -223,35 +223,35 @@ public sealed class GemmTests
             }
 
             // GEMV: token 2's input (with its NaN) gives all NaN; token 0's gives +Inf in row 3 only.
-            var yv = new float[O];
-            Gemm.Gemv(yv, x.AsSpan(2 * I, I), w, pool: pool);
+            var yv = new float[outF];
+            Gemm.Gemv(yv, x.AsSpan(2 * inF, inF), w, pool: pool);
             Assert.That(yv.All(float.IsNaN), "GEMV with a NaN input");
-            Gemm.Gemv(yv, x.AsSpan(0, I), w, pool: pool);
+            Gemm.Gemv(yv, x.AsSpan(0, inF), w, pool: pool);
             Assert.That(float.IsPositiveInfinity(yv[3]) && yv.Where((_, i) => i != 3).All(float.IsFinite), "GEMV with an infinite weight");
 
             // dX = dY·W: a NaN in dy[1, 4] poisons all of dx row 1; the +Inf weight makes dx[t, 5] infinite or NaN.
-            float[] dy = TestData.Uniform(T * O, 23);
-            dy[(1 * O) + 4] = float.NaN;
-            var dx = new float[T * I];
-            Gemm.LinearBackwardInput(dx, dy, w, T, pool: pool);
-            for (int t = 0; t < T; t++)
+            float[] dy = TestData.Uniform(tokens * outF, 23);
+            dy[(1 * outF) + 4] = float.NaN;
+            var dx = new float[tokens * inF];
+            Gemm.LinearBackwardInput(dx, dy, w, tokens, pool: pool);
+            for (int t = 0; t < tokens; t++)
             {
-                for (int i = 0; i < I; i++)
+                for (int i = 0; i < inF; i++)
                 {
-                    float v = dx[(t * I) + i];
+                    float v = dx[(t * inF) + i];
                     bool poisoned = t == 1 || i == 5;
                     Assert.That(float.IsFinite(v), Is.EqualTo(!poisoned), $"dx[{t},{i}] = {v}");
                 }
             }
 
             // dW = dYᵀ·X: dy[1, 4] = NaN poisons dw row 4; x[2, 7] = NaN poisons dw column 7.
-            var dw = new float[O * I];
-            Gemm.LinearBackwardWeight(dw, dy, x, T, O, I, pool: pool);
-            for (int o = 0; o < O; o++)
+            var dw = new float[outF * inF];
+            Gemm.LinearBackwardWeight(dw, dy, x, tokens, outF, inF, pool: pool);
+            for (int o = 0; o < outF; o++)
             {
-                for (int i = 0; i < I; i++)
+                for (int i = 0; i < inF; i++)
                 {
-                    float v = dw[(o * I) + i];
+                    float v = dw[(o * inF) + i];
                     Assert.That(float.IsNaN(v), Is.EqualTo(o == 4 || i == 7), $"dw[{o},{i}] = {v}");
                 }
             }
@@ -343,7 +343,7 @@ public sealed class GemmTests
     }
 
     [TestCaseSource(nameof(Types))]
-    public void LinearShared_EqualsSeparateProductsBitForBit(WeightType type)
+    public void LinearSharedEqualsSeparateProductsBitForBit(WeightType type)
     {
         using var pool = new ComputePool(2);
 
@@ -376,7 +376,7 @@ public sealed class GemmTests
     }
 
     [TestCaseSource(nameof(Types))]
-    public void LinearBackwardInputShared_EqualsSuccessiveProductsBitForBit(WeightType type)
+    public void LinearBackwardInputSharedEqualsSuccessiveProductsBitForBit(WeightType type)
     {
         using var pool = new ComputePool(2);
 
@@ -412,7 +412,7 @@ public sealed class GemmTests
     }
 
     [Test]
-    public void LinearBackwardInputShared_RefusesMismatchedWeightsAndOverlaps()
+    public void LinearBackwardInputSharedRefusesMismatchedWeightsAndOverlaps()
     {
         var w0 = WeightMatrix.FromF32(TestData.Uniform(24, 2), 6, 4);
         var w1 = WeightMatrix.FromF32(TestData.Uniform(8, 3), 2, 4);
@@ -430,7 +430,7 @@ public sealed class GemmTests
     }
 
     [Test]
-    public void LinearShared_RefusesMismatchedWeightsAndOverlaps()
+    public void LinearSharedRefusesMismatchedWeightsAndOverlaps()
     {
         float[] x = TestData.Uniform(3 * 4, 1);
         var w0 = WeightMatrix.FromF32(TestData.Uniform(24, 2), 6, 4);

@@ -49,7 +49,7 @@ public sealed class LoraKernelTests
     }
 
     [TestCaseSource(nameof(Shapes))]
-    public void Forward_MatchesReference_AccumulatesIntoY_OverwritesH_WritesNothingOutside(int tokens, int inF, int outF, int rank)
+    public void ForwardMatchesReferenceAccumulatesIntoYOverwritesHWritesNothingOutside(int tokens, int inF, int outF, int rank)
     {
         float scale = 2f / rank;
         var p = Problem.Create(tokens, inF, outF, rank, seed: (tokens * 1000) + (inF * 7) + outF + rank);
@@ -72,7 +72,7 @@ public sealed class LoraKernelTests
     }
 
     [TestCaseSource(nameof(Shapes))]
-    public void Backward_MatchesReference_AccumulatesGradients_OverwritesDh_WritesNothingOutside(int tokens, int inF, int outF, int rank)
+    public void BackwardMatchesReferenceAccumulatesGradientsOverwritesDhWritesNothingOutside(int tokens, int inF, int outF, int rank)
     {
         float scale = 2f / rank;
         var p = Problem.Create(tokens, inF, outF, rank, seed: (tokens * 999) + (inF * 5) + outF + rank);
@@ -96,7 +96,7 @@ public sealed class LoraKernelTests
     }
 
     [Test]
-    public void ForwardAndBackward_MatchReference_ForEveryFeatureLength()
+    public void ForwardAndBackwardMatchReferenceForEveryFeatureLength()
     {
         const int tokens = 5;
         const int rank = 3;
@@ -126,7 +126,7 @@ public sealed class LoraKernelTests
 
     [TestCase(5, 13, 11, 3)]
     [TestCase(6, 33, 17, 8)]
-    public void Backward_MatchesCentralFiniteDifferencesOfWeightedSumOfY(int tokens, int inF, int outF, int rank)
+    public void BackwardMatchesCentralFiniteDifferencesOfWeightedSumOfY(int tokens, int inF, int outF, int rank)
     {
         // L = Σ y·g. y is linear in each of a, b and x separately, so a central difference with a large step is exact
         // up to float rounding of y, which the tolerance covers.
@@ -174,7 +174,7 @@ public sealed class LoraKernelTests
     }
 
     [Test]
-    public void Forward_PropagatesNaNFromOneTokenOfXToThatTokenOnly()
+    public void ForwardPropagatesNaNFromOneTokenOfXToThatTokenOnly()
     {
         const int tokens = 9, inF = 37, outF = 41, rank = 5;
         var p = Problem.Create(tokens, inF, outF, rank, seed: 3);
@@ -192,7 +192,7 @@ public sealed class LoraKernelTests
     }
 
     [Test]
-    public void Forward_PropagatesInfinityInBToItsOutputColumn()
+    public void ForwardPropagatesInfinityInBToItsOutputColumn()
     {
         const int tokens = 6, inF = 19, outF = 35, rank = 4;
         var p = Problem.Create(tokens, inF, outF, rank, seed: 4);
@@ -209,7 +209,7 @@ public sealed class LoraKernelTests
     }
 
     [Test]
-    public void Backward_PropagatesNaNFromOneElementOfDy()
+    public void BackwardPropagatesNaNFromOneElementOfDy()
     {
         const int tokens = 7, inF = 45, outF = 39, rank = 6;
         var p = Problem.Create(tokens, inF, outF, rank, seed: 5);
@@ -232,7 +232,7 @@ public sealed class LoraKernelTests
     }
 
     [Test]
-    public void Backward_WithEmptyDx_SkipsDxAndGivesTheSameOtherGradients()
+    public void BackwardWithEmptyDxSkipsDxAndGivesTheSameOtherGradients()
     {
         const int tokens = 17, inF = 70, outF = 53, rank = 8;
         var p = Problem.Create(tokens, inF, outF, rank, seed: 6);
@@ -249,7 +249,7 @@ public sealed class LoraKernelTests
     [TestCase(64, 576, 576, 8)]
     [TestCase(130, 1537, 1536, 16)]
     [TestCase(3, 4099, 4099, 128)]
-    public void Results_AreBitwiseIdentical_WithoutPool_WithOneThread_WithTwoThreads_AndAcrossRuns(int tokens, int inF, int outF, int rank)
+    public void ResultsAreBitwiseIdenticalWithoutPoolWithOneThreadWithTwoThreadsAndAcrossRuns(int tokens, int inF, int outF, int rank)
     {
         var p = Problem.Create(tokens, inF, outF, rank, seed: 11);
         using var one = new ComputePool(1);
@@ -274,7 +274,7 @@ public sealed class LoraKernelTests
     }
 
     [Test]
-    public void Forward_WithZeroTokens_LeavesEverythingUntouched()
+    public void ForwardWithZeroTokensLeavesEverythingUntouched()
     {
         float[] a = TestData.Uniform(4 * 10, 1), b = TestData.Uniform(12 * 4, 2);
         LoraKernels.Forward(Span<float>.Empty, Span<float>.Empty, ReadOnlySpan<float>.Empty, a, b, 0, 10, 12, 4, 1f, _pool);
@@ -286,7 +286,7 @@ public sealed class LoraKernelTests
     [TestCase(0)]
     [TestCase(129)]
     [TestCase(-1)]
-    public void RankOutsideOneTo128_ThrowsArgumentOutOfRange_NamingRank(int rank)
+    public void RankOutsideOneTo128ThrowsArgumentOutOfRangeNamingRank(int rank)
     {
         var fwd = Assert.Throws<ArgumentOutOfRangeException>(() => LoraKernels.Forward(new float[4], new float[0], new float[4], new float[0], new float[0], 1, 4, 4, rank, 1f));
         Assert.That(fwd!.ParamName, Is.EqualTo("rank"));
@@ -295,7 +295,7 @@ public sealed class LoraKernelTests
     }
 
     [Test]
-    public void NegativeSizes_ThrowArgumentOutOfRange_NamingTheSize()
+    public void NegativeSizesThrowArgumentOutOfRangeNamingTheSize()
     {
         Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => LoraKernels.Forward([], [], [], [], [], -1, 4, 4, 2, 1f))!.ParamName, Is.EqualTo("tokens"));
         Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => LoraKernels.Forward([], [], [], [], [], 0, -4, 4, 2, 1f))!.ParamName, Is.EqualTo("inFeatures"));
@@ -307,7 +307,7 @@ public sealed class LoraKernelTests
     [TestCase("x")]
     [TestCase("a")]
     [TestCase("b")]
-    public void Forward_WithAWrongLength_ThrowsNamingTheArgument_AndWritesNothing(string wrong)
+    public void ForwardWithAWrongLengthThrowsNamingTheArgumentAndWritesNothing(string wrong)
     {
         const int t = 3, i = 5, o = 6, r = 2;
         float[] y = new float[(t * o) + (wrong == "y" ? 1 : 0)];
@@ -330,7 +330,7 @@ public sealed class LoraKernelTests
     [TestCase("h")]
     [TestCase("a")]
     [TestCase("b")]
-    public void Backward_WithAWrongLength_ThrowsNamingTheArgument_AndWritesNothing(string wrong)
+    public void BackwardWithAWrongLengthThrowsNamingTheArgumentAndWritesNothing(string wrong)
     {
         const int t = 3, i = 5, o = 6, r = 2;
         int Extra(string name) => wrong == name ? 1 : 0;
@@ -349,7 +349,7 @@ public sealed class LoraKernelTests
     }
 
     [Test]
-    public void Forward_WithYOverlappingX_Throws_NamingY()
+    public void ForwardWithYOverlappingXThrowsNamingY()
     {
         float[] buffer = new float[64];
         var ex = Assert.Throws<ArgumentException>(() => LoraKernels.Forward(buffer.AsSpan(0, 12), new float[6], buffer.AsSpan(8, 12), new float[8], new float[8], 3, 4, 4, 2, 1f));
@@ -358,7 +358,7 @@ public sealed class LoraKernelTests
     }
 
     [Test]
-    public void Forward_WithHOverlappingA_Throws_NamingH()
+    public void ForwardWithHOverlappingAThrowsNamingH()
     {
         float[] buffer = new float[64];
         var ex = Assert.Throws<ArgumentException>(() => LoraKernels.Forward(new float[12], buffer.AsSpan(0, 6), new float[12], buffer.AsSpan(4, 8), new float[8], 3, 4, 4, 2, 1f));
@@ -366,7 +366,7 @@ public sealed class LoraKernelTests
     }
 
     [Test]
-    public void Backward_WithDxOverlappingDy_Throws_NamingDx()
+    public void BackwardWithDxOverlappingDyThrowsNamingDx()
     {
         float[] buffer = new float[64];
         var ex = Assert.Throws<ArgumentException>(() => LoraKernels.Backward(new float[8], new float[8], buffer.AsSpan(0, 12), new float[6], buffer.AsSpan(11, 12), new float[12], new float[6], new float[8], new float[8], 3, 4, 4, 2, 1f));
@@ -375,7 +375,7 @@ public sealed class LoraKernelTests
     }
 
     [Test]
-    public void Backward_WithDAOverlappingDB_Throws_NamingDA()
+    public void BackwardWithDAOverlappingDBThrowsNamingDA()
     {
         float[] buffer = new float[64];
         var ex = Assert.Throws<ArgumentException>(() => LoraKernels.Backward(buffer.AsSpan(0, 8), buffer.AsSpan(7, 8), new float[12], new float[6], new float[12], new float[12], new float[6], new float[8], new float[8], 3, 4, 4, 2, 1f));
@@ -383,7 +383,7 @@ public sealed class LoraKernelTests
     }
 
     [Test]
-    public void Backward_WithDhOverlappingH_Throws_NamingDh()
+    public void BackwardWithDhOverlappingHThrowsNamingDh()
     {
         float[] buffer = new float[64];
         var ex = Assert.Throws<ArgumentException>(() => LoraKernels.Backward(new float[8], new float[8], new float[12], buffer.AsSpan(0, 6), new float[12], new float[12], buffer.AsSpan(0, 6), new float[8], new float[8], 3, 4, 4, 2, 1f));

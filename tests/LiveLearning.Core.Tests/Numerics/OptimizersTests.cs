@@ -9,7 +9,7 @@ namespace LiveLearning.Tests.Numerics;
 public sealed class OptimizersTests
 {
     [Test]
-    public void AdamW_MatchesScalarReference_AtEveryLength_OverThreeSteps_WithoutOutOfBoundsWrites()
+    public void AdamWMatchesScalarReferenceAtEveryLengthOverThreeStepsWithoutOutOfBoundsWrites()
     {
         foreach (int n in TestData.KernelLengths)
         {
@@ -37,7 +37,7 @@ public sealed class OptimizersTests
     }
 
     [Test]
-    public void AdamW_MatchesIndependentDoublePrecisionPyTorchFormulas_OverFiveSteps()
+    public void AdamWMatchesIndependentDoublePrecisionPyTorchFormulasOverFiveSteps()
     {
         const int n = 37;
         const double lr = 0.02, b1 = 0.8, b2 = 0.95, eps = 1e-4, wd = 0.3;
@@ -71,7 +71,7 @@ public sealed class OptimizersTests
     }
 
     [Test]
-    public void AdamW_FirstStep_MovesEveryParameterByLearningRateAgainstTheGradientSign()
+    public void AdamWFirstStepMovesEveryParameterByLearningRateAgainstTheGradientSign()
     {
         float[] g = [1e-3f, -1e-3f, 0.5f, -2f, 1000f, -1000f, 3e-2f, 7f, -0.25f, 1f, -1f, 42f, -13f, 1e-2f, 5f, -5f, 0.1f];
         var p = new float[g.Length];
@@ -85,7 +85,7 @@ public sealed class OptimizersTests
     }
 
     [Test]
-    public void AdamW_WeightDecayIsDecoupled_ZeroGradientOnlyShrinksTheParameters()
+    public void AdamWWeightDecayIsDecoupledZeroGradientOnlyShrinksTheParameters()
     {
         float[] p = [1f, -2f, 4f, 0.5f, 3f, -1f, 2f, 8f, -8f];
         var m = new float[p.Length];
@@ -102,7 +102,7 @@ public sealed class OptimizersTests
     [TestCase(0.9f, 0.3f, 0f, false)]
     [TestCase(0.8f, 0f, 0.05f, true)]
     [TestCase(0.5f, 0.5f, 0.2f, false)]
-    public void Sgd_MatchesIndependentDoublePrecisionPyTorchFormulas_OverFourSteps(float momentum, float dampening, float weightDecay, bool nesterov)
+    public void SgdMatchesIndependentDoublePrecisionPyTorchFormulasOverFourSteps(float momentum, float dampening, float weightDecay, bool nesterov)
     {
         const int n = 41;
         const double lr = 0.1;
@@ -139,7 +139,7 @@ public sealed class OptimizersTests
     }
 
     [Test]
-    public void Sgd_MatchesScalarReference_AtEveryLength_WithoutOutOfBoundsWrites()
+    public void SgdMatchesScalarReferenceAtEveryLengthWithoutOutOfBoundsWrites()
     {
         foreach (int n in TestData.KernelLengths)
         {
@@ -163,7 +163,7 @@ public sealed class OptimizersTests
     }
 
     [Test]
-    public void Sgd_WithoutMomentum_AcceptsAnEmptyBuffer()
+    public void SgdWithoutMomentumAcceptsAnEmptyBuffer()
     {
         float[] p = [1f, 2f, 3f];
         Optimizers.SgdMomentumStep(p, [1f, 1f, -1f], Span<float>.Empty, true, 0.5f, momentum: 0f);
@@ -171,7 +171,7 @@ public sealed class OptimizersTests
     }
 
     [Test]
-    public void GlobalNorm_IsTheL2NormOfAllBuffersTogether_InDouble()
+    public void GlobalNormIsTheL2NormOfAllBuffersTogetherInDouble()
     {
         float[] a = TestData.Uniform(4099, 97, 3f);
         float[] b = TestData.Uniform(255, 98, 100f);
@@ -189,7 +189,7 @@ public sealed class OptimizersTests
     }
 
     [Test]
-    public void ClipByGlobalNorm_ScalesToMaxNorm_WhenAbove_AndLeavesGradientsAloneWhenBelow()
+    public void ClipByGlobalNormScalesToMaxNormWhenAboveAndLeavesGradientsAloneWhenBelow()
     {
         float[] a = TestData.Uniform(1537, 100, 2f);
         float[] b = TestData.Uniform(77, 101, 2f);
@@ -208,7 +208,7 @@ public sealed class OptimizersTests
     }
 
     [Test]
-    public void ClipByGlobalNorm_WithNaNOrInfinity_ReturnsItAndLeavesGradientsUntouched()
+    public void ClipByGlobalNormWithNaNOrInfinityReturnsItAndLeavesGradientsUntouched()
     {
         float[] a = [1f, 2f, float.NaN, 4f];
         float[] b = [100f, 200f];
@@ -220,7 +220,7 @@ public sealed class OptimizersTests
     }
 
     [Test]
-    public void BadArguments_ThrowWithTheArgumentName_AndWriteNothing()
+    public void BadArgumentsThrowWithTheArgumentNameAndWriteNothing()
     {
         float[] p = [1f, 2f, 3f, 4f];
         float[] g = [1f, 1f, 1f, 1f];

@@ -34,7 +34,7 @@ public sealed class RmsNormTests
     }
 
     [Test]
-    public void Forward_MatchesScalarReference_AtEveryDim_WithoutOutOfBoundsWrites()
+    public void ForwardMatchesScalarReferenceAtEveryDimWithoutOutOfBoundsWrites()
     {
         foreach (int dim in NonEmptyLengths)
         {
@@ -55,7 +55,7 @@ public sealed class RmsNormTests
     }
 
     [Test]
-    public void Forward_InPlace_AndWithoutRstd_GiveTheSameOutput()
+    public void ForwardInPlaceAndWithoutRstdGiveTheSameOutput()
     {
         const int dim = 133;
         float[] x = TestData.Uniform(Tokens * dim, 7, 2f);
@@ -69,7 +69,7 @@ public sealed class RmsNormTests
     }
 
     [Test]
-    public void Forward_RowOfZeros_GivesZerosAndRstdOfOneOverSqrtEps()
+    public void ForwardRowOfZerosGivesZerosAndRstdOfOneOverSqrtEps()
     {
         const int dim = 40;
         var y = new float[dim];
@@ -80,7 +80,7 @@ public sealed class RmsNormTests
     }
 
     [Test]
-    public void Forward_NaNInOneRow_StaysInThatRow()
+    public void ForwardNaNInOneRowStaysInThatRow()
     {
         const int dim = 37;
         float[] x = TestData.Uniform(2 * dim, 4);
@@ -92,7 +92,7 @@ public sealed class RmsNormTests
     }
 
     [Test]
-    public void Backward_MatchesScalarReference_AtEveryDim_AccumulatingIntoGradients()
+    public void BackwardMatchesScalarReferenceAtEveryDimAccumulatingIntoGradients()
     {
         foreach (int dim in NonEmptyLengths)
         {
@@ -124,7 +124,7 @@ public sealed class RmsNormTests
     [TestCase(17)]
     [TestCase(64)]
     [TestCase(301)]
-    public void Backward_MatchesFiniteDifferences_ForInputAndWeight(int dim)
+    public void BackwardMatchesFiniteDifferencesForInputAndWeight(int dim)
     {
         const int tokens = 2;
         const float eps = 1e-3f;
@@ -150,7 +150,7 @@ public sealed class RmsNormTests
     }
 
     [Test]
-    public void Backward_WithEmptyWeightGradient_StillComputesInputGradient()
+    public void BackwardWithEmptyWeightGradientStillComputesInputGradient()
     {
         const int dim = 70;
         float[] x = TestData.Uniform(Tokens * dim, 21);
@@ -169,7 +169,7 @@ public sealed class RmsNormTests
     [TestCase(29, 1153)]
     [TestCase(5, 8191)]
     [TestCase(0, 64)]
-    public void SplittingRowsOverAPool_ChangesNoBit(int tokens, int dim)
+    public void SplittingRowsOverAPoolChangesNoBit(int tokens, int dim)
     {
         using var pool = new ComputePool(2);
         float[] x = TestData.Uniform(tokens * dim, seed: dim, scale: 2f);
@@ -195,7 +195,7 @@ public sealed class RmsNormTests
     }
 
     [Test]
-    public void ZeroTokens_IsANoOp()
+    public void ZeroTokensIsANoOp()
     {
         RmsNorm.Forward(Span<float>.Empty, Span<float>.Empty, ReadOnlySpan<float>.Empty, new float[4], 0, 4, Eps);
         float[] dWeight = [1f, 2f, 3f, 4f];
@@ -204,7 +204,7 @@ public sealed class RmsNormTests
     }
 
     [Test]
-    public void BadArguments_ThrowWithTheArgumentName_AndWriteNothing()
+    public void BadArgumentsThrowWithTheArgumentNameAndWriteNothing()
     {
         const int dim = 8;
         float[] x = new float[2 * dim];

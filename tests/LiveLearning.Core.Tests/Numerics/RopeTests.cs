@@ -13,7 +13,7 @@ public sealed class RopeTests
     private static readonly int[] Positions = [0, 1, 7, 30];
 
     [Test]
-    public void DefaultInverseFrequencies_AreOneOverThetaToTheTwoJOverD()
+    public void DefaultInverseFrequenciesAreOneOverThetaToTheTwoJOverD()
     {
         float[] f = RopeTable.DefaultInverseFrequencies(64, 10000);
         Assert.That(f, Has.Length.EqualTo(32));
@@ -27,7 +27,7 @@ public sealed class RopeTests
     }
 
     [Test]
-    public void Forward_FollowsRotateHalfPairing_NotInterleavedPairs()
+    public void ForwardFollowsRotateHalfPairingNotInterleavedPairs()
     {
         // headDim 4: pairs are (0, 2) and (1, 3). x = e0 at position 1 with inv_freq[0] = 1 → (cos 1, 0, sin 1, 0).
         var table = new RopeTable([1f, 0.5f], 4);
@@ -49,7 +49,7 @@ public sealed class RopeTests
     [TestCase(9, 32, 128)]
     [TestCase(37, 9, 130)]
     [TestCase(0, 9, 64)]
-    public void SplittingTokensOverAPool_ChangesNoBit(int tokens, int heads, int headDim)
+    public void SplittingTokensOverAPoolChangesNoBit(int tokens, int heads, int headDim)
     {
         using var pool = new ComputePool(2);
         var table = new RopeTable(RopeTable.DefaultInverseFrequencies(headDim, 10000), 300);
@@ -64,7 +64,7 @@ public sealed class RopeTests
     }
 
     [Test]
-    public void ForwardAndBackward_MatchScalarReference_AtEveryHalfDim_WithoutOutOfBoundsWrites()
+    public void ForwardAndBackwardMatchScalarReferenceAtEveryHalfDimWithoutOutOfBoundsWrites()
     {
         const int heads = 2;
         foreach (int half in NonEmptyLengths)
@@ -94,7 +94,7 @@ public sealed class RopeTests
     }
 
     [Test]
-    public void Forward_AtPositionZero_IsTheIdentity()
+    public void ForwardAtPositionZeroIsTheIdentity()
     {
         var table = new RopeTable(RopeTable.DefaultInverseFrequencies(128, 500000), 4);
         float[] x = TestData.Uniform(3 * 4 * 128, 5);
@@ -104,7 +104,7 @@ public sealed class RopeTests
     }
 
     [Test]
-    public void Forward_PreservesTheNormOfEveryRotatedPair()
+    public void ForwardPreservesTheNormOfEveryRotatedPair()
     {
         const int headDim = 96;
         const int half = headDim / 2;
@@ -125,7 +125,7 @@ public sealed class RopeTests
     }
 
     [Test]
-    public void Forward_PreservesTheHeadNorm_ForAnyPositionAndInput()
+    public void ForwardPreservesTheHeadNormForAnyPositionAndInput()
     {
         const int headDim = 40;
         var table = new RopeTable(RopeTable.DefaultInverseFrequencies(headDim, 10000), 8192);
@@ -143,7 +143,7 @@ public sealed class RopeTests
     }
 
     [Test]
-    public void Backward_AfterForward_RestoresTheInput()
+    public void BackwardAfterForwardRestoresTheInput()
     {
         const int headDim = 64;
         var table = new RopeTable(RopeTable.DefaultInverseFrequencies(headDim, 10000), 2048);
@@ -158,7 +158,7 @@ public sealed class RopeTests
     [TestCase(2, 1f)]
     [TestCase(10, 1f)]
     [TestCase(64, 0.8f)]
-    public void Backward_MatchesFiniteDifferences(int headDim, float scaling)
+    public void BackwardMatchesFiniteDifferences(int headDim, float scaling)
     {
         const int heads = 2;
         float[] inv = RopeTable.DefaultInverseFrequencies(headDim, 10000);
@@ -197,7 +197,7 @@ public sealed class RopeTests
     }
 
     [Test]
-    public void AttentionScaling_ScalesTheOutput()
+    public void AttentionScalingScalesTheOutput()
     {
         const int headDim = 8;
         float[] inv = RopeTable.DefaultInverseFrequencies(headDim, 10000);
@@ -210,7 +210,7 @@ public sealed class RopeTests
     }
 
     [Test]
-    public void NoTokens_IsANoOp()
+    public void NoTokensIsANoOp()
     {
         var table = new RopeTable([1f], 1);
         Rope.Forward(Span<float>.Empty, ReadOnlySpan<int>.Empty, 3, 2, table);
@@ -219,7 +219,7 @@ public sealed class RopeTests
     }
 
     [Test]
-    public void BadArguments_ThrowWithTheArgumentName_AndWriteNothing()
+    public void BadArgumentsThrowWithTheArgumentNameAndWriteNothing()
     {
         var table = new RopeTable(RopeTable.DefaultInverseFrequencies(8, 10000), 10);
         float[] x = Enumerable.Repeat(1f, 2 * 8).ToArray();

@@ -11,7 +11,7 @@ namespace LiveLearning.Tests.Numerics;
 public sealed class SoftmaxTests
 {
     [Test]
-    public void SoftmaxAndLogSoftmax_MatchDoubleReference_AtEveryLength_WithoutOutOfBoundsWrites()
+    public void SoftmaxAndLogSoftmaxMatchDoubleReferenceAtEveryLengthWithoutOutOfBoundsWrites()
     {
         foreach (int n in TestData.KernelLengths)
         {
@@ -32,7 +32,7 @@ public sealed class SoftmaxTests
     }
 
     [Test]
-    public void Softmax_SumsToOne_AndIsNonNegative_ForAnyFiniteRow()
+    public void SoftmaxSumsToOneAndIsNonNegativeForAnyFiniteRow()
     {
         Prop.ForAll(
             Gen.ArrayOf(Gen.Choose(-2_000_000, 2_000_000).Select(i => i / 1000f)).Where(a => a.Length > 0).ToArbitrary(),
@@ -46,7 +46,7 @@ public sealed class SoftmaxTests
     }
 
     [Test]
-    public void HugeLogits_StayFinite_AndNaNPropagatesToTheWholeRow()
+    public void HugeLogitsStayFiniteAndNaNPropagatesToTheWholeRow()
     {
         float[] x = [1e30f, -1e30f, 0f, 1e30f];
         var y = new float[4];
@@ -66,7 +66,7 @@ public sealed class SoftmaxTests
     }
 
     [Test]
-    public void InPlace_GivesTheSameOutput()
+    public void InPlaceGivesTheSameOutput()
     {
         float[] x = TestData.Uniform(77, 4, 5f);
         var expected = new float[77];
@@ -82,7 +82,7 @@ public sealed class SoftmaxTests
     }
 
     [Test]
-    public void BadArguments_ThrowWithTheArgumentName()
+    public void BadArgumentsThrowWithTheArgumentName()
     {
         float[] big = new float[9];
         Assert.That(() => Softmax.Forward(new float[8], big), Throws.ArgumentException.With.Property("ParamName").EqualTo("y"));
