@@ -26,9 +26,6 @@ internal unsafe interface IVecOps<TV>
 
     static abstract float Sum(TV value);
 
-    /// <summary>a · b + c rounded twice (never fused), for kernels whose results must match plain multiply-then-add.</summary>
-    static abstract TV MultiplyAdd(TV a, TV b, TV c);
-
     /// <summary>a · b + c rounded once on every width (software-fused where the hardware has no FMA).</summary>
     static abstract TV FusedMultiplyAdd(TV a, TV b, TV c);
 
@@ -68,8 +65,6 @@ internal readonly unsafe struct V512 : IVecOps<Vector512<float>>
 
     public static float Sum(Vector512<float> value) => Vector512.Sum(value);
 
-    public static Vector512<float> MultiplyAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => (a * b) + c;
-
     public static Vector512<float> FusedMultiplyAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.FusedMultiplyAdd(a, b, c);
 
     public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
@@ -101,8 +96,6 @@ internal readonly unsafe struct V256 : IVecOps<Vector256<float>>
     public static Vector256<float> Fma(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.MultiplyAddEstimate(a, b, c);
 
     public static float Sum(Vector256<float> value) => Vector256.Sum(value);
-
-    public static Vector256<float> MultiplyAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => (a * b) + c;
 
     public static Vector256<float> FusedMultiplyAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.FusedMultiplyAdd(a, b, c);
 
@@ -136,8 +129,6 @@ internal readonly unsafe struct V128 : IVecOps<Vector128<float>>
 
     public static float Sum(Vector128<float> value) => Vector128.Sum(value);
 
-    public static Vector128<float> MultiplyAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) => (a * b) + c;
-
     public static Vector128<float> FusedMultiplyAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.FusedMultiplyAdd(a, b, c);
 
     public static Vector128<float> Add(Vector128<float> a, Vector128<float> b) => a + b;
@@ -169,8 +160,6 @@ internal readonly unsafe struct Scalar : IVecOps<float>
     public static float Fma(float a, float b, float c) => (a * b) + c;
 
     public static float Sum(float value) => value;
-
-    public static float MultiplyAdd(float a, float b, float c) => (a * b) + c;
 
     public static float FusedMultiplyAdd(float a, float b, float c) => MathF.FusedMultiplyAdd(a, b, c);
 
