@@ -1,6 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics;
 
 namespace LiveLearning.Numerics;
 
@@ -79,180 +77,104 @@ public static class Activations
     /// One element-wise pass shared by the four activations: reads <c>a</c>, <c>b</c> (and <c>c</c>), writes
     /// <c>o</c> (and <c>o2</c>). Each element is read before it is written, so exact aliasing is safe.
     /// </summary>
-    private static void Kernel<TOp>(Span<float> o, ReadOnlySpan<float> a, ReadOnlySpan<float> b, ReadOnlySpan<float> c, Span<float> o2)
+    private static unsafe void Kernel<TOp>(Span<float> o, ReadOnlySpan<float> a, ReadOnlySpan<float> b, ReadOnlySpan<float> c, Span<float> o2)
         where TOp : struct, IActivationOp
     {
-        ref float po = ref MemoryMarshal.GetReference(o);
-        ref float pa = ref MemoryMarshal.GetReference(a);
-        ref float pb = ref MemoryMarshal.GetReference(b);
-        ref float pc = ref MemoryMarshal.GetReference(c);
-        ref float po2 = ref MemoryMarshal.GetReference(o2);
-        int n = o.Length;
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        fixed (float* po = o, pa = a, pb = b, pc = c, po2 = o2)
         {
-            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
-            {
-                TOp.Invoke(ref Unsafe.Add(ref po, i), ref Unsafe.Add(ref pa, i), ref Unsafe.Add(ref pb, i), ref Unsafe.Add(ref pc, i), ref Unsafe.Add(ref po2, i), Vector512<float>.Zero);
-            }
-        }
-
-        if (Vector256.IsHardwareAccelerated)
-        {
-            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
-            {
-                TOp.Invoke(ref Unsafe.Add(ref po, i), ref Unsafe.Add(ref pa, i), ref Unsafe.Add(ref pb, i), ref Unsafe.Add(ref pc, i), ref Unsafe.Add(ref po2, i), Vector256<float>.Zero);
-            }
-        }
-
-        if (Vector128.IsHardwareAccelerated)
-        {
-            for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
-            {
-                TOp.Invoke(ref Unsafe.Add(ref po, i), ref Unsafe.Add(ref pa, i), ref Unsafe.Add(ref pb, i), ref Unsafe.Add(ref pc, i), ref Unsafe.Add(ref po2, i), Vector128<float>.Zero);
-            }
-        }
-
-        for (; i < n; i++)
-        {
-            TOp.Invoke(ref Unsafe.Add(ref po, i), ref Unsafe.Add(ref pa, i), ref Unsafe.Add(ref pb, i), ref Unsafe.Add(ref pc, i), ref Unsafe.Add(ref po2, i));
+            VecLoops.Map(new ActivationMap<TOp> { O = po, A = pa, B = pb, C = pc, O2 = po2 }, o.Length);
         }
     }
 
-    /// <summary>One activation at scalar and each vector width (the vector argument only selects the width).</summary>
-    private interface IActivationOp
+    /// <summary>e^(−x): <see cref="FastExp"/> on the vector steps, <see cref="MathF.Exp"/> on the scalar tail.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV ExpNegated<TV, TOps>(TV x)
+        where TV : struct
+        where TOps : struct, IVecOps<TV>
+        => TOps.Count == 1 ? TOps.Splat(MathF.Exp(-Unsafe.As<TV, float>(ref x))) : TOps.Exp(TOps.Negate(x));
+
+    /// <summary>Binds one activation to its buffers for <see cref="VecLoops.Map"/>.</summary>
+    private unsafe struct ActivationMap<TOp> : IMapOp
+        where TOp : struct, IActivationOp
     {
-        static abstract void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2);
+        public float* O;
+        public float* A;
+        public float* B;
+        public float* C;
+        public float* O2;
 
-        static abstract void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector128<float> width);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly void Invoke<TV, TOps>(nint i)
+            where TV : struct
+            where TOps : struct, IVecOps<TV>
+            => TOp.Invoke<TV, TOps>(O + i, A + i, B + i, C + i, O2 + i);
+    }
 
-        static abstract void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector256<float> width);
-
-        static abstract void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector512<float> width);
+    /// <summary>One activation at one position, written once for every width.</summary>
+    private unsafe interface IActivationOp
+    {
+        static abstract void Invoke<TV, TOps>(float* o, float* a, float* b, float* c, float* o2)
+            where TV : struct
+            where TOps : struct, IVecOps<TV>;
     }
 
     /// <summary>o = a / (1 + e^(−a)).</summary>
-    private readonly struct SiluOp : IActivationOp
+    private readonly unsafe struct SiluOp : IActivationOp
     {
-        public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2)
-            => o = a / (1f + MathF.Exp(-a));
-
-        public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector128<float> width)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Invoke<TV, TOps>(float* o, float* a, float* b, float* c, float* o2)
+            where TV : struct
+            where TOps : struct, IVecOps<TV>
         {
-            var x = Vector128.LoadUnsafe(ref a);
-            (x / (Vector128<float>.One + FastExp.Exp(-x))).StoreUnsafe(ref o);
-        }
-
-        public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector256<float> width)
-        {
-            var x = Vector256.LoadUnsafe(ref a);
-            (x / (Vector256<float>.One + FastExp.Exp(-x))).StoreUnsafe(ref o);
-        }
-
-        public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector512<float> width)
-        {
-            var x = Vector512.LoadUnsafe(ref a);
-            (x / (Vector512<float>.One + FastExp.Exp(-x))).StoreUnsafe(ref o);
+            TV x = TOps.Load(a);
+            TOps.Store(TOps.Divide(x, TOps.Add(TOps.Splat(1f), ExpNegated<TV, TOps>(x))), o);
         }
     }
 
     /// <summary>o += a · s·(1 + b·(1 − s)) with s = σ(b) (a = dy, b = x).</summary>
-    private readonly struct SiluBackwardOp : IActivationOp
+    private readonly unsafe struct SiluBackwardOp : IActivationOp
     {
-        public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Invoke<TV, TOps>(float* o, float* a, float* b, float* c, float* o2)
+            where TV : struct
+            where TOps : struct, IVecOps<TV>
         {
-            float x = b;
-            float s = 1f / (1f + MathF.Exp(-x));
-            o += a * (s * (1f + (x * (1f - s))));
-        }
-
-        public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector128<float> width)
-        {
-            var x = Vector128.LoadUnsafe(ref b);
-            var s = Vector128<float>.One / (Vector128<float>.One + FastExp.Exp(-x));
-            (Vector128.LoadUnsafe(ref o) + (Vector128.LoadUnsafe(ref a) * (s * (Vector128<float>.One + (x * (Vector128<float>.One - s)))))).StoreUnsafe(ref o);
-        }
-
-        public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector256<float> width)
-        {
-            var x = Vector256.LoadUnsafe(ref b);
-            var s = Vector256<float>.One / (Vector256<float>.One + FastExp.Exp(-x));
-            (Vector256.LoadUnsafe(ref o) + (Vector256.LoadUnsafe(ref a) * (s * (Vector256<float>.One + (x * (Vector256<float>.One - s)))))).StoreUnsafe(ref o);
-        }
-
-        public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector512<float> width)
-        {
-            var x = Vector512.LoadUnsafe(ref b);
-            var s = Vector512<float>.One / (Vector512<float>.One + FastExp.Exp(-x));
-            (Vector512.LoadUnsafe(ref o) + (Vector512.LoadUnsafe(ref a) * (s * (Vector512<float>.One + (x * (Vector512<float>.One - s)))))).StoreUnsafe(ref o);
+            TV one = TOps.Splat(1f);
+            TV x = TOps.Load(b);
+            TV s = TOps.Divide(one, TOps.Add(one, ExpNegated<TV, TOps>(x)));
+            TV ds = TOps.Multiply(s, TOps.Add(one, TOps.Multiply(x, TOps.Subtract(one, s))));
+            TOps.Store(TOps.Add(TOps.Load(o), TOps.Multiply(TOps.Load(a), ds)), o);
         }
     }
 
     /// <summary>o = a / (1 + e^(−a)) · b (a = gate, b = up).</summary>
-    private readonly struct SwiGluOp : IActivationOp
+    private readonly unsafe struct SwiGluOp : IActivationOp
     {
-        public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Invoke<TV, TOps>(float* o, float* a, float* b, float* c, float* o2)
+            where TV : struct
+            where TOps : struct, IVecOps<TV>
         {
-            float g = a;
-            o = g / (1f + MathF.Exp(-g)) * b;
-        }
-
-        public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector128<float> width)
-        {
-            var g = Vector128.LoadUnsafe(ref a);
-            (g / (Vector128<float>.One + FastExp.Exp(-g)) * Vector128.LoadUnsafe(ref b)).StoreUnsafe(ref o);
-        }
-
-        public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector256<float> width)
-        {
-            var g = Vector256.LoadUnsafe(ref a);
-            (g / (Vector256<float>.One + FastExp.Exp(-g)) * Vector256.LoadUnsafe(ref b)).StoreUnsafe(ref o);
-        }
-
-        public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector512<float> width)
-        {
-            var g = Vector512.LoadUnsafe(ref a);
-            (g / (Vector512<float>.One + FastExp.Exp(-g)) * Vector512.LoadUnsafe(ref b)).StoreUnsafe(ref o);
+            TV g = TOps.Load(a);
+            TOps.Store(TOps.Multiply(TOps.Divide(g, TOps.Add(TOps.Splat(1f), ExpNegated<TV, TOps>(g))), TOps.Load(b)), o);
         }
     }
 
     /// <summary>o (dGate) += a·c·s·(1 + b·(1 − s)); o2 (dUp) += a·b·s, with s = σ(b) (a = dy, b = gate, c = up).</summary>
-    private readonly struct SwiGluBackwardOp : IActivationOp
+    private readonly unsafe struct SwiGluBackwardOp : IActivationOp
     {
-        public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Invoke<TV, TOps>(float* o, float* a, float* b, float* c, float* o2)
+            where TV : struct
+            where TOps : struct, IVecOps<TV>
         {
-            float g = b;
-            float dy = a;
-            float s = 1f / (1f + MathF.Exp(-g));
-            o2 += dy * (g * s);
-            o += dy * c * (s * (1f + (g * (1f - s))));
-        }
-
-        public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector128<float> width)
-        {
-            var g = Vector128.LoadUnsafe(ref b);
-            var dy = Vector128.LoadUnsafe(ref a);
-            var s = Vector128<float>.One / (Vector128<float>.One + FastExp.Exp(-g));
-            (Vector128.LoadUnsafe(ref o2) + (dy * (g * s))).StoreUnsafe(ref o2);
-            (Vector128.LoadUnsafe(ref o) + (dy * Vector128.LoadUnsafe(ref c) * (s * (Vector128<float>.One + (g * (Vector128<float>.One - s)))))).StoreUnsafe(ref o);
-        }
-
-        public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector256<float> width)
-        {
-            var g = Vector256.LoadUnsafe(ref b);
-            var dy = Vector256.LoadUnsafe(ref a);
-            var s = Vector256<float>.One / (Vector256<float>.One + FastExp.Exp(-g));
-            (Vector256.LoadUnsafe(ref o2) + (dy * (g * s))).StoreUnsafe(ref o2);
-            (Vector256.LoadUnsafe(ref o) + (dy * Vector256.LoadUnsafe(ref c) * (s * (Vector256<float>.One + (g * (Vector256<float>.One - s)))))).StoreUnsafe(ref o);
-        }
-
-        public static void Invoke(ref float o, ref float a, ref float b, ref float c, ref float o2, Vector512<float> width)
-        {
-            var g = Vector512.LoadUnsafe(ref b);
-            var dy = Vector512.LoadUnsafe(ref a);
-            var s = Vector512<float>.One / (Vector512<float>.One + FastExp.Exp(-g));
-            (Vector512.LoadUnsafe(ref o2) + (dy * (g * s))).StoreUnsafe(ref o2);
-            (Vector512.LoadUnsafe(ref o) + (dy * Vector512.LoadUnsafe(ref c) * (s * (Vector512<float>.One + (g * (Vector512<float>.One - s)))))).StoreUnsafe(ref o);
+            TV one = TOps.Splat(1f);
+            TV g = TOps.Load(b);
+            TV dy = TOps.Load(a);
+            TV s = TOps.Divide(one, TOps.Add(one, ExpNegated<TV, TOps>(g)));
+            TOps.Store(TOps.Add(TOps.Load(o2), TOps.Multiply(dy, TOps.Multiply(g, s))), o2);
+            TV ds = TOps.Multiply(s, TOps.Add(one, TOps.Multiply(g, TOps.Subtract(one, s))));
+            TOps.Store(TOps.Add(TOps.Load(o), TOps.Multiply(TOps.Multiply(dy, TOps.Load(c)), ds)), o);
         }
     }
 }

@@ -326,9 +326,9 @@ public static partial class Attention
 
     private static Shape ValidateShape(int tokens, int startPosition, int kvLength, int heads, int kvHeads, int headDim)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
-        ArgumentOutOfRangeException.ThrowIfNegative(startPosition);
-        ArgumentOutOfRangeException.ThrowIfNegative(kvLength);
+        KernelChecks.NonNegative(tokens, nameof(tokens));
+        KernelChecks.NonNegative(startPosition, nameof(startPosition));
+        KernelChecks.NonNegative(kvLength, nameof(kvLength));
         ArgumentOutOfRangeException.ThrowIfLessThan(heads, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(kvHeads, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(headDim, 1);

@@ -51,7 +51,7 @@ public static unsafe partial class Gemm
     /// <exception cref="ArgumentException">If a length does not match the shape or the output overlaps an input.</exception>
     public static void Linear(Span<float> y, ReadOnlySpan<float> x, in WeightMatrix w, int tokens, bool accumulate = false, ComputePool? pool = null)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
+        KernelChecks.NonNegative(tokens, nameof(tokens));
         KernelChecks.Length(x.Length, (long)tokens * w.Cols, nameof(x), "tokens*w.Cols");
         KernelChecks.Length(y.Length, (long)tokens * w.Rows, nameof(y), "tokens*w.Rows");
         KernelChecks.SeparateOutput(y, x, nameof(y), nameof(x));
@@ -111,7 +111,7 @@ public static unsafe partial class Gemm
     /// </exception>
     public static void LinearShared(ReadOnlySpan<float> x, int tokens, Span<float> y0, in WeightMatrix w0, Span<float> y1, in WeightMatrix w1, Span<float> y2 = default, in WeightMatrix w2 = default, ComputePool? pool = null)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
+        KernelChecks.NonNegative(tokens, nameof(tokens));
         KernelChecks.Length(x.Length, (long)tokens * w0.Cols, nameof(x), "tokens*w0.Cols");
         CheckShared(w0, w1, nameof(w1));
         KernelChecks.Length(y0.Length, (long)tokens * w0.Rows, nameof(y0), "tokens*w0.Rows");
@@ -163,7 +163,7 @@ public static unsafe partial class Gemm
     /// <exception cref="ArgumentException">If a length does not match the shape or the output overlaps an input.</exception>
     public static void LinearBackwardInput(Span<float> dx, ReadOnlySpan<float> dy, in WeightMatrix w, int tokens, bool accumulate = false, ComputePool? pool = null)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
+        KernelChecks.NonNegative(tokens, nameof(tokens));
         KernelChecks.Length(dy.Length, (long)tokens * w.Rows, nameof(dy), "tokens*w.Rows");
         KernelChecks.Length(dx.Length, (long)tokens * w.Cols, nameof(dx), "tokens*w.Cols");
         KernelChecks.SeparateOutput(dx, dy, nameof(dx), nameof(dy));
@@ -198,7 +198,7 @@ public static unsafe partial class Gemm
     /// </exception>
     public static void LinearBackwardInputShared(Span<float> dx, int tokens, ReadOnlySpan<float> dy0, in WeightMatrix w0, ReadOnlySpan<float> dy1, in WeightMatrix w1, ReadOnlySpan<float> dy2 = default, in WeightMatrix w2 = default, bool accumulate = false, ComputePool? pool = null)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
+        KernelChecks.NonNegative(tokens, nameof(tokens));
         KernelChecks.Length(dx.Length, (long)tokens * w0.Cols, nameof(dx), "tokens*w0.Cols");
         CheckShared(w0, w1, nameof(w1));
         KernelChecks.Length(dy0.Length, (long)tokens * w0.Rows, nameof(dy0), "tokens*w0.Rows");
@@ -323,9 +323,9 @@ public static unsafe partial class Gemm
 
     private static void CheckShape(int tokens, int outFeatures, int inFeatures)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
-        ArgumentOutOfRangeException.ThrowIfNegative(outFeatures);
-        ArgumentOutOfRangeException.ThrowIfNegative(inFeatures);
+        KernelChecks.NonNegative(tokens, nameof(tokens));
+        KernelChecks.NonNegative(outFeatures, nameof(outFeatures));
+        KernelChecks.NonNegative(inFeatures, nameof(inFeatures));
     }
 
     /// <summary>Whether the optional third weight is given (then checked like the second, its span against its rows).</summary>

@@ -226,9 +226,9 @@ public static unsafe partial class LoraKernels
 
     private static void ValidateSizes(int tokens, int inFeatures, int outFeatures, int rank)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
-        ArgumentOutOfRangeException.ThrowIfNegative(inFeatures);
-        ArgumentOutOfRangeException.ThrowIfNegative(outFeatures);
+        KernelChecks.NonNegative(tokens, nameof(tokens));
+        KernelChecks.NonNegative(inFeatures, nameof(inFeatures));
+        KernelChecks.NonNegative(outFeatures, nameof(outFeatures));
         if (rank < 1 || rank > MaxRank)
         {
             throw new ArgumentOutOfRangeException(nameof(rank), rank, $"rank must be between 1 and {MaxRank}.");

@@ -44,6 +44,9 @@ internal unsafe interface IVecOps<TV>
     /// <summary>a · b.</summary>
     static abstract TV Multiply(TV a, TV b);
 
+    /// <summary>−x (the sign flipped, as the unary minus).</summary>
+    static abstract TV Negate(TV x);
+
     /// <summary>e^x per lane (<see cref="FastExp"/>: below about −87.3 flushes to 0, NaN stays NaN).</summary>
     static abstract TV Exp(TV x);
 }
@@ -77,6 +80,8 @@ internal readonly unsafe struct V512 : IVecOps<Vector512<float>>
 
     public static Vector512<float> Multiply(Vector512<float> a, Vector512<float> b) => a * b;
 
+    public static Vector512<float> Negate(Vector512<float> x) => -x;
+
     public static Vector512<float> Exp(Vector512<float> x) => FastExp.Exp(x);
 }
 
@@ -108,6 +113,8 @@ internal readonly unsafe struct V256 : IVecOps<Vector256<float>>
     public static Vector256<float> Sqrt(Vector256<float> x) => Vector256.Sqrt(x);
 
     public static Vector256<float> Multiply(Vector256<float> a, Vector256<float> b) => a * b;
+
+    public static Vector256<float> Negate(Vector256<float> x) => -x;
 
     public static Vector256<float> Exp(Vector256<float> x) => FastExp.Exp(x);
 }
@@ -141,6 +148,8 @@ internal readonly unsafe struct V128 : IVecOps<Vector128<float>>
 
     public static Vector128<float> Multiply(Vector128<float> a, Vector128<float> b) => a * b;
 
+    public static Vector128<float> Negate(Vector128<float> x) => -x;
+
     public static Vector128<float> Exp(Vector128<float> x) => FastExp.Exp(x);
 }
 
@@ -172,6 +181,8 @@ internal readonly unsafe struct Scalar : IVecOps<float>
     public static float Sqrt(float x) => MathF.Sqrt(x);
 
     public static float Multiply(float a, float b) => a * b;
+
+    public static float Negate(float x) => -x;
 
     public static float Exp(float x) => FastExp.Exp(x);
 }
