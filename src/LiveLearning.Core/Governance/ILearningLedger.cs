@@ -55,6 +55,9 @@ public enum LedgerEvent
 
     /// <summary>A scope was created.</summary>
     ScopeCreated,
+
+    /// <summary>A scope restored a snapshot and learned the journal after it when it started.</summary>
+    Recovered,
 }
 
 /// <summary>One ledger entry.</summary>

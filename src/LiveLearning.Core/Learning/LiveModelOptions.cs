@@ -200,6 +200,13 @@ public sealed class LiveModelOptions
     /// <summary>The seed of every scope's adapter initialisation, dropout and replay draws (mixed with the scope's name). Default 0.</summary>
     public ulong Seed { get; set; }
 
+    /// <summary>
+    /// Whether each scope, when it starts, restores its newest snapshot of this model and learns the journal records
+    /// after that snapshot's position (the items acknowledged but not in a snapshot). Default true; with the in-memory
+    /// journal and store of a new model there is nothing to recover.
+    /// </summary>
+    public bool RecoverOnStart { get; set; } = true;
+
     /// <summary>What disposal does with queued items. Default <see cref="ShutdownMode.Drain"/>.</summary>
     public ShutdownMode Shutdown { get; set; } = ShutdownMode.Drain;
 

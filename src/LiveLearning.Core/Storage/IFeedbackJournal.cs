@@ -4,9 +4,9 @@ namespace LiveLearning.Storage;
 
 /// <summary>
 /// The journal of accepted feedback: every accepted item, in the order it will be learned, under a sequence number.
-/// It is the seam for durability: a durable implementation writes checksummed, flushed records, and a restart loads the
-/// newest snapshot and replays the journal after its position (that restart path comes with the durable journal). The
-/// default keeps the most recent records in memory and survives nothing.
+/// It is the seam for durability: <see cref="FileFeedbackJournal"/> writes checksummed, flushed records, and a restart
+/// loads each scope's newest snapshot and replays the journal after its position. The default keeps the most recent
+/// records in memory and survives nothing.
 /// </summary>
 /// <remarks>Thread-safe. <see cref="Append"/> is called under the scope's admission lock, so it must not block on I/O:
 /// it assigns the sequence number at once and returns a task for durability (which lets many appends share one flush).</remarks>
@@ -25,6 +25,15 @@ public interface IFeedbackJournal
     /// <param name="cancellationToken">Ends the read.</param>
     /// <returns>The records.</returns>
     IAsyncEnumerable<JournalRecord> ReadAsync(long afterSequence, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Retention: lets the journal drop records up to <paramref name="sequence"/> (every scope's snapshot is past them).
+    /// A segmented journal removes only whole segments, so some older records may stay readable.
+    /// </summary>
+    /// <param name="sequence">The highest sequence no longer needed.</param>
+    /// <param name="cancellationToken">Cancels the removal.</param>
+    /// <returns>The number of segments (or records, for the in-memory journal) removed.</returns>
+    ValueTask<int> RemoveThroughAsync(long sequence, CancellationToken cancellationToken);
 }
 
 /// <summary>The outcome of an append.</summary>
@@ -112,5 +121,21 @@ public sealed class InMemoryFeedbackJournal : IFeedbackJournal
         }
 
         await Task.CompletedTask.ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<int> RemoveThroughAsync(long sequence, CancellationToken cancellationToken)
+    {
+        int removed = 0;
+        lock (_records)
+        {
+            while (_records.Count > 0 && _records.Peek().Sequence <= sequence)
+            {
+                _records.Dequeue();
+                removed++;
+            }
+        }
+
+        return ValueTask.FromResult(removed);
     }
 }

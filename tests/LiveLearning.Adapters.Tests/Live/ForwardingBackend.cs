@@ -82,4 +82,6 @@ internal sealed class CapturingJournal : IFeedbackJournal
     }
 
     public IAsyncEnumerable<JournalRecord> ReadAsync(long afterSequence, CancellationToken cancellationToken) => _inner.ReadAsync(afterSequence, cancellationToken);
+
+    public ValueTask<int> RemoveThroughAsync(long sequence, CancellationToken cancellationToken) => _inner.RemoveThroughAsync(sequence, cancellationToken);
 }

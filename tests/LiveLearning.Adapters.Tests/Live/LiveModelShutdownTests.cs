@@ -200,6 +200,8 @@ public sealed class LiveModelShutdownTests
         }
 
         public IAsyncEnumerable<Storage.JournalRecord> ReadAsync(long afterSequence, CancellationToken cancellationToken) => _inner.ReadAsync(afterSequence, cancellationToken);
+
+        public ValueTask<int> RemoveThroughAsync(long sequence, CancellationToken cancellationToken) => _inner.RemoveThroughAsync(sequence, cancellationToken);
     }
 
     /// <summary>Flags a dispose that happens while a generation is running; holds the second pass until released.</summary>

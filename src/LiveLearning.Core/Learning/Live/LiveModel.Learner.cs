@@ -16,6 +16,11 @@ public sealed partial class LiveModel
         CancellationToken stopping = _stopping.Token;
         try
         {
+            if (_options.RecoverOnStart)
+            {
+                await RecoverAsync(scope, stopping).ConfigureAwait(false);
+            }
+
             while (await reader.WaitToReadAsync(stopping).ConfigureAwait(false))
             {
                 await scope.WhenResumed().WaitAsync(stopping).ConfigureAwait(false);
@@ -480,7 +485,12 @@ public sealed partial class LiveModel
         PublishedVersion current = scope.Current;
         // Unique across models and restarts (version numbers start again at 1): the model, the version and a time-ordered id.
         var info = new SnapshotInfo($"{Name}/{current.Info.Id}#{Guid.CreateVersion7(_time.GetUtcNow()):N}", scope.Name, label, current.Info, _time.GetUtcNow()) { Model = Name };
-        var snapshot = new Snapshot(info, current.Weights.Export(), scope.Trainer.Capture(), scope.Replay.Serialize(), scope.KtoReference);
+        var snapshot = new Snapshot(info, current.Weights.Export(), scope.Trainer.Capture(), scope.Replay.Serialize(), scope.KtoReference)
+        {
+            JournalPosition = scope.JournalPosition,
+            ReplayCredit = scope.ReplayCredit,
+            Metrics = ProgressiveMetrics(scope),
+        };
         await _snapshots.SaveAsync(snapshot, cancellationToken).ConfigureAwait(false);
         Log.Snapshot(_logger, scope.Name, info.Id, current.Info.Id);
         Record(scope.Name, LedgerEvent.Snapshot, $"Snapshot {info.Id}{(label is null ? string.Empty : $" '{label}'")} of {current.Info.Id}.", versionId: current.Info.Id);
@@ -518,4 +528,90 @@ public sealed partial class LiveModel
     }
 
     private IDisposable? EnterLearning() => _options.Learner.Priority == LearningPriority.Background ? _backend.EnterLearningPriority(_options.Learner.LearningShare) : null;
+
+    /// <summary>
+    /// Restart: restores the scope's newest snapshot of this model (parameters, optimizer moments, replay buffer, KTO
+    /// reference, replay credit), then learns the journal's records of this scope after its position, in the batches
+    /// the learner forms from a full queue, so the weights equal those of a run that never stopped (fixed batching).
+    /// </summary>
+    private async Task RecoverAsync(LiveScope scope, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<SnapshotInfo> stored = await _snapshots.ListAsync(scope.Name, cancellationToken).ConfigureAwait(false);
+        SnapshotInfo? newest = stored.LastOrDefault(s => s.Model == Name);
+        string? restoredFrom = null;
+        if (newest is not null)
+        {
+            Snapshot snapshot = await _snapshots.LoadAsync(newest.Id, cancellationToken).ConfigureAwait(false)
+                ?? throw new KeyNotFoundException($"Snapshot '{newest.Id}' is listed but could not be loaded.");
+            scope.Trainer.Restore(snapshot.Trainer);
+            scope.Replay = ReplayBuffer.Deserialize(snapshot.Replay.Span);
+            scope.KtoReference = snapshot.KtoReferencePoint;
+            scope.ReplayCredit = snapshot.ReplayCredit;
+            scope.JournalPosition = snapshot.JournalPosition;
+            scope.VersionNumber = Math.Max(scope.VersionNumber, snapshot.Info.Version.Number);
+            Interlocked.Exchange(ref scope.Learned, snapshot.Info.Version.Items);
+            restoredFrom = snapshot.Info.Id;
+        }
+
+        var batch = new List<LearnWork>();
+        long replayed = 0;
+        long from = scope.JournalPosition;
+        long upTo = scope.RecoverUpTo;
+        await foreach (JournalRecord record in _journal.ReadAsync(scope.JournalPosition, cancellationToken).ConfigureAwait(false))
+        {
+            if (record.Sequence > upTo)
+            {
+                break;
+            }
+
+            if (record.Scope != scope.Name)
+            {
+                continue;
+            }
+
+            batch.Add(new LearnWork(record, Task.CompletedTask));
+            if (batch.Count == _options.Learner.MaxBatchItems)
+            {
+                await LearnBatchAsync(scope, batch, cancellationToken).ConfigureAwait(false);
+                replayed += batch.Count;
+                batch = [];
+            }
+        }
+
+        if (batch.Count > 0)
+        {
+            await LearnBatchAsync(scope, batch, cancellationToken).ConfigureAwait(false);
+            replayed += batch.Count;
+        }
+
+        if (restoredFrom is null && replayed == 0)
+        {
+            return;
+        }
+
+        scope.Trimmed = false;
+        PublishedVersion current = scope.Current;
+        if (scope.StepsSincePublish > 0 || restoredFrom is not null)
+        {
+            scope.StepsSincePublish = 0;
+            Promote(scope, NewVersion(scope, scope.Trainer.Publish(), scope.Parent?.Current ?? current.Base, current.Info.Id, "recovered"));
+        }
+
+        string message = restoredFrom is null
+            ? $"Recovered from the journal alone: {replayed} items learned again, published as {scope.Current.Info.Id}."
+            : $"Recovered from snapshot {restoredFrom} and {replayed} journal items after #{from}, published as {scope.Current.Info.Id}.";
+        Log.Recovered(_logger, scope.Name, restoredFrom ?? "(none)", replayed, scope.Current.Info.Id);
+        Record(scope.Name, LedgerEvent.Recovered, message, versionId: scope.Current.Info.Id);
+    }
+
+    private static Dictionary<string, double> ProgressiveMetrics(LiveScope scope)
+    {
+        ProgressiveValidation p = scope.Progressive.Snapshot(scope.KtoReference);
+        return new Dictionary<string, double>(StringComparer.Ordinal)
+        {
+            ["steps"] = scope.Trainer.Step,
+            ["learned"] = Interlocked.Read(ref scope.Learned),
+            ["kto_reference_point"] = p.KtoReferencePoint,
+        };
+    }
 }

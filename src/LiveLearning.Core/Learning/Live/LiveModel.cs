@@ -508,6 +508,7 @@ public sealed partial class LiveModel : ILiveModel
             scope = new LiveScope(options.Name, parent, options.Clone(), trainer, ReplayBuffer.Create(_options.Replay, seed ^ 0x5EED_5EED_5EED_5EEDUL), initial, options.QueueCapacity ?? _options.Learner.QueueCapacity)
             {
                 HistoryCapacity = options.VersionHistoryCapacity ?? _options.VersionHistoryCapacity,
+                RecoverUpTo = _journal.LastSequence,
             };
         }
         catch

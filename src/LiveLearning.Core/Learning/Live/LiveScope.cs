@@ -109,6 +109,9 @@ internal sealed class LiveScope
     // Learner-owned state (single writer).
     public long VersionNumber { get; set; }
 
+    /// <summary>The journal's last sequence when the scope was created: recovery learns records up to it, no further (later ones come through the queue).</summary>
+    public long RecoverUpTo { get; init; }
+
     public int StepsSincePublish { get; set; }
 
     public double ReplayCredit { get; set; }

@@ -49,4 +49,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 13, Level = LogLevel.Information, Message = "Live model {Model} stopped ({Mode}); {Remaining} items were still queued")]
     public static partial void Stopped(ILogger logger, string model, ShutdownMode mode, int remaining);
+
+    [LoggerMessage(EventId = 16, Level = LogLevel.Information, Message = "Scope {Scope} recovered from snapshot {Snapshot} and {Items} journal items; now at {Version}")]
+    public static partial void Recovered(ILogger logger, string scope, string snapshot, long items, string version);
 }
