@@ -440,7 +440,49 @@ public static partial class Attention
     /// <summary><c>y += a0·x0 + a1·x1 + a2·x2 + a3·x3</c> (one load and store of <paramref name="y"/> per vector).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void AddScaled4(float* y, float a0, float* x0, float a1, float* x1, float a2, float* x2, float a3, float* x3, int n)
-        => VecLoops.Map(new AddScaled4Op { Y = y, A0 = a0, X0 = x0, A1 = a1, X1 = x1, A2 = a2, X2 = x2, A3 = a3, X3 = x3 }, n);
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> c0 = Vector512.Create(a0), c1 = Vector512.Create(a1), c2 = Vector512.Create(a2), c3 = Vector512.Create(a3);
+            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
+            {
+                Vector512<float> acc = Vector512.MultiplyAddEstimate(c0, Vector512.Load(x0 + i), Vector512.Load(y + i));
+                acc = Vector512.MultiplyAddEstimate(c1, Vector512.Load(x1 + i), acc);
+                acc = Vector512.MultiplyAddEstimate(c2, Vector512.Load(x2 + i), acc);
+                Vector512.MultiplyAddEstimate(c3, Vector512.Load(x3 + i), acc).Store(y + i);
+            }
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> c0 = Vector256.Create(a0), c1 = Vector256.Create(a1), c2 = Vector256.Create(a2), c3 = Vector256.Create(a3);
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                Vector256<float> acc = Vector256.MultiplyAddEstimate(c0, Vector256.Load(x0 + i), Vector256.Load(y + i));
+                acc = Vector256.MultiplyAddEstimate(c1, Vector256.Load(x1 + i), acc);
+                acc = Vector256.MultiplyAddEstimate(c2, Vector256.Load(x2 + i), acc);
+                Vector256.MultiplyAddEstimate(c3, Vector256.Load(x3 + i), acc).Store(y + i);
+            }
+        }
+
+        if (Vector128.IsHardwareAccelerated)
+        {
+            Vector128<float> c0 = Vector128.Create(a0), c1 = Vector128.Create(a1), c2 = Vector128.Create(a2), c3 = Vector128.Create(a3);
+            for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
+            {
+                Vector128<float> acc = Vector128.MultiplyAddEstimate(c0, Vector128.Load(x0 + i), Vector128.Load(y + i));
+                acc = Vector128.MultiplyAddEstimate(c1, Vector128.Load(x1 + i), acc);
+                acc = Vector128.MultiplyAddEstimate(c2, Vector128.Load(x2 + i), acc);
+                Vector128.MultiplyAddEstimate(c3, Vector128.Load(x3 + i), acc).Store(y + i);
+            }
+        }
+
+        for (; i < n; i++)
+        {
+            y[i] += (a0 * x0[i]) + (a1 * x1[i]) + (a2 * x2[i]) + (a3 * x3[i]);
+        }
+    }
 
     /// <summary><c>y *= alpha</c>.</summary>
     private static unsafe void ScaleInPlace(float* y, float alpha, int n) => ScaleTo(y, y, alpha, n);
@@ -448,9 +490,42 @@ public static partial class Attention
     /// <summary><c>y = alpha · x</c> (<paramref name="y"/> may equal <paramref name="x"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void ScaleTo(float* y, float* x, float alpha, int n)
-        // The width-generic loop instead of TensorPrimitives: these spans are short and called per row, where the
+    {
+        // Hand-written instead of TensorPrimitives: these spans are short and called per row, where the
         // library's dispatch (and, before it tiers up, its unoptimised code) costs more than the arithmetic.
-        => VecLoops.Map(new ScaleOp { Y = y, X = x, Alpha = alpha }, n);
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var va = Vector512.Create(alpha);
+            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
+            {
+                (va * Vector512.Load(x + i)).Store(y + i);
+            }
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var va = Vector256.Create(alpha);
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                (va * Vector256.Load(x + i)).Store(y + i);
+            }
+        }
+
+        if (Vector128.IsHardwareAccelerated)
+        {
+            var va = Vector128.Create(alpha);
+            for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
+            {
+                (va * Vector128.Load(x + i)).Store(y + i);
+            }
+        }
+
+        for (; i < n; i++)
+        {
+            y[i] = alpha * x[i];
+        }
+    }
 
     /// <summary>Largest of <c>s[0..n)</c> (n ≥ 1). NaN handling is irrelevant to callers: exp of a NaN score poisons the row anyway.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -500,7 +575,60 @@ public static partial class Attention
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe float ExpShifted(float* s, int n, float shift)
-        => VecLoops.Sum(new ExpShiftedInPlaceOp { S = s, Shift = shift }, n);
+    {
+        int i = 0;
+        float sum = 0f;
+        if (Vector512.IsHardwareAccelerated && n >= Vector512<float>.Count)
+        {
+            Vector512<float> acc = Vector512<float>.Zero;
+            var vs = Vector512.Create(shift);
+            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
+            {
+                Vector512<float> e = FastExp.Exp(Vector512.Load(s + i) - vs);
+                e.Store(s + i);
+                acc += e;
+            }
+
+            sum = Vector512.Sum(acc);
+        }
+
+        if (Vector256.IsHardwareAccelerated && i <= n - Vector256<float>.Count)
+        {
+            Vector256<float> acc = Vector256<float>.Zero;
+            var vs = Vector256.Create(shift);
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                Vector256<float> e = FastExp.Exp(Vector256.Load(s + i) - vs);
+                e.Store(s + i);
+                acc += e;
+            }
+
+            sum += Vector256.Sum(acc);
+        }
+
+        if (Vector128.IsHardwareAccelerated && i <= n - Vector128<float>.Count)
+        {
+            Vector128<float> acc = Vector128<float>.Zero;
+            var vs = Vector128.Create(shift);
+            for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
+            {
+                Vector128<float> e = FastExp.Exp(Vector128.Load(s + i) - vs);
+                e.Store(s + i);
+                acc += e;
+            }
+
+            sum += Vector128.Sum(acc);
+        }
+
+        for (; i < n; i++)
+        {
+            float e = FastExp.Exp(s[i] - shift);
+            s[i] = e;
+            sum += e;
+        }
+
+        return sum;
+    }
 
     /// <summary>acc + a·b (<see cref="IVecOps{TV}.Fma"/>: fused on vectors where the hardware has FMA, two roundings on the scalar tail).</summary>
     private unsafe struct DotOp : ISumOp
@@ -527,70 +655,5 @@ public static partial class Attention
             where TV : struct
             where TOps : struct, IVecOps<TV>
             => TOps.Store(TOps.Fma(TOps.Splat(Alpha), TOps.Load(X + i), TOps.Load(Y + i)), Y + i);
-    }
-
-    /// <summary>
-    /// y = a0·x0 + y, then a1·x1, a2·x2, a3·x3 chained through <see cref="IVecOps{TV}.Fma"/> on the vector steps;
-    /// the scalar tail adds the four products, summed left to right, to y in one step.
-    /// </summary>
-    private unsafe struct AddScaled4Op : IMapOp
-    {
-        public float* Y;
-        public float* X0;
-        public float* X1;
-        public float* X2;
-        public float* X3;
-        public float A0;
-        public float A1;
-        public float A2;
-        public float A3;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public readonly void Invoke<TV, TOps>(nint i)
-            where TV : struct
-            where TOps : struct, IVecOps<TV>
-        {
-            if (TOps.Count == 1)
-            {
-                Y[i] += (A0 * X0[i]) + (A1 * X1[i]) + (A2 * X2[i]) + (A3 * X3[i]);
-                return;
-            }
-
-            TV acc = TOps.Fma(TOps.Splat(A0), TOps.Load(X0 + i), TOps.Load(Y + i));
-            acc = TOps.Fma(TOps.Splat(A1), TOps.Load(X1 + i), acc);
-            acc = TOps.Fma(TOps.Splat(A2), TOps.Load(X2 + i), acc);
-            TOps.Store(TOps.Fma(TOps.Splat(A3), TOps.Load(X3 + i), acc), Y + i);
-        }
-    }
-
-    /// <summary>y = alpha·x.</summary>
-    private unsafe struct ScaleOp : IMapOp
-    {
-        public float* Y;
-        public float* X;
-        public float Alpha;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public readonly void Invoke<TV, TOps>(nint i)
-            where TV : struct
-            where TOps : struct, IVecOps<TV>
-            => TOps.Store(TOps.Multiply(TOps.Splat(Alpha), TOps.Load(X + i)), Y + i);
-    }
-
-    /// <summary>s = exp(s − shift) in place (<see cref="FastExp"/> on every width, the scalar tail too), summed.</summary>
-    private unsafe struct ExpShiftedInPlaceOp : ISumOp
-    {
-        public float* S;
-        public float Shift;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public readonly TV Accumulate<TV, TOps>(TV acc, nint i)
-            where TV : struct
-            where TOps : struct, IVecOps<TV>
-        {
-            TV e = TOps.Exp(TOps.Subtract(TOps.Load(S + i), TOps.Splat(Shift)));
-            TOps.Store(e, S + i);
-            return TOps.Add(acc, e);
-        }
     }
 }
