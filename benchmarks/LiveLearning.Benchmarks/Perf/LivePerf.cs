@@ -63,49 +63,8 @@ internal static class LivePerfWorker
         await using (var live = new LiveModel(backend, new LiveModelOptions(), ownsBackend: false))
         {
             // Latency: one 64-token correction at a time, from LearnAsync to the published version that includes it.
-            var latencies = new List<double>();
-            for (int i = 0; i < 11; i++)
-            {
-                (string prompt, string completion) = items[next++];
-                var published = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
-                using var stop = new CancellationTokenSource();
-                long target = long.MaxValue;
-                Task watcher = Task.Run(async () =>
-                {
-                    try
-                    {
-                        await foreach (AdapterVersion v in live.WatchVersionsAsync(cancellationToken: stop.Token))
-                        {
-                            if (v.JournalPosition >= Volatile.Read(ref target))
-                            {
-                                published.TrySetResult(Stopwatch.GetTimestamp());
-                            }
-                        }
-                    }
-                    catch (OperationCanceledException)
-                    {
-                    }
-                });
-                await Task.Delay(50);
-                long t0 = Stopwatch.GetTimestamp();
-                LearnReceipt receipt = await live.LearnAsync(new Demonstration { Prompt = prompt, Completion = completion });
-                Volatile.Write(ref target, receipt.SequenceNumber);
-                if (live.Version.JournalPosition >= receipt.SequenceNumber)
-                {
-                    published.TrySetResult(Stopwatch.GetTimestamp());
-                }
-
-                long t1 = await published.Task;
-                await stop.CancelAsync();
-                await watcher;
-                if (i >= 2)
-                {
-                    latencies.Add(Stopwatch.GetElapsedTime(t0, t1).TotalMilliseconds);
-                }
-
-                await live.WaitForIdleAsync();
-            }
-
+            List<double> latencies = await Latencies(live, items, next, 11);
+            next += 11;
             metrics["learn_latency_ms"] = Median(latencies);
             metrics["learn_latency_ratio"] = metrics["learn_latency_ms"] / metrics["live_baseline_train64_ms"];
 
@@ -113,6 +72,21 @@ internal static class LivePerfWorker
             metrics["learn_items_per_s"] = await Throughput(live, items, next, 32);
             next += 32;
             metrics["learn_items_per_s_ratio"] = metrics["learn_items_per_s"] / metrics["live_baseline_train4x64_items_per_s"];
+        }
+
+        // The same latency with the durable journal (fsync per group), against the in-memory figure of this run.
+        string journalDir = Path.Combine(Path.GetTempPath(), "ll-perf-live-journal-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            await using var journal = new LiveLearning.Storage.FileFeedbackJournal(new LiveLearning.Storage.FileFeedbackJournalOptions { Directory = journalDir });
+            await using var live = new LiveModel(backend, new LiveModelOptions(), new LiveModelServices { Journal = journal }, ownsBackend: false);
+            metrics["learn_latency_durable_ms"] = Median(await Latencies(live, items, next, 11));
+            next += 11;
+            metrics["learn_latency_durable_ratio"] = metrics["learn_latency_durable_ms"] / metrics["learn_latency_ms"];
+        }
+        finally
+        {
+            Directory.Delete(journalDir, recursive: true);
         }
 
         await using (var live = new LiveModel(backend, new LiveModelOptions { Replay = new ReplayOptions { Ratio = 0 } }, ownsBackend: false))
@@ -186,6 +160,56 @@ internal static class LivePerfWorker
 
         metrics["live_peak_rss_mb"] = E2eWorker.PeakRssBytes() / 1e6;
         return metrics;
+    }
+
+    /// <summary>LearnAsync-to-published latencies (ms) of <paramref name="count"/> corrections one at a time; the first two warm up.</summary>
+    private static async Task<List<double>> Latencies(LiveModel live, IReadOnlyList<(string Prompt, string Completion)> items, int next, int count)
+    {
+        var latencies = new List<double>();
+        for (int i = 0; i < count; i++)
+        {
+            (string prompt, string completion) = items[next++];
+            var published = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+            using var stop = new CancellationTokenSource();
+            long target = long.MaxValue;
+            Task watcher = Task.Run(async () =>
+            {
+                try
+                {
+                    await foreach (AdapterVersion v in live.WatchVersionsAsync(cancellationToken: stop.Token))
+                    {
+                        if (v.JournalPosition >= Volatile.Read(ref target))
+                        {
+                            published.TrySetResult(Stopwatch.GetTimestamp());
+                        }
+                    }
+                }
+                catch (OperationCanceledException)
+                {
+                }
+            });
+            await Task.Delay(50);
+            long t0 = Stopwatch.GetTimestamp();
+            LearnReceipt receipt = await live.LearnAsync(new Demonstration { Prompt = prompt, Completion = completion });
+            Volatile.Write(ref target, receipt.SequenceNumber);
+            if (live.Version.JournalPosition >= receipt.SequenceNumber)
+            {
+                published.TrySetResult(Stopwatch.GetTimestamp());
+            }
+
+            long t1 = await published.Task;
+            await stop.CancelAsync();
+            await watcher;
+            if (i >= 2)
+            {
+                latencies.Add(Stopwatch.GetElapsedTime(t0, t1).TotalMilliseconds);
+            }
+
+            await live.WaitForIdleAsync();
+        }
+
+
+        return latencies;
     }
 
     private static async Task<double> Throughput(LiveModel live, (string Prompt, string Completion)[] items, int from, int count)
