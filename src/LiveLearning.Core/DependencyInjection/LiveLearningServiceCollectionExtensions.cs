@@ -138,6 +138,20 @@ public sealed class LiveLearningBuilder
         return this;
     }
 
+    /// <summary>
+    /// Uses the durable <see cref="FileFeedbackJournal"/> (created on first use, disposed with the container after the
+    /// models): <c>LearnAsync</c> returns once its record is durable, and a restart recovers what was acknowledged.
+    /// </summary>
+    /// <param name="options">Directory, flush policy, segment size, optional key.</param>
+    /// <returns>This builder.</returns>
+    public LiveLearningBuilder UseFileJournal(FileFeedbackJournalOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentException.ThrowIfNullOrEmpty(options.Directory);
+        Services.Replace(ServiceDescriptor.Singleton<IFeedbackJournal>(_ => new FileFeedbackJournal(options)));
+        return this;
+    }
+
     /// <summary>Replaces the snapshot store.</summary>
     /// <typeparam name="TStore">The store; a singleton.</typeparam>
     /// <returns>This builder.</returns>

@@ -47,6 +47,9 @@ public sealed record JournalRecord
     /// <summary>The sequence number (assigned by the journal).</summary>
     public long Sequence { get; init; }
 
+    /// <summary>The model it teaches (models sharing one journal recover only their own records).</summary>
+    public string Model { get; init; } = string.Empty;
+
     /// <summary>The scope it teaches.</summary>
     public required string Scope { get; init; }
 

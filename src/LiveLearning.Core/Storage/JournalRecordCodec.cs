@@ -6,7 +6,7 @@ using LiveLearning.Backends;
 namespace LiveLearning.Storage;
 
 /// <summary>
-/// The payload of one journal record, little-endian: scope, received-at (UTC ticks and offset minutes), source,
+/// The payload of one journal record, little-endian: model, scope, received-at (UTC ticks and offset minutes), source,
 /// private flag, tags, then the example (objective, desirable, weight, prompt, completion, rejected). Reference
 /// log-likelihoods are not stored: the learner recomputes them against the frozen layers when it learns the item.
 /// </summary>
@@ -21,6 +21,7 @@ internal static class JournalRecordCodec
     {
         output.GetSpan(1)[0] = FormatVersion;
         output.Advance(1);
+        WriteString(output, record.Model);
         WriteString(output, record.Scope);
         WriteInt64(output, record.ReceivedAt.UtcTicks);
         WriteInt32(output, (int)record.ReceivedAt.Offset.TotalMinutes);
@@ -51,6 +52,7 @@ internal static class JournalRecordCodec
             throw new FormatException($"record format version {version} is not supported (expected {FormatVersion})");
         }
 
+        string model = r.String("model");
         string scope = r.String("scope");
         long ticks = r.Int64("received-at");
         int offsetMinutes = r.Int32("received-at offset");
@@ -97,6 +99,7 @@ internal static class JournalRecordCodec
         return new JournalRecord
         {
             Sequence = sequence,
+            Model = model,
             Scope = scope,
             ReceivedAt = receivedAt,
             Source = source,

@@ -1,4 +1,6 @@
+using LiveLearning.Lora;
 using LiveLearning.Storage;
+using Microsoft.Extensions.DependencyInjection;
 using NUnit.Framework;
 
 namespace LiveLearning.Tests.Live;
@@ -149,6 +151,47 @@ public sealed class LiveModelRecoveryTests
             await restarted.WaitForIdleAsync();
             Assert.That(restarted.GetStatistics()["default"].Learned, Is.Zero);
             Assert.That(restarted.Version.Number, Is.EqualTo(1));
+        }
+    }
+
+    [Test]
+    public async Task UseFileJournalInDependencyInjectionRecoversAfterTheContainerIsRebuilt()
+    {
+        string journalDir = Path.Combine(_dir, "di-journal");
+        string before;
+        await using (ServiceProvider provider = Build(journalDir))
+        {
+            ILiveModel model = provider.GetRequiredService<ILiveModel>();
+            foreach (Feedback f in Before)
+            {
+                await model.LearnAsync(f);
+            }
+
+            await model.WaitForIdleAsync();
+            before = model.Version.ContentHash;
+        }
+
+        await using (ServiceProvider provider = Build(journalDir))
+        {
+            ILiveModel model = provider.GetRequiredService<ILiveModel>();
+            await model.WaitForIdleAsync();
+            Assert.That(model.Version.ContentHash, Is.EqualTo(before));
+            Assert.That(provider.GetRequiredService<IFeedbackJournal>(), Is.TypeOf<FileFeedbackJournal>());
+        }
+
+        static ServiceProvider Build(string journalDir)
+        {
+            var services = new ServiceCollection();
+            services.AddLiveLearning()
+                .UseFileJournal(new FileFeedbackJournalOptions { Directory = journalDir })
+                .AddLoraModel("assistant", o =>
+                {
+                    o.ModelDirectory = LiveTestKit.ModelDirectory;
+                    o.Lora = LiveTestKit.Lora;
+                    o.Live.Learner.Optimizer = new OptimizerOptions { LearningRate = 1e-2f };
+                    Deterministic(o.Live);
+                });
+            return services.BuildServiceProvider();
         }
     }
 

@@ -246,6 +246,7 @@ public sealed class FileFeedbackJournalTests
 
     private static JournalRecord MakeRecord(int i) => new()
     {
+        Model = "m",
         Scope = i % 2 == 0 ? "default" : "team-a",
         ReceivedAt = new DateTimeOffset(2026, 12, 3, 10, 0, 0, TimeSpan.FromHours(1)).AddSeconds(i),
         Source = $"source-{i}",
@@ -261,6 +262,7 @@ public sealed class FileFeedbackJournalTests
 
     private static void AssertSame(JournalRecord actual, JournalRecord expected)
     {
+        Assert.That(actual.Model, Is.EqualTo(expected.Model));
         Assert.That(actual.Scope, Is.EqualTo(expected.Scope));
         Assert.That(actual.ReceivedAt, Is.EqualTo(expected.ReceivedAt));
         Assert.That(actual.ReceivedAt.Offset, Is.EqualTo(expected.ReceivedAt.Offset));

@@ -85,6 +85,7 @@ public sealed partial class LiveModel
 
         var record = new JournalRecord
         {
+            Model = Name,
             Scope = scope.Name,
             ReceivedAt = feedback.Timestamp!.Value,
             Source = feedback.Source,

@@ -564,7 +564,7 @@ public sealed partial class LiveModel
                 break;
             }
 
-            if (record.Scope != scope.Name)
+            if (record.Scope != scope.Name || record.Model != Name)
             {
                 continue;
             }
