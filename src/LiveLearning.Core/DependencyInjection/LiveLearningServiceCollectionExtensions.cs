@@ -152,6 +152,17 @@ public sealed class LiveLearningBuilder
         return this;
     }
 
+    /// <summary>Uses the durable <see cref="FileSnapshotStore"/> in <paramref name="directory"/> (optionally sealed with <paramref name="key"/>).</summary>
+    /// <param name="directory">The store's root.</param>
+    /// <param name="key">Encrypts snapshots at rest; the caller keeps ownership of it.</param>
+    /// <returns>This builder.</returns>
+    public LiveLearningBuilder UseFileSnapshotStore(string directory, StorageKey? key = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        Services.Replace(ServiceDescriptor.Singleton<ISnapshotStore>(_ => new FileSnapshotStore(directory, key)));
+        return this;
+    }
+
     /// <summary>Replaces the snapshot store.</summary>
     /// <typeparam name="TStore">The store; a singleton.</typeparam>
     /// <returns>This builder.</returns>

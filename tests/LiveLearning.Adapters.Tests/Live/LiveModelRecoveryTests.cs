@@ -43,7 +43,7 @@ public sealed class LiveModelRecoveryTests
     [Test]
     public async Task RestartFromSnapshotAndJournalEqualsARunThatNeverStopped()
     {
-        var snapshots = new InMemorySnapshotStore();
+        var snapshots = new FileSnapshotStore(Path.Combine(_dir, "snapshots"));
         string before;
         await using (LiveModel reference = LiveTestKit.Create(Deterministic))
         {
@@ -79,6 +79,43 @@ public sealed class LiveModelRecoveryTests
                 await restarted.WaitForIdleAsync();
                 Assert.That(restarted.Version.ContentHash, Is.EqualTo(continued), "and learning carries on exactly");
             }
+        }
+    }
+
+    [Test]
+    public async Task ADamagedNewestSnapshotIsSkippedForTheOneBeforeItAndTheJournalCoversTheRest()
+    {
+        string expected;
+        await using (LiveModel reference = LiveTestKit.Create(Deterministic))
+        {
+            await LearnAll(reference, [.. Before, .. After]);
+            expected = reference.Version.ContentHash;
+        }
+
+        var snapshots = new FileSnapshotStore(Path.Combine(_dir, "snapshots"));
+        SnapshotInfo newest;
+        await using (FileFeedbackJournal journal = OpenJournal())
+        {
+            await using LiveModel first = LiveTestKit.Create(Deterministic, new LiveModelServices { Journal = journal, Snapshots = snapshots });
+            await LearnAll(first, Before[..2]);
+            await first.SnapshotAsync("older");
+            await LearnAll(first, Before[2..]);
+            newest = await first.SnapshotAsync("newer");
+            await LearnAll(first, After);
+        }
+
+        string trainer = Path.Combine(snapshots.DirectoryOf(newest.Id), "trainer.safetensors");
+        byte[] bytes = File.ReadAllBytes(trainer);
+        bytes[^3] ^= 0x01;
+        File.WriteAllBytes(trainer, bytes);
+
+        await using (FileFeedbackJournal journal = OpenJournal())
+        {
+            var ledger = new Governance.InMemoryLedger();
+            await using LiveModel restarted = LiveTestKit.Create(Deterministic, new LiveModelServices { Journal = journal, Snapshots = snapshots, Ledger = ledger });
+            await restarted.WaitForIdleAsync();
+            Assert.That(restarted.Version.ContentHash, Is.EqualTo(expected), "older snapshot + 6 journal items = the uninterrupted run");
+            Assert.That(ledger.Entries.Select(e => e.Message), Has.Some.Contains("is damaged and was skipped"));
         }
     }
 
@@ -168,6 +205,10 @@ public sealed class LiveModelRecoveryTests
             }
 
             await model.WaitForIdleAsync();
+            await model.SnapshotAsync("before the restart");
+            await model.LearnAsync(After[0]);
+            await model.LearnAsync(After[1]);
+            await model.WaitForIdleAsync();
             before = model.Version.ContentHash;
         }
 
@@ -177,6 +218,7 @@ public sealed class LiveModelRecoveryTests
             await model.WaitForIdleAsync();
             Assert.That(model.Version.ContentHash, Is.EqualTo(before));
             Assert.That(provider.GetRequiredService<IFeedbackJournal>(), Is.TypeOf<FileFeedbackJournal>());
+            Assert.That(provider.GetRequiredService<ISnapshotStore>(), Is.TypeOf<FileSnapshotStore>());
         }
 
         static ServiceProvider Build(string journalDir)
@@ -184,6 +226,7 @@ public sealed class LiveModelRecoveryTests
             var services = new ServiceCollection();
             services.AddLiveLearning()
                 .UseFileJournal(new FileFeedbackJournalOptions { Directory = journalDir })
+                .UseFileSnapshotStore(journalDir + "-snapshots")
                 .AddLoraModel("assistant", o =>
                 {
                     o.ModelDirectory = LiveTestKit.ModelDirectory;

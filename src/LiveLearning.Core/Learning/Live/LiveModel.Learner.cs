@@ -537,12 +537,30 @@ public sealed partial class LiveModel
     private async Task RecoverAsync(LiveScope scope, CancellationToken cancellationToken)
     {
         IReadOnlyList<SnapshotInfo> stored = await _snapshots.ListAsync(scope.Name, cancellationToken).ConfigureAwait(false);
-        SnapshotInfo? newest = stored.LastOrDefault(s => s.Model == Name);
         string? restoredFrom = null;
-        if (newest is not null)
+        Snapshot? snapshot = null;
+        foreach (SnapshotInfo candidate in stored.Where(s => s.Model == Name).Reverse())
         {
-            Snapshot snapshot = await _snapshots.LoadAsync(newest.Id, cancellationToken).ConfigureAwait(false)
-                ?? throw new KeyNotFoundException($"Snapshot '{newest.Id}' is listed but could not be loaded.");
+            try
+            {
+                snapshot = await _snapshots.LoadAsync(candidate.Id, cancellationToken).ConfigureAwait(false);
+            }
+            catch (StorageCorruptedException ex)
+            {
+                // A damaged snapshot is never loaded: the next older one is tried, and the journal covers the difference
+                // as far as it still reaches.
+                Log.SnapshotUnreadable(_logger, ex, scope.Name, candidate.Id);
+                Record(scope.Name, LedgerEvent.Recovered, $"Snapshot {candidate.Id} is damaged and was skipped: {ex.Message}");
+            }
+
+            if (snapshot is not null)
+            {
+                break;
+            }
+        }
+
+        if (snapshot is not null)
+        {
             scope.Trainer.Restore(snapshot.Trainer);
             scope.Replay = ReplayBuffer.Deserialize(snapshot.Replay.Span);
             scope.KtoReference = snapshot.KtoReferencePoint;

@@ -52,4 +52,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 16, Level = LogLevel.Information, Message = "Scope {Scope} recovered from snapshot {Snapshot} and {Items} journal items; now at {Version}")]
     public static partial void Recovered(ILogger logger, string scope, string snapshot, long items, string version);
+
+    [LoggerMessage(EventId = 17, Level = LogLevel.Error, Message = "Scope {Scope}: snapshot {Snapshot} is damaged and was skipped")]
+    public static partial void SnapshotUnreadable(ILogger logger, Exception exception, string scope, string snapshot);
 }
