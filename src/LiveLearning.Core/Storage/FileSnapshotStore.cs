@@ -50,6 +50,7 @@ public sealed class FileSnapshotStore : ISnapshotStore
         _snapshots = Path.Combine(_root, "snapshots");
         _key = key;
         Directory.CreateDirectory(_snapshots);
+        RecoverLeftovers();
     }
 
     /// <summary>The store's root directory.</summary>
@@ -69,7 +70,7 @@ public sealed class FileSnapshotStore : ISnapshotStore
         var files = new Dictionary<string, byte[]>(StringComparer.Ordinal)
         {
             [AdapterFile] = SafeTensorsWriter.Serialize(Entries(snapshot.Weights.Tensors), WithoutConfig(snapshot.Weights.Metadata)),
-            [TrainerFile] = SafeTensorsWriter.Serialize(Entries(snapshot.Trainer.Tensors)),
+            [TrainerFile] = SafeTensorsWriter.Serialize(Entries(snapshot.Trainer.Tensors), TrainerHeader(snapshot.Trainer)),
             [ReplayFile] = snapshot.Replay.ToArray(),
             [StateFile] = Encoding.UTF8.GetBytes(StateJson(snapshot).ToJsonString(Json)),
         };
@@ -111,10 +112,20 @@ public sealed class FileSnapshotStore : ISnapshotStore
                 Directory.Move(final, aside);
             }
 
-            Directory.Move(temp, final);
+            try
+            {
+                Directory.Move(temp, final);
+            }
+            catch when (aside is not null)
+            {
+                // Put the old copy back so a failed replace loses nothing.
+                Directory.Move(aside, final);
+                throw;
+            }
+
             if (aside is not null)
             {
-                Directory.Delete(aside, recursive: true);
+                DeleteBestEffort(aside);
             }
         }
         catch
@@ -139,41 +150,60 @@ public sealed class FileSnapshotStore : ISnapshotStore
     {
         ArgumentException.ThrowIfNullOrEmpty(id);
         string dir = DirectoryOf(id);
-        if (!File.Exists(Path.Combine(dir, Manifest)))
-        {
-            return null;
-        }
 
-        Dictionary<string, byte[]> files = await ReadVerifiedAsync(dir, id, cancellationToken).ConfigureAwait(false);
-        return Parse(dir, files);
+        // Under the gate, so a load never sees a snapshot half-way through being replaced or deleted.
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (!File.Exists(Path.Combine(dir, Manifest)))
+            {
+                return null;
+            }
+
+            Dictionary<string, byte[]> files = await ReadVerifiedAsync(dir, id, cancellationToken).ConfigureAwait(false);
+            return Parse(dir, files);
+        }
+        finally
+        {
+            _gate.Release();
+        }
     }
 
     /// <inheritdoc />
     public async ValueTask<IReadOnlyList<SnapshotInfo>> ListAsync(string? scope, CancellationToken cancellationToken)
     {
         var infos = new List<SnapshotInfo>();
-        foreach (string dir in Directory.GetDirectories(_snapshots))
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            if (Path.GetFileName(dir).StartsWith('.'))
+            foreach (string dir in Directory.GetDirectories(_snapshots))
             {
-                continue;
-            }
-
-            try
-            {
-                byte[] state = (await ReadVerifiedAsync(dir, expectedId: null, cancellationToken, only: StateFile).ConfigureAwait(false))[StateFile];
-                SnapshotInfo info = ParseState(Path.Combine(dir, StateFile), state).Info;
-                if (scope is null || info.Scope == scope)
+                cancellationToken.ThrowIfCancellationRequested();
+                if (Path.GetFileName(dir).StartsWith('.'))
                 {
-                    infos.Add(info);
+                    continue;
+                }
+
+                try
+                {
+                    byte[] state = (await ReadVerifiedAsync(dir, expectedId: null, cancellationToken, only: StateFile).ConfigureAwait(false))[StateFile];
+                    SnapshotInfo info = ParseState(Path.Combine(dir, StateFile), state).Info;
+                    if (scope is null || info.Scope == scope)
+                    {
+                        infos.Add(info);
+                    }
+                }
+                catch (IOException ex) when (ex is not StorageKeyMismatchException)
+                {
+                    // A snapshot whose manifest or state is damaged is not listed (VerifyAsync reports it); listing checks
+                    // only those two files, a load checks every file. A wrong key is not damage: it is thrown, so a
+                    // restart with the wrong key fails loudly instead of starting from nothing.
                 }
             }
-            catch (IOException)
-            {
-                // A snapshot whose manifest or state is damaged is not listed (VerifyAsync reports it); listing checks
-                // only those two files, a load checks every file.
-            }
+        }
+        finally
+        {
+            _gate.Release();
         }
 
         return [.. infos.OrderBy(i => i.CreatedAt).ThenBy(i => i.Id, StringComparer.Ordinal)];
@@ -185,21 +215,30 @@ public sealed class FileSnapshotStore : ISnapshotStore
     public async ValueTask<IReadOnlyList<(string Directory, string Problem)>> VerifyAsync(CancellationToken cancellationToken)
     {
         var problems = new List<(string, string)>();
-        foreach (string dir in Directory.GetDirectories(_snapshots))
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
         {
-            if (Path.GetFileName(dir).StartsWith('.'))
+            foreach (string dir in Directory.GetDirectories(_snapshots))
             {
-                continue;
-            }
+                cancellationToken.ThrowIfCancellationRequested();
+                if (Path.GetFileName(dir).StartsWith('.'))
+                {
+                    continue;
+                }
 
-            try
-            {
-                Parse(dir, await ReadVerifiedAsync(dir, expectedId: null, cancellationToken).ConfigureAwait(false));
+                try
+                {
+                    Parse(dir, await ReadVerifiedAsync(dir, expectedId: null, cancellationToken).ConfigureAwait(false));
+                }
+                catch (IOException ex)
+                {
+                    problems.Add((dir, ex.Message));
+                }
             }
-            catch (IOException ex)
-            {
-                problems.Add((dir, ex.Message));
-            }
+        }
+        finally
+        {
+            _gate.Release();
         }
 
         return problems;
@@ -231,7 +270,7 @@ public sealed class FileSnapshotStore : ISnapshotStore
 
             string aside = Path.Combine(_snapshots, $".tmp-del-{Guid.NewGuid():N}");
             Directory.Move(dir, aside);
-            Directory.Delete(aside, recursive: true);
+            DeleteBestEffort(aside);
             return true;
         }
         finally
@@ -328,6 +367,70 @@ public sealed class FileSnapshotStore : ISnapshotStore
         string name = b.ToString();
         return name.Length <= 200 ? name : string.Concat(name.AsSpan(0, 150), "~", Convert.ToHexStringLower(SHA256.HashData(utf8)).AsSpan(0, 32));
     }
+
+    /// <summary>
+    /// Cleans up after a crash: a snapshot moved aside for a replacement that never arrived (<c>.tmp-old-</c>) is moved
+    /// back, an interrupted deletion (<c>.tmp-del-</c>) is finished. An unfinished save (<c>.tmp-</c>) is left alone (it
+    /// may be another instance's, in progress); no listing or load ever sees it.
+    /// </summary>
+    private void RecoverLeftovers()
+    {
+        foreach (string dir in Directory.GetDirectories(_snapshots, ".tmp-*"))
+        {
+            string name = Path.GetFileName(dir);
+            if (name.StartsWith(".tmp-del-", StringComparison.Ordinal))
+            {
+                DeleteBestEffort(dir);
+                continue;
+            }
+
+            if (!name.StartsWith(".tmp-old-", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            try
+            {
+                if (JsonNode.Parse(File.ReadAllBytes(Path.Combine(dir, Manifest)))?["id"]?.GetValue<string>() is { Length: > 0 } id
+                    && DirectoryOf(id) is { } final)
+                {
+                    if (Directory.Exists(final))
+                    {
+                        DeleteBestEffort(dir);
+                    }
+                    else
+                    {
+                        Directory.Move(dir, final);
+                    }
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JsonException or InvalidOperationException or ArgumentException)
+            {
+                // Not recoverable: left as it is, out of sight.
+            }
+        }
+    }
+
+    /// <summary>Removes a directory already moved aside (a <c>.tmp-</c> name no listing or load sees); a failure leaves only litter.</summary>
+    private static void DeleteBestEffort(string directory)
+    {
+        try
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // The snapshot is already out of sight; the leftover is harmless.
+        }
+        catch (UnauthorizedAccessException)
+        {
+            // Same as above.
+        }
+    }
+
+    /// <summary>The trainer file's <c>__metadata__</c>: the trainer metadata and the step (for readers of the file alone; state.json is what a load reads).</summary>
+    private static Dictionary<string, string> TrainerHeader(TrainerState trainer)
+        => new(trainer.Metadata, StringComparer.Ordinal) { ["step"] = trainer.Step.ToString(CultureInfo.InvariantCulture) };
 
     private static byte[] Associated(string id, string file) => Encoding.UTF8.GetBytes(id + "/" + file);
 

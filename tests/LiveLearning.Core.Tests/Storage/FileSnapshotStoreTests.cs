@@ -178,6 +178,7 @@ public sealed class FileSnapshotStoreTests
         using var wrong = new StorageKey(StorageKey.NewKey());
         Assert.That(async () => await new FileSnapshotStore(_root, wrong).LoadAsync("sealed", CancellationToken.None), Throws.TypeOf<StorageKeyMismatchException>().With.Message.Contains("different key"));
         Assert.That(async () => await new FileSnapshotStore(_root).LoadAsync("sealed", CancellationToken.None), Throws.TypeOf<StorageKeyMismatchException>());
+        Assert.That(async () => await new FileSnapshotStore(_root, wrong).ListAsync(null, CancellationToken.None), Throws.TypeOf<StorageKeyMismatchException>(), "a listing under the wrong key fails rather than showing an empty store");
     }
 
     [Test]
@@ -199,6 +200,102 @@ public sealed class FileSnapshotStoreTests
         Assert.That((await store.LoadAsync("same", CancellationToken.None))!.Info.Label, Is.EqualTo("second"));
         Assert.That(Directory.GetDirectories(Path.Combine(_root, "snapshots")), Has.Length.EqualTo(1));
     }
+
+    [Test]
+    public async Task TheTrainerFileCarriesTheStepAndMetadataInItsHeader()
+    {
+        var store = new FileSnapshotStore(_root);
+        await store.SaveAsync(MakeSnapshot("t", null), CancellationToken.None);
+        using SafeTensorsFile trainer = SafeTensorsFile.Open(Path.Combine(store.DirectoryOf("t"), "trainer.safetensors"));
+        Assert.That(trainer.Metadata, Is.EquivalentTo(new Dictionary<string, string> { ["step"] = "42", ["optimizer"] = "adamw" }));
+    }
+
+    [Test]
+    public async Task ASnapshotMovedAsideByAnInterruptedReplaceIsRecoveredWhenTheStoreOpens()
+    {
+        var store = new FileSnapshotStore(_root);
+        await store.SaveAsync(MakeSnapshot("kept", "old"), CancellationToken.None);
+        string aside = Path.Combine(_root, "snapshots", ".tmp-old-" + Guid.NewGuid().ToString("N"));
+        Directory.Move(store.DirectoryOf("kept"), aside);
+        string deletion = Path.Combine(_root, "snapshots", ".tmp-del-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(deletion);
+        var reopened = new FileSnapshotStore(_root);
+        Assert.That((await reopened.LoadAsync("kept", CancellationToken.None))!.Info.Label, Is.EqualTo("old"));
+        Assert.That(Directory.Exists(aside) || Directory.Exists(deletion), Is.False);
+    }
+
+    [Test]
+    public async Task LoadsDuringRepeatedReplacementsAlwaysSeeAWholeSnapshot()
+    {
+        var store = new FileSnapshotStore(_root);
+        await store.SaveAsync(MakeSnapshot("busy", "0"), CancellationToken.None);
+        Task writer = Task.Run(async () =>
+        {
+            for (int i = 1; i <= 20; i++)
+            {
+                await store.SaveAsync(MakeSnapshot("busy", i.ToString(System.Globalization.CultureInfo.InvariantCulture)), CancellationToken.None);
+            }
+        });
+        while (!writer.IsCompleted)
+        {
+            Snapshot? loaded = await store.LoadAsync("busy", CancellationToken.None);
+            Assert.That(loaded, Is.Not.Null);
+            Assert.That(await store.ListAsync(null, CancellationToken.None), Has.Count.EqualTo(1));
+        }
+
+        await writer;
+        Assert.That((await store.LoadAsync("busy", CancellationToken.None))!.Info.Label, Is.EqualTo("20"));
+    }
+
+    [Test]
+    public void SnapshotDiffGivesPerTensorAndTotalNormsAndTheLearningBetween()
+    {
+        Snapshot from = WithWeights(MakeSnapshot("from", null), ("a", [2], [1f, 2f]), ("same", [1], [3f]), ("gone", [2], [3f, 4f]), ("reshaped", [1], [6f]));
+        Snapshot to = WithWeights(MakeSnapshot("to", null), ("reshaped", [2], [0f, 8f]), ("a", [2], [4f, -2f]), ("same", [1], [3f]), ("new", [3], [0f, 5f, 12f])) with
+        {
+            Trainer = new TrainerState(50, [], new Dictionary<string, string>()),
+            JournalPosition = 30,
+        };
+        to = to with { Info = to.Info with { Version = to.Info.Version with { Items = 19 } } };
+
+        SnapshotDifference d = SnapshotDiff.Compare(from, to);
+
+        Assert.That(d.Tensors.Select(t => (t.Name, t.Change)), Is.EqualTo(new[]
+        {
+            ("reshaped", TensorChangeKind.Reshaped), ("a", TensorChangeKind.Changed), ("same", TensorChangeKind.Unchanged), ("new", TensorChangeKind.Added), ("gone", TensorChangeKind.Removed),
+        }));
+        Assert.That(d.Tensors.Select(t => t.ChangeNorm), Is.EqualTo(new[] { 10.0, 5.0, 0.0, 13.0, 5.0 }).Within(1e-12));
+        Assert.That(d.TotalChangeNorm, Is.EqualTo(Math.Sqrt(100 + 25 + 169 + 25)).Within(1e-12));
+        Assert.That((d.Steps, d.Items, d.FromJournalPosition, d.ToJournalPosition), Is.EqualTo((8L, 8L, 12L, 30L)));
+        Assert.That((d.From.Id, d.To.Id), Is.EqualTo(("from", "to")));
+        Assert.That(() => SnapshotDiff.Compare(from, WithWeights(to, ("x", [1], [1f]), ("x", [1], [2f]))), Throws.ArgumentException);
+    }
+
+    [Test]
+    public async Task PruneKeepsTheNewestPerModelAndScopeAndEveryAliasedOne()
+    {
+        var store = new FileSnapshotStore(_root);
+        for (int i = 0; i < 5; i++)
+        {
+            await store.SaveAsync(MakeSnapshot($"d{i}", null, minutes: i), CancellationToken.None);
+            await store.SaveAsync(MakeSnapshot($"o{i}", null, minutes: i, scope: "other"), CancellationToken.None);
+            Snapshot other = MakeSnapshot($"n{i}", null, minutes: i);
+            await store.SaveAsync(other with { Info = other.Info with { Model = "another-model" } }, CancellationToken.None);
+        }
+
+        await store.SetAliasAsync("production", "d0", CancellationToken.None);
+        IReadOnlyList<string> deleted = await new SnapshotRetention { KeepLast = 3 }.PruneAsync(store, CancellationToken.None);
+
+        Assert.That(deleted, Is.EqualTo(new[] { "n0", "o0", "d1", "n1", "o1" }), "oldest first, never the aliased d0");
+        Assert.That((await store.ListAsync(null, CancellationToken.None)).Select(i => i.Id), Is.EqualTo(new[] { "d0", "d2", "n2", "o2", "d3", "n3", "o3", "d4", "n4", "o4" }));
+        Assert.That(await new SnapshotRetention { KeepLast = 3 }.PruneAsync(store, CancellationToken.None), Is.Empty, "pruning again changes nothing");
+        Assert.That(await new SnapshotRetention { KeepLast = 3, KeepAliased = false }.PruneAsync(store, CancellationToken.None), Is.EqualTo(new[] { "d0" }));
+        Assert.That(await store.ListAliasesAsync(CancellationToken.None), Is.Empty);
+        Assert.That(() => new SnapshotRetention { KeepLast = 0 }.PruneAsync(store, CancellationToken.None).AsTask(), Throws.InstanceOf<ArgumentOutOfRangeException>());
+    }
+
+    private static Snapshot WithWeights(Snapshot snapshot, params (string Name, int[] Shape, float[] Values)[] tensors)
+        => snapshot with { Weights = new AdapterWeightsData([.. tensors.Select(t => new NamedTensor(t.Name, t.Shape, t.Values))], new Dictionary<string, string>()) };
 
     private void AssertEverythingInsideRoot()
     {
