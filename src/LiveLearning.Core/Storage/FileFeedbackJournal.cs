@@ -160,7 +160,17 @@ public sealed class FileFeedbackJournal : IFeedbackJournal, IAsyncDisposable, ID
                 continue;
             }
 
-            byte[] data = await File.ReadAllBytesAsync(segments[i].Path, cancellationToken).ConfigureAwait(false);
+            byte[] data;
+            try
+            {
+                data = await File.ReadAllBytesAsync(segments[i].Path, cancellationToken).ConfigureAwait(false);
+            }
+            catch (FileNotFoundException)
+            {
+                // Removed by retention since the listing: its records were no longer needed by anyone.
+                continue;
+            }
+
             foreach ((long sequence, int offset, int length) in Scan(segments[i].Path, data, torn: out _, allowTorn: true))
             {
                 if (sequence > upTo)
