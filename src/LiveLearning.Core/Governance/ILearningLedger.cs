@@ -85,13 +85,29 @@ public sealed record LedgerEntry(DateTimeOffset At, string Model, string Scope, 
 
     /// <summary>A step's loss.</summary>
     public double? Loss { get; init; }
+
+    /// <summary>Who asked for it (owner actions), when the caller said.</summary>
+    public string? Actor { get; init; }
+
+    /// <summary>The entry's position in its ledger's chain (1 for the first), set by <see cref="LedgerChain.Seal"/>.</summary>
+    public long Index { get; init; }
+
+    /// <summary>The previous entry's <see cref="Hash"/> (empty for the first).</summary>
+    public string PreviousHash { get; init; } = string.Empty;
+
+    /// <summary>SHA-256 (hex) over this entry's fields and <see cref="PreviousHash"/>, set by <see cref="LedgerChain.Seal"/>.</summary>
+    public string Hash { get; init; } = string.Empty;
 }
 
-/// <summary>The default ledger: the most recent entries in memory (a durable ledger replaces it in production).</summary>
+/// <summary>
+/// The default ledger: the most recent entries in memory (a durable ledger replaces it in production), hash-chained
+/// like every ledger (<see cref="LedgerChain"/>); once the capacity drops old entries, the oldest kept one anchors the chain.
+/// </summary>
 public sealed class InMemoryLedger : ILearningLedger
 {
     private readonly Queue<LedgerEntry> _entries = new();
     private readonly int _capacity;
+    private LedgerEntry? _last;
 
     /// <summary>Keeps the last <paramref name="capacity"/> entries.</summary>
     /// <param name="capacity">Entries kept (at least 1). Default 10 000.</param>
@@ -124,7 +140,8 @@ public sealed class InMemoryLedger : ILearningLedger
                 _entries.Dequeue();
             }
 
-            _entries.Enqueue(entry);
+            _last = LedgerChain.Seal(entry, _last);
+            _entries.Enqueue(_last);
         }
 
         return ValueTask.CompletedTask;
