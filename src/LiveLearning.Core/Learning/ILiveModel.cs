@@ -127,11 +127,13 @@ public interface ILiveModel : IChatClient, IAsyncDisposable
     /// it. From a version kept in memory the optimizer moments start fresh; from a snapshot's version the whole learning
     /// state is restored exactly (weights, moments, replay buffer, KTO reference). The version id names the scope.
     /// </summary>
-    /// <param name="versionId">A version id from <see cref="GetVersionHistory"/>, or a snapshot's version.</param>
+    /// <param name="versionId">A version id from <see cref="GetVersionHistory"/> or a snapshot's version (<c>scope@number</c>), or a snapshot alias such as <c>last-good</c>.</param>
+    /// <param name="reason">Why (recorded in the ledger).</param>
+    /// <param name="actor">Who asks (recorded in the ledger).</param>
     /// <param name="cancellationToken">Cancels the wait for the learner.</param>
     /// <returns>The new current version.</returns>
-    /// <exception cref="KeyNotFoundException">No kept version or snapshot has that id.</exception>
-    Task<AdapterVersion> RollbackAsync(string versionId, CancellationToken cancellationToken = default);
+    /// <exception cref="KeyNotFoundException">No kept version, snapshot or alias has that name.</exception>
+    Task<AdapterVersion> RollbackAsync(string versionId, string? reason = null, string? actor = null, CancellationToken cancellationToken = default);
 
     /// <summary>Creates a scope at run time (e.g. a new user's adapter over the organisation's).</summary>
     /// <param name="options">The scope.</param>

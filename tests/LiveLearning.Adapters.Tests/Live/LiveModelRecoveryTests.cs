@@ -120,6 +120,27 @@ public sealed class LiveModelRecoveryTests
     }
 
     [Test]
+    public async Task RollbackByAliasRestoresThatSnapshotAndRecordsWhoAndWhy()
+    {
+        var snapshots = new FileSnapshotStore(Path.Combine(_dir, "snapshots"));
+        var ledger = new Governance.InMemoryLedger();
+        await using LiveModel model = LiveTestKit.Create(Deterministic, new LiveModelServices { Snapshots = snapshots, Ledger = ledger });
+        await LearnAll(model, Before);
+        SnapshotInfo good = await model.SnapshotAsync("good");
+        await snapshots.SetAliasAsync("last-good", good.Id, CancellationToken.None);
+        await LearnAll(model, After);
+        Assert.That(model.Version.ContentHash, Is.Not.EqualTo(good.Version.ContentHash));
+
+        AdapterVersion rolled = await model.RollbackAsync("last-good", reason: "answers regressed", actor: "ops@example");
+        Assert.That(rolled.ContentHash, Is.EqualTo(good.Version.ContentHash));
+        Governance.LedgerEntry entry = ledger.Entries.Last(e => e.Event == Governance.LedgerEvent.RolledBack);
+        Assert.That(entry.Actor, Is.EqualTo("ops@example"));
+        Assert.That(entry.Message, Does.Contain("answers regressed").And.Contain(good.Id));
+        Assert.That(Governance.LedgerChain.Verify(ledger.Entries).Valid, Is.True);
+        Assert.That(async () => await model.RollbackAsync("no-such-alias"), Throws.InstanceOf<KeyNotFoundException>().With.Message.Contains("no-such-alias"));
+    }
+
+    [Test]
     public async Task WithoutASnapshotTheWholeJournalIsLearnedAgain()
     {
         string expected;

@@ -439,7 +439,7 @@ public sealed partial class LiveModel
             case RollbackWork rollback:
                 try
                 {
-                    rollback.Done.TrySetResult(await RollBackAsync(scope, rollback.VersionId, cancellationToken).ConfigureAwait(false));
+                    rollback.Done.TrySetResult(await RollBackAsync(scope, rollback, cancellationToken).ConfigureAwait(false));
                 }
                 catch (Exception ex)
                 {
@@ -497,18 +497,19 @@ public sealed partial class LiveModel
         return info;
     }
 
-    private async Task<AdapterVersion> RollBackAsync(LiveScope scope, string versionId, CancellationToken cancellationToken)
+    private async Task<AdapterVersion> RollBackAsync(LiveScope scope, RollbackWork request, CancellationToken cancellationToken)
     {
+        string versionId = request.VersionId;
         await SettleAsync(scope, cancellationToken).ConfigureAwait(false);
         PublishedVersion current = scope.Current;
-        if (scope.FindVersion(versionId) is { } kept)
+        if (request.SnapshotId is null && scope.FindVersion(versionId) is { } kept)
         {
             scope.Trainer.Reset(kept.Weights);
         }
         else
         {
             IReadOnlyList<SnapshotInfo> stored = await _snapshots.ListAsync(scope.Name, cancellationToken).ConfigureAwait(false);
-            SnapshotInfo info = stored.LastOrDefault(s => s.Model == Name && s.Version.Id == versionId)
+            SnapshotInfo info = stored.LastOrDefault(s => s.Model == Name && (request.SnapshotId is null ? s.Version.Id == versionId : s.Id == request.SnapshotId))
                 ?? throw new KeyNotFoundException($"Version '{versionId}' is neither among the {scope.HistoryCapacity} versions kept in memory nor in a snapshot.");
             Snapshot snapshot = await _snapshots.LoadAsync(info.Id, cancellationToken).ConfigureAwait(false)
                 ?? throw new KeyNotFoundException($"Snapshot '{info.Id}' of version '{versionId}' could not be loaded.");
@@ -523,7 +524,9 @@ public sealed partial class LiveModel
         PublishedVersion rolled = NewVersion(scope, scope.Trainer.Publish(), scope.Parent?.Current ?? current.Base, versionId, "rollback");
         Promote(scope, rolled);
         Log.RolledBack(_logger, scope.Name, versionId, rolled.Info.Id);
-        Record(scope.Name, LedgerEvent.RolledBack, $"Rolled back from {current.Info.Id} to the weights of {versionId}, published as {rolled.Info.Id}.", versionId: rolled.Info.Id);
+        string why = request.Reason is null ? string.Empty : $" Reason: {request.Reason}";
+        string via = request.SnapshotId is null ? string.Empty : $" (snapshot {request.SnapshotId})";
+        Record(scope.Name, LedgerEvent.RolledBack, $"Rolled back from {current.Info.Id} to the weights of {versionId}{via}, published as {rolled.Info.Id}.{why}", versionId: rolled.Info.Id, actor: request.Actor);
         return rolled.Info;
     }
 

@@ -277,15 +277,26 @@ public sealed partial class LiveModel : ILiveModel
     }
 
     /// <inheritdoc />
-    public async Task<AdapterVersion> RollbackAsync(string versionId, CancellationToken cancellationToken = default)
+    public async Task<AdapterVersion> RollbackAsync(string versionId, string? reason = null, string? actor = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(versionId);
         ThrowIfDisposed();
+        string? snapshotId = null;
+        if (SnapshotAliases.IsValid(versionId) && !versionId.Contains('@', StringComparison.Ordinal))
+        {
+            // An alias names a snapshot; its version names the scope.
+            IReadOnlyDictionary<string, string> aliases = await _snapshots.ListAliasesAsync(cancellationToken).ConfigureAwait(false);
+            snapshotId = aliases.TryGetValue(versionId, out string? id) ? id : throw new KeyNotFoundException($"'{versionId}' is neither a version id (scope@number) nor a snapshot alias.");
+            SnapshotInfo info = (await _snapshots.ListAsync(null, cancellationToken).ConfigureAwait(false)).FirstOrDefault(i => i.Id == snapshotId && i.Model == Name)
+                ?? throw new KeyNotFoundException($"Alias '{versionId}' points at snapshot '{SnapshotAliases.Printable(snapshotId)}', which is not a readable snapshot of model '{Name}'.");
+            versionId = info.Version.Id;
+        }
+
         int at = versionId.LastIndexOf('@');
         string scopeName = at > 0 ? versionId[..at] : throw new KeyNotFoundException($"'{versionId}' is not a version id (expected scope@number).");
         LiveScope s = _scopes.TryGetValue(scopeName, out LiveScope? found) ? found : throw new KeyNotFoundException($"Version '{versionId}': the model has no scope '{scopeName}'.");
         var done = new TaskCompletionSource<AdapterVersion>(TaskCreationOptions.RunContinuationsAsynchronously);
-        Post(s, new RollbackWork(versionId, done));
+        Post(s, new RollbackWork(versionId, done) { SnapshotId = snapshotId, Reason = reason, Actor = actor });
         return await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -573,7 +584,7 @@ public sealed partial class LiveModel : ILiveModel
         }
     }
 
-    private void Record(string scope, LedgerEvent kind, string message, long? sequence = null, string? source = null, string? rule = null, string? versionId = null, IReadOnlyList<long>? items = null, double? loss = null)
+    private void Record(string scope, LedgerEvent kind, string message, long? sequence = null, string? source = null, string? rule = null, string? versionId = null, IReadOnlyList<long>? items = null, double? loss = null, string? actor = null)
     {
         var entry = new LedgerEntry(_time.GetUtcNow(), Name, scope, kind, message)
         {
@@ -583,6 +594,7 @@ public sealed partial class LiveModel : ILiveModel
             VersionId = versionId,
             Items = items,
             Loss = loss,
+            Actor = actor,
         };
         try
         {

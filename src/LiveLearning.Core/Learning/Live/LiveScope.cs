@@ -24,7 +24,17 @@ internal sealed record BarrierWork(TaskCompletionSource Done) : WorkItem;
 internal sealed record SnapshotWork(string? Label, TaskCompletionSource<SnapshotInfo> Done) : WorkItem;
 
 /// <summary>Makes a kept version's weights current.</summary>
-internal sealed record RollbackWork(string VersionId, TaskCompletionSource<AdapterVersion> Done) : WorkItem;
+internal sealed record RollbackWork(string VersionId, TaskCompletionSource<AdapterVersion> Done) : WorkItem
+{
+    /// <summary>The snapshot to restore (an alias resolved to it), or null to look the version up.</summary>
+    public string? SnapshotId { get; init; }
+
+    /// <summary>Why, as the owner said (recorded).</summary>
+    public string? Reason { get; init; }
+
+    /// <summary>Who asked (recorded).</summary>
+    public string? Actor { get; init; }
+}
 
 /// <summary>
 /// Wakes the learner after the parent scope published (the pending flag says so); the learner follows the parent
