@@ -176,14 +176,9 @@ public sealed class FileSnapshotStore : ISnapshotStore
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            foreach (string dir in Directory.GetDirectories(_snapshots))
+            foreach (string dir in SnapshotDirectories())
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                if (Path.GetFileName(dir).StartsWith('.'))
-                {
-                    continue;
-                }
-
                 try
                 {
                     byte[] state = (await ReadVerifiedAsync(dir, expectedId: null, cancellationToken, only: StateFile).ConfigureAwait(false))[StateFile];
@@ -218,14 +213,9 @@ public sealed class FileSnapshotStore : ISnapshotStore
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            foreach (string dir in Directory.GetDirectories(_snapshots))
+            foreach (string dir in SnapshotDirectories())
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                if (Path.GetFileName(dir).StartsWith('.'))
-                {
-                    continue;
-                }
-
                 try
                 {
                     Parse(dir, await ReadVerifiedAsync(dir, expectedId: null, cancellationToken).ConfigureAwait(false));
@@ -431,6 +421,9 @@ public sealed class FileSnapshotStore : ISnapshotStore
     /// <summary>The trainer file's <c>__metadata__</c>: the trainer metadata and the step (for readers of the file alone; state.json is what a load reads).</summary>
     private static Dictionary<string, string> TrainerHeader(TrainerState trainer)
         => new(trainer.Metadata, StringComparer.Ordinal) { ["step"] = trainer.Step.ToString(CultureInfo.InvariantCulture) };
+
+    /// <summary>The stored snapshots' directories (temporary and aside directories, which start with '.', excluded).</summary>
+    private IEnumerable<string> SnapshotDirectories() => Directory.GetDirectories(_snapshots).Where(d => !Path.GetFileName(d).StartsWith('.'));
 
     private static byte[] Associated(string id, string file) => Encoding.UTF8.GetBytes(id + "/" + file);
 
