@@ -86,12 +86,12 @@ public static class Activations
         }
     }
 
-    /// <summary>e^(−x): <see cref="FastExp"/> on the vector steps, <see cref="MathF.Exp"/> on the scalar tail.</summary>
+    /// <summary>e^(−x), with the library's exp on the scalar tail (<see cref="VecMath.ExpExactTail"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static TV ExpNegated<TV, TOps>(TV x)
         where TV : struct
         where TOps : struct, IVecOps<TV>
-        => TOps.Count == 1 ? TOps.Splat(MathF.Exp(-Unsafe.As<TV, float>(ref x))) : TOps.Exp(TOps.Negate(x));
+        => VecMath.ExpExactTail<TV, TOps>(TOps.Negate(x));
 
     /// <summary>Binds one activation to its buffers for <see cref="VecLoops.Map"/>.</summary>
     private unsafe struct ActivationMap<TOp> : IMapOp

@@ -85,14 +85,7 @@ public static class Softmax
             where TV : struct
             where TOps : struct, IVecOps<TV>
         {
-            if (TOps.Count == 1)
-            {
-                float v = MathF.Exp(X[i] - Shift);
-                E[i] = v;
-                return TOps.Add(acc, TOps.Splat(v));
-            }
-
-            TV ev = TOps.Exp(TOps.Subtract(TOps.Load(X + i), TOps.Splat(Shift)));
+            TV ev = VecMath.ExpExactTail<TV, TOps>(TOps.Subtract(TOps.Load(X + i), TOps.Splat(Shift)));
             TOps.Store(ev, E + i);
             return TOps.Add(acc, ev);
         }

@@ -187,6 +187,20 @@ internal readonly unsafe struct Scalar : IVecOps<float>
     public static float Exp(float x) => FastExp.Exp(x);
 }
 
+/// <summary>Helpers over <see cref="IVecOps{TV}"/> shared by the width-generic kernels.</summary>
+internal static class VecMath
+{
+    /// <summary>
+    /// e^x: <see cref="FastExp"/> on the vector widths, <see cref="MathF.Exp"/> on the scalar tail (the kernels that used
+    /// the library's exp for their tails keep its exact results).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV ExpExactTail<TV, TOps>(TV x)
+        where TV : struct
+        where TOps : struct, IVecOps<TV>
+        => TOps.Count == 1 ? TOps.Splat(MathF.Exp(Unsafe.As<TV, float>(ref x))) : TOps.Exp(x);
+}
+
 /// <summary>One element-wise step at one position, written once for every width.</summary>
 internal interface IMapOp
 {
