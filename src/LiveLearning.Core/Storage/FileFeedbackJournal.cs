@@ -51,6 +51,10 @@ public sealed record FileFeedbackJournalOptions
 /// given.</para>
 /// <para>After a write or flush fails, the journal refuses every later append (the failure is in the exception): an
 /// acknowledged item is never followed by a hole.</para>
+/// <para>Erasing (<see cref="EraseAsync"/>) turns records into tombstones in place: the payload is overwritten with zeros
+/// and the checksum recomputed, so sequence numbers and offsets stay as they were and nothing of the erased content
+/// remains in the file. The positions to erase are first written to an intent file (flushed), so a crash halfway is
+/// finished when the journal is next opened, and a record is never left half erased.</para>
 /// </remarks>
 public sealed class FileFeedbackJournal : IFeedbackJournal, IAsyncDisposable, IDisposable
 {
@@ -59,6 +63,7 @@ public sealed class FileFeedbackJournal : IFeedbackJournal, IAsyncDisposable, ID
     private const int HeaderBytes = 24;
     private const int FramingBytes = 8;
     private const int MaxRecordBytes = 256 << 20;
+    private const string EraseIntentFile = "erase-intent.bin";
 
     private readonly FileFeedbackJournalOptions _options;
     private readonly string _directory;
@@ -67,6 +72,9 @@ public sealed class FileFeedbackJournal : IFeedbackJournal, IAsyncDisposable, ID
     private readonly List<Segment> _segments = [];
     private readonly Task _writer;
     private readonly ArrayBufferWriter<byte> _encodeBuffer = new();
+
+    // Readers and an erase's in-place writes exclude each other: a reader never sees a record half erased.
+    private readonly SemaphoreSlim _files = new(1, 1);
     private FileStream? _tail;
     private long _last;
     private long _durableSequence;
@@ -100,6 +108,18 @@ public sealed class FileFeedbackJournal : IFeedbackJournal, IAsyncDisposable, ID
 
     /// <summary>The highest sequence number known durable.</summary>
     public long DurableSequence => Interlocked.Read(ref _durableSequence);
+
+    /// <inheritdoc />
+    public long RemovedThrough
+    {
+        get
+        {
+            lock (_segments)
+            {
+                return _segments.Count == 0 ? 0 : _segments[0].First - 1;
+            }
+        }
+    }
 
     /// <summary>Bytes of a torn tail cut off when the journal was opened (0 when the last write was whole).</summary>
     public long TornBytesCut { get; private set; }
@@ -160,12 +180,8 @@ public sealed class FileFeedbackJournal : IFeedbackJournal, IAsyncDisposable, ID
                 continue;
             }
 
-            byte[] data;
-            try
-            {
-                data = await File.ReadAllBytesAsync(segments[i].Path, cancellationToken).ConfigureAwait(false);
-            }
-            catch (FileNotFoundException)
+            byte[]? data = await ReadSegmentAsync(segments[i].Path, cancellationToken).ConfigureAwait(false);
+            if (data is null)
             {
                 // Removed by retention since the listing: its records were no longer needed by anyone.
                 continue;
@@ -178,13 +194,78 @@ public sealed class FileFeedbackJournal : IFeedbackJournal, IAsyncDisposable, ID
                     break;
                 }
 
-                if (sequence > afterSequence)
+                if (sequence > afterSequence && !IsTombstone(data.AsSpan(offset, length)))
                 {
                     cancellationToken.ThrowIfCancellationRequested();
                     yield return DecodePayload(segments[i].Path, data.AsSpan(offset, length), sequence, offset);
                 }
             }
         }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<int> EraseAsync(long afterSequence, Func<JournalRecord, bool> match, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(match);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+
+        // Only durable records are erased (a record still being written is erased by a later call).
+        long upTo = DurableSequence;
+        Segment[] segments;
+        lock (_segments)
+        {
+            segments = [.. _segments];
+        }
+
+        var targets = new List<EraseTarget>();
+        for (int i = 0; i < segments.Length; i++)
+        {
+            long nextFirst = i + 1 < segments.Length ? segments[i + 1].First : long.MaxValue;
+            if (nextFirst <= afterSequence + 1 || segments[i].First > upTo)
+            {
+                continue;
+            }
+
+            byte[]? data = await ReadSegmentAsync(segments[i].Path, cancellationToken).ConfigureAwait(false);
+            if (data is null)
+            {
+                continue;
+            }
+
+            foreach ((long sequence, int offset, int length) in Scan(segments[i].Path, data, torn: out _, allowTorn: true))
+            {
+                if (sequence > upTo)
+                {
+                    break;
+                }
+
+                if (sequence > afterSequence && !IsTombstone(data.AsSpan(offset, length)) && match(DecodePayload(segments[i].Path, data.AsSpan(offset, length), sequence, offset)))
+                {
+                    targets.Add(new EraseTarget(Path.GetFileName(segments[i].Path), offset - FramingBytes, length, sequence));
+                }
+            }
+        }
+
+        if (targets.Count == 0)
+        {
+            return 0;
+        }
+
+        await _files.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // Intent first (flushed), then the in-place writes, then the intent goes: a crash in between is finished on open.
+            string intent = Path.Combine(_directory, EraseIntentFile);
+            AtomicFile.Write(intent, stream => WriteIntent(stream, targets));
+            ApplyErase(targets);
+            File.Delete(intent);
+        }
+        finally
+        {
+            _files.Release();
+        }
+
+        return targets.Count;
     }
 
     /// <inheritdoc />
@@ -227,6 +308,129 @@ public sealed class FileFeedbackJournal : IFeedbackJournal, IAsyncDisposable, ID
 
     /// <summary>Same as <see cref="DisposeAsync"/>, waiting on the calling thread.</summary>
     public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    /// <summary>A segment's bytes, or null when retention removed it since it was listed.</summary>
+    private async ValueTask<byte[]?> ReadSegmentAsync(string path, CancellationToken cancellationToken)
+    {
+        await _files.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+        finally
+        {
+            _files.Release();
+        }
+    }
+
+    /// <summary>An erased record: its payload is all zeros (a live payload starts with a non-zero format version, and a
+    /// sealed one is a nonce and ciphertext, never all zeros).</summary>
+    private static bool IsTombstone(ReadOnlySpan<byte> body) => !body[8..].ContainsAnyExcept((byte)0);
+
+    /// <summary>The intent: magic, count, then (segment file name, frame offset, body length, sequence) each, and a CRC-32C of it all.</summary>
+    private static void WriteIntent(Stream stream, List<EraseTarget> targets)
+    {
+        using var content = new MemoryStream();
+        using (var writer = new BinaryWriter(content, System.Text.Encoding.UTF8, leaveOpen: true))
+        {
+            writer.Write(Magic);
+            writer.Write(targets.Count);
+            foreach (EraseTarget t in targets)
+            {
+                writer.Write(t.File);
+                writer.Write(t.FrameOffset);
+                writer.Write(t.BodyLength);
+                writer.Write(t.Sequence);
+            }
+        }
+
+        Span<byte> crc = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(crc, Crc32C.Compute(content.GetBuffer().AsSpan(0, (int)content.Length)));
+        stream.Write(content.GetBuffer().AsSpan(0, (int)content.Length));
+        stream.Write(crc);
+    }
+
+    /// <summary>Overwrites each target's payload with zeros and its checksum with the tombstone's, then flushes each file.
+    /// Idempotent, and a target whose frame is not the record it names is left alone.</summary>
+    private void ApplyErase(List<EraseTarget> targets)
+    {
+        foreach (IGrouping<string, EraseTarget> file in targets.GroupBy(t => t.File, StringComparer.Ordinal))
+        {
+            string path = Path.Combine(_directory, file.Key);
+            if (!File.Exists(path))
+            {
+                continue;
+            }
+
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
+            var framing = new byte[FramingBytes + 8];
+            foreach (EraseTarget t in file)
+            {
+                stream.Position = t.FrameOffset;
+                if (stream.Read(framing) != framing.Length
+                    || BinaryPrimitives.ReadInt32LittleEndian(framing) != t.BodyLength
+                    || BinaryPrimitives.ReadInt64LittleEndian(framing[FramingBytes..]) != t.Sequence)
+                {
+                    continue;
+                }
+
+                // body = sequence · zeros; one write covers checksum, sequence and payload.
+                var tail = new byte[4 + t.BodyLength];
+                Span<byte> body = tail.AsSpan(4);
+                BinaryPrimitives.WriteInt64LittleEndian(body, t.Sequence);
+                BinaryPrimitives.WriteUInt32LittleEndian(tail, Crc32C.Compute(body));
+                stream.Position = t.FrameOffset + 4;
+                stream.Write(tail);
+            }
+
+            stream.Flush(flushToDisk: true);
+        }
+    }
+
+    /// <summary>Finishes an erase a crash interrupted (its intent file is still there).</summary>
+    private void FinishInterruptedErase()
+    {
+        string intent = Path.Combine(_directory, EraseIntentFile);
+        if (!File.Exists(intent))
+        {
+            return;
+        }
+
+        byte[] data = File.ReadAllBytes(intent);
+        if (data.Length < 12 || Crc32C.Compute(data.AsSpan(0, data.Length - 4)) != BinaryPrimitives.ReadUInt32LittleEndian(data.AsSpan(data.Length - 4)))
+        {
+            // Written atomically (temporary file, flush, rename), so damage came afterwards: nothing is guessed.
+            throw new StorageCorruptedException(intent, null, "the erase intent fails its checksum");
+        }
+
+        var targets = new List<EraseTarget>();
+        using (var reader = new BinaryReader(new MemoryStream(data, 0, data.Length - 4), System.Text.Encoding.UTF8))
+        {
+            if (reader.ReadUInt32() != Magic)
+            {
+                throw new StorageCorruptedException(intent, 0, "not an erase intent file (bad magic number)");
+            }
+
+            int count = reader.ReadInt32();
+            for (int i = 0; i < count; i++)
+            {
+                string file = reader.ReadString();
+                if (file != Path.GetFileName(file) || !file.StartsWith("journal-", StringComparison.Ordinal))
+                {
+                    throw new StorageCorruptedException(intent, reader.BaseStream.Position, $"'{file}' is not a segment of this journal");
+                }
+
+                targets.Add(new EraseTarget(file, reader.ReadInt64(), reader.ReadInt32(), reader.ReadInt64()));
+            }
+        }
+
+        ApplyErase(targets);
+        File.Delete(intent);
+    }
 
     private byte[] EncodeFrame(JournalRecord record, long sequence)
     {
@@ -275,6 +479,7 @@ public sealed class FileFeedbackJournal : IFeedbackJournal, IAsyncDisposable, ID
     /// <summary>Reads the segment files, checks their headers and records, and cuts a torn tail off the newest.</summary>
     private void Open()
     {
+        FinishInterruptedErase();
         string[] files = [.. System.IO.Directory.GetFiles(_directory, "journal-*.seg").Order(StringComparer.Ordinal)];
         long last = 0;
         for (int i = 0; i < files.Length; i++)
@@ -295,7 +500,11 @@ public sealed class FileFeedbackJournal : IFeedbackJournal, IAsyncDisposable, ID
                 }
 
                 // Decoding proves the payload (and, encrypted, the key) good: an acknowledged record is never cut.
-                DecodePayload(path, data.AsSpan(offset, length), sequence, offset);
+                if (!IsTombstone(data.AsSpan(offset, length)))
+                {
+                    DecodePayload(path, data.AsSpan(offset, length), sequence, offset);
+                }
+
                 previous = sequence;
                 end = offset + length;
             }
@@ -525,4 +734,6 @@ public sealed class FileFeedbackJournal : IFeedbackJournal, IAsyncDisposable, ID
     private sealed record Pending(long Sequence, byte[] Frame, TaskCompletionSource Done);
 
     private sealed record Segment(string Path, long First);
+
+    private sealed record EraseTarget(string File, long FrameOffset, int BodyLength, long Sequence);
 }

@@ -15,6 +15,12 @@ public interface IFeedbackJournal
     /// <summary>The highest sequence number assigned so far (0 for none).</summary>
     long LastSequence { get; }
 
+    /// <summary>
+    /// The highest sequence number whose record the journal may no longer hold (retention or a capacity dropped it); 0
+    /// while everything ever appended is still readable. Rebuilding from an earlier point needs it to be below that point.
+    /// </summary>
+    long RemovedThrough { get; }
+
     /// <summary>Assigns <paramref name="record"/> the next sequence number and starts making it durable.</summary>
     /// <param name="record">The record (its <see cref="JournalRecord.Sequence"/> is ignored).</param>
     /// <returns>The sequence number and a task that completes when the record is durable.</returns>
@@ -34,6 +40,17 @@ public interface IFeedbackJournal
     /// <param name="cancellationToken">Cancels the removal.</param>
     /// <returns>The number of segments (or records, for the in-memory journal) removed.</returns>
     ValueTask<int> RemoveThroughAsync(long sequence, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Erases the durable records after <paramref name="afterSequence"/> that <paramref name="match"/> selects (forgetting
+    /// a source, discarding a quarantined item): they are never read again and their content is gone, while the other
+    /// records and every sequence number stay as they were.
+    /// </summary>
+    /// <param name="afterSequence">Records at or before it are not looked at (0 for all).</param>
+    /// <param name="match">Selects the records to erase.</param>
+    /// <param name="cancellationToken">Cancels before anything is erased.</param>
+    /// <returns>The number of records erased.</returns>
+    ValueTask<int> EraseAsync(long afterSequence, Func<JournalRecord, bool> match, CancellationToken cancellationToken);
 }
 
 /// <summary>The outcome of an append.</summary>
@@ -75,6 +92,7 @@ public sealed class InMemoryFeedbackJournal : IFeedbackJournal
     private readonly Queue<JournalRecord> _records = new();
     private readonly int _capacity;
     private long _last;
+    private long _removedThrough;
 
     /// <summary>Keeps the last <paramref name="capacity"/> records.</summary>
     /// <param name="capacity">Records kept (0 keeps none, only numbers). Default 10 000.</param>
@@ -88,17 +106,24 @@ public sealed class InMemoryFeedbackJournal : IFeedbackJournal
     public long LastSequence => Interlocked.Read(ref _last);
 
     /// <inheritdoc />
+    public long RemovedThrough => Interlocked.Read(ref _removedThrough);
+
+    /// <inheritdoc />
     public JournalAppend Append(JournalRecord record)
     {
         ArgumentNullException.ThrowIfNull(record);
         lock (_records)
         {
             long sequence = ++_last;
-            if (_capacity > 0)
+            if (_capacity == 0)
+            {
+                _removedThrough = sequence;
+            }
+            else
             {
                 if (_records.Count == _capacity)
                 {
-                    _records.Dequeue();
+                    _removedThrough = _records.Dequeue().Sequence;
                 }
 
                 _records.Enqueue(record with { Sequence = sequence });
@@ -134,11 +159,30 @@ public sealed class InMemoryFeedbackJournal : IFeedbackJournal
         {
             while (_records.Count > 0 && _records.Peek().Sequence <= sequence)
             {
-                _records.Dequeue();
+                _removedThrough = _records.Dequeue().Sequence;
                 removed++;
             }
         }
 
         return ValueTask.FromResult(removed);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<int> EraseAsync(long afterSequence, Func<JournalRecord, bool> match, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(match);
+        cancellationToken.ThrowIfCancellationRequested();
+        lock (_records)
+        {
+            JournalRecord[] kept = [.. _records.Where(r => r.Sequence <= afterSequence || !match(r))];
+            int erased = _records.Count - kept.Length;
+            _records.Clear();
+            foreach (JournalRecord r in kept)
+            {
+                _records.Enqueue(r);
+            }
+
+            return ValueTask.FromResult(erased);
+        }
     }
 }

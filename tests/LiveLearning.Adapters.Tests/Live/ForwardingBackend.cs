@@ -84,4 +84,8 @@ internal sealed class CapturingJournal : IFeedbackJournal
     public IAsyncEnumerable<JournalRecord> ReadAsync(long afterSequence, CancellationToken cancellationToken) => _inner.ReadAsync(afterSequence, cancellationToken);
 
     public ValueTask<int> RemoveThroughAsync(long sequence, CancellationToken cancellationToken) => _inner.RemoveThroughAsync(sequence, cancellationToken);
+
+    public long RemovedThrough => _inner.RemovedThrough;
+
+    public ValueTask<int> EraseAsync(long afterSequence, Func<JournalRecord, bool> match, CancellationToken cancellationToken) => _inner.EraseAsync(afterSequence, match, cancellationToken);
 }

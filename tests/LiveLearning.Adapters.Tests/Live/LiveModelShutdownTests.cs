@@ -202,6 +202,10 @@ public sealed class LiveModelShutdownTests
         public IAsyncEnumerable<Storage.JournalRecord> ReadAsync(long afterSequence, CancellationToken cancellationToken) => _inner.ReadAsync(afterSequence, cancellationToken);
 
         public ValueTask<int> RemoveThroughAsync(long sequence, CancellationToken cancellationToken) => _inner.RemoveThroughAsync(sequence, cancellationToken);
+
+        public long RemovedThrough => _inner.RemovedThrough;
+
+        public ValueTask<int> EraseAsync(long afterSequence, Func<Storage.JournalRecord, bool> match, CancellationToken cancellationToken) => _inner.EraseAsync(afterSequence, match, cancellationToken);
     }
 
     /// <summary>Flags a dispose that happens while a generation is running; holds the second pass until released.</summary>

@@ -219,6 +219,111 @@ public sealed class FileFeedbackJournalTests
         Assert.That(() => Open(o => o with { Key = same }), Throws.TypeOf<StorageCorruptedException>().With.Message.Contains("authentication"));
     }
 
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task ErasedRecordsAreGoneFromReadsAndBytesWhileNumberingStays(bool encrypted)
+    {
+        using var key = encrypted ? new StorageKey(StorageKey.NewKey()) : null;
+        await using (FileFeedbackJournal journal = Open(o => o with { Key = key, SegmentBytes = 4096 }))
+        {
+            for (int i = 0; i < 60; i++)
+            {
+                await journal.Append(MakeRecord(i) with { Source = i % 3 == 1 ? "poisoner-xyz" : $"source-{i}" }).Durable;
+            }
+
+            Assert.That(journal.SegmentFiles, Has.Count.GreaterThan(1), "the erase spans several segments");
+            int erased = await journal.EraseAsync(0, r => r.Source == "poisoner-xyz", CancellationToken.None);
+            Assert.That(erased, Is.EqualTo(20));
+            Assert.That(await journal.EraseAsync(0, r => r.Source == "poisoner-xyz", CancellationToken.None), Is.Zero, "idempotent");
+            Assert.That((await ReadAll(journal, 0)).Select(r => r.Source), Has.None.EqualTo("poisoner-xyz"));
+            Assert.That(journal.Append(MakeRecord(60)).Sequence, Is.EqualTo(61), "numbering is untouched");
+        }
+
+        foreach (string file in Directory.GetFiles(_dir))
+        {
+            Assert.That(Encoding.UTF8.GetString(File.ReadAllBytes(file)), Does.Not.Contain("poisoner-xyz"), "nothing of the erased content remains");
+        }
+
+        await using FileFeedbackJournal reopened = Open(o => o with { Key = key, SegmentBytes = 4096 });
+        List<JournalRecord> read = await ReadAll(reopened, 0);
+        Assert.That(read.Select(r => r.Sequence), Is.EqualTo(Enumerable.Range(1, 61).Where(i => i % 3 != 2).Select(i => (long)i)), "records of sequence 3k+2 (i = 3k+1) are gone, the rest stay in order");
+        Assert.That(reopened.LastSequence, Is.EqualTo(61));
+        Assert.That(reopened.RemovedThrough, Is.Zero);
+    }
+
+    [Test]
+    public async Task AnEraseACrashInterruptedIsFinishedWhenTheJournalIsOpened()
+    {
+        string segment;
+        await using (FileFeedbackJournal journal = Open())
+        {
+            for (int i = 0; i < 3; i++)
+            {
+                await journal.Append(MakeRecord(i) with { Source = $"who-{i}" }).Durable;
+            }
+
+            segment = journal.SegmentFiles[0];
+        }
+
+        // The intent a crash left behind (magic, count, then file name, frame offset, body length, sequence; CRC-32C),
+        // naming record #2: the frame after the header and the first record.
+        byte[] bytes = File.ReadAllBytes(segment);
+        int first = BitConverter.ToInt32(bytes, 24);
+        int offset = 24 + 8 + first;
+        int length = BitConverter.ToInt32(bytes, offset);
+        var content = new MemoryStream();
+        using (var w = new BinaryWriter(content, Encoding.UTF8, leaveOpen: true))
+        {
+            w.Write(0x314A4C4Cu);
+            w.Write(1);
+            w.Write(Path.GetFileName(segment));
+            w.Write((long)offset);
+            w.Write(length);
+            w.Write(2L);
+        }
+
+        byte[] intent = [.. content.ToArray(), .. BitConverter.GetBytes(Crc32C.Compute(content.ToArray()))];
+        string intentPath = Path.Combine(_dir, "erase-intent.bin");
+        File.WriteAllBytes(intentPath, intent);
+        await using (FileFeedbackJournal reopened = Open())
+        {
+            Assert.That((await ReadAll(reopened, 0)).Select(r => r.Source), Is.EqualTo(new[] { "who-0", "who-2" }));
+        }
+
+        Assert.That(File.Exists(intentPath), Is.False, "the finished intent is removed");
+        Assert.That(Encoding.UTF8.GetString(File.ReadAllBytes(segment)), Does.Not.Contain("who-1"));
+
+        intent[10] ^= 1;
+        File.WriteAllBytes(intentPath, intent);
+        Assert.That(() => Open(), Throws.TypeOf<StorageCorruptedException>().With.Message.Contains("erase-intent.bin"), "a damaged intent is an error naming it, not a guess");
+    }
+
+    [Test]
+    public async Task RemovedThroughTellsHowFarRetentionReached()
+    {
+        await using FileFeedbackJournal journal = Open(o => o with { SegmentBytes = 4096 });
+        for (int i = 0; i < 100; i++)
+        {
+            await journal.Append(MakeRecord(i)).Durable;
+        }
+
+        Assert.That(journal.RemovedThrough, Is.Zero);
+        await journal.RemoveThroughAsync(70, CancellationToken.None);
+        long removed = journal.RemovedThrough;
+        Assert.That(removed, Is.GreaterThan(0).And.LessThanOrEqualTo(70));
+        Assert.That((await ReadAll(journal, 0))[0].Sequence, Is.EqualTo(removed + 1), "everything after it is still readable");
+
+        var memory = new InMemoryFeedbackJournal(capacity: 10);
+        for (int i = 0; i < 25; i++)
+        {
+            memory.Append(MakeRecord(i));
+        }
+
+        Assert.That(memory.RemovedThrough, Is.EqualTo(15), "a capacity drop counts as removal");
+        Assert.That(await memory.EraseAsync(0, r => r.Sequence % 2 == 0, CancellationToken.None), Is.EqualTo(5));
+        Assert.That((await ReadAll(memory, 0)).Select(r => r.Sequence), Is.EqualTo(new long[] { 17, 19, 21, 23, 25 }));
+    }
+
     [Test]
     public async Task AppendsAfterDisposeAreRefused()
     {
