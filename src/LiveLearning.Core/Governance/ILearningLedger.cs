@@ -58,6 +58,24 @@ public enum LedgerEvent
 
     /// <summary>A scope restored a snapshot and learned the journal after it when it started.</summary>
     Recovered,
+
+    /// <summary>Everything a source taught was forgotten (rebuilt without it, its records erased).</summary>
+    Forgotten,
+
+    /// <summary>A quarantined item was approved and queued for learning.</summary>
+    Released,
+
+    /// <summary>A quarantined item was discarded.</summary>
+    Discarded,
+
+    /// <summary>An owner changed a per-source control (replay exclusion) or a scope control (shadow mode).</summary>
+    ControlChanged,
+
+    /// <summary>An owner promoted a candidate version held back by shadow mode.</summary>
+    Promoted,
+
+    /// <summary>The drift alarm on the progressive loss fired.</summary>
+    DriftDetected,
 }
 
 /// <summary>One ledger entry.</summary>

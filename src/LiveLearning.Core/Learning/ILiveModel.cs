@@ -135,6 +135,23 @@ public interface ILiveModel : IChatClient, IAsyncDisposable
     /// <exception cref="KeyNotFoundException">No kept version, snapshot or alias has that name.</exception>
     Task<AdapterVersion> RollbackAsync(string versionId, string? reason = null, string? actor = null, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Forgets everything one source taught: each scope that learned from it is rebuilt from its newest snapshot taken
+    /// before the source's first item (or from its initial state) by learning the journal again without the source's
+    /// items; the source's journal records are erased, the snapshots that held its influence deleted, its replay entries
+    /// gone with them, and a new version published. With the same seed the weights equal those of a run that never saw
+    /// the source. Items queued after the call are learned afterwards, as usual.
+    /// </summary>
+    /// <param name="source">The source, as its items named it.</param>
+    /// <param name="reason">Why (recorded in the ledger).</param>
+    /// <param name="actor">Who asks (recorded in the ledger).</param>
+    /// <param name="scope">The scope, or <see langword="null"/> for every scope.</param>
+    /// <param name="cancellationToken">Cancels the wait for the learner (a rebuild under way completes).</param>
+    /// <returns>What was forgotten, rebuilt and deleted, per scope.</returns>
+    /// <exception cref="InvalidOperationException">The journal no longer reaches back to a state before the source's
+    /// first item (retention removed it): the scope is left as it was.</exception>
+    Task<ForgetReport> ForgetSourceAsync(string source, string? reason = null, string? actor = null, string? scope = null, CancellationToken cancellationToken = default);
+
     /// <summary>Creates a scope at run time (e.g. a new user's adapter over the organisation's).</summary>
     /// <param name="options">The scope.</param>
     /// <returns>Its initial version.</returns>

@@ -436,6 +436,18 @@ public sealed partial class LiveModel
 
                 break;
 
+            case ForgetWork forget:
+                try
+                {
+                    forget.Done.TrySetResult(await ForgetAsync(scope, forget, cancellationToken).ConfigureAwait(false));
+                }
+                catch (Exception ex)
+                {
+                    forget.Done.TrySetException(ex);
+                }
+
+                break;
+
             case RollbackWork rollback:
                 try
                 {
@@ -465,6 +477,9 @@ public sealed partial class LiveModel
                 break;
             case RollbackWork r:
                 r.Done.TrySetException(exception);
+                break;
+            case ForgetWork f:
+                f.Done.TrySetException(exception);
                 break;
         }
     }
@@ -564,47 +579,12 @@ public sealed partial class LiveModel
 
         if (snapshot is not null)
         {
-            scope.Trainer.Restore(snapshot.Trainer);
-            scope.Replay = ReplayBuffer.Deserialize(snapshot.Replay.Span);
-            scope.KtoReference = snapshot.KtoReferencePoint;
-            scope.ReplayCredit = snapshot.ReplayCredit;
-            scope.JournalPosition = snapshot.JournalPosition;
-            scope.VersionNumber = Math.Max(scope.VersionNumber, snapshot.Info.Version.Number);
-            Interlocked.Exchange(ref scope.Learned, snapshot.Info.Version.Items);
+            RestoreState(scope, snapshot);
             restoredFrom = snapshot.Info.Id;
         }
 
-        var batch = new List<LearnWork>();
-        long replayed = 0;
         long from = scope.JournalPosition;
-        long upTo = scope.RecoverUpTo;
-        await foreach (JournalRecord record in _journal.ReadAsync(scope.JournalPosition, cancellationToken).ConfigureAwait(false))
-        {
-            if (record.Sequence > upTo)
-            {
-                break;
-            }
-
-            if (record.Scope != scope.Name || record.Model != Name)
-            {
-                continue;
-            }
-
-            batch.Add(new LearnWork(record, Task.CompletedTask));
-            if (batch.Count == _options.Learner.MaxBatchItems)
-            {
-                await LearnBatchAsync(scope, batch, cancellationToken).ConfigureAwait(false);
-                replayed += batch.Count;
-                batch = [];
-            }
-        }
-
-        if (batch.Count > 0)
-        {
-            await LearnBatchAsync(scope, batch, cancellationToken).ConfigureAwait(false);
-            replayed += batch.Count;
-        }
-
+        long replayed = await LearnJournalAsync(scope, from, scope.RecoverUpTo, cancellationToken).ConfigureAwait(false);
         if (restoredFrom is null && replayed == 0)
         {
             return;

@@ -501,7 +501,7 @@ public sealed partial class LiveModel : ILiveModel
         LiveScope scope;
         try
         {
-            ulong seed = SplitMix64.Seed(_options.Seed, options.Name);
+            ulong seed = ScopeSeed(options.Name);
             IAdapterTrainer trainer = _backend.CreateTrainer(new TrainerOptions(options.Name, seed));
             IAdapterWeights weights = trainer.Publish();
             PublishedVersion? below = parent?.Current;
@@ -516,7 +516,7 @@ public sealed partial class LiveModel : ILiveModel
                 Reason = "initial",
             };
             var initial = new PublishedVersion(info, weights, [.. below?.Stack ?? [], weights], below);
-            scope = new LiveScope(options.Name, parent, options.Clone(), trainer, ReplayBuffer.Create(_options.Replay, seed ^ 0x5EED_5EED_5EED_5EEDUL), initial, options.QueueCapacity ?? _options.Learner.QueueCapacity)
+            scope = new LiveScope(options.Name, parent, options.Clone(), trainer, ReplayBuffer.Create(_options.Replay, ReplaySeed(seed)), initial, options.QueueCapacity ?? _options.Learner.QueueCapacity)
             {
                 HistoryCapacity = options.VersionHistoryCapacity ?? _options.VersionHistoryCapacity,
                 RecoverUpTo = _journal.LastSequence,
@@ -546,6 +546,11 @@ public sealed partial class LiveModel : ILiveModel
         Record(options.Name, LedgerEvent.ScopeCreated, $"Scope created{(parent is null ? string.Empty : $" over {parent.Name}")}; initial version {scope.Current.Info.Id}.", versionId: scope.Current.Info.Id);
         return scope;
     }
+
+    /// <summary>A scope's seed: its trainer's initial parameters and (through <see cref="ReplaySeed"/>) its replay draws.</summary>
+    private ulong ScopeSeed(string scope) => SplitMix64.Seed(_options.Seed, scope);
+
+    private static ulong ReplaySeed(ulong scopeSeed) => scopeSeed ^ 0x5EED_5EED_5EED_5EEDUL;
 
     private LiveScope GetScope(string? scope)
     {
@@ -629,6 +634,9 @@ public sealed partial class LiveModel : ILiveModel
                     break;
                 case RollbackWork r:
                     r.Done.TrySetException(disposed);
+                    break;
+                case ForgetWork f:
+                    f.Done.TrySetException(disposed);
                     break;
             }
         }

@@ -36,6 +36,9 @@ internal sealed record RollbackWork(string VersionId, TaskCompletionSource<Adapt
     public string? Actor { get; init; }
 }
 
+/// <summary>Forgets one source (rebuild without it, erase its records).</summary>
+internal sealed record ForgetWork(string Source, string? Reason, string? Actor, TaskCompletionSource<ScopeForgetReport> Done) : WorkItem;
+
 /// <summary>
 /// Wakes the learner after the parent scope published (the pending flag says so); the learner follows the parent
 /// between batches, never inside one, so a fixed batch is never split by it.
