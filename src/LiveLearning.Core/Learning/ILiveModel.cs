@@ -152,6 +152,29 @@ public interface ILiveModel : IChatClient, IAsyncDisposable
     /// first item (retention removed it): the scope is left as it was.</exception>
     Task<ForgetReport> ForgetSourceAsync(string source, string? reason = null, string? actor = null, string? scope = null, CancellationToken cancellationToken = default);
 
+    /// <summary>The items held back for review (by a gate rule, or by the learner's outlier screening), oldest first.</summary>
+    /// <param name="scope">The scope, or <see langword="null"/> for every scope.</param>
+    /// <returns>The items.</returns>
+    IReadOnlyList<QuarantinedItem> GetQuarantine(string? scope = null);
+
+    /// <summary>
+    /// Approves a quarantined item: it is journaled and queued like an accepted item (no gate rule or outlier screening
+    /// applies again) and leaves the quarantine. Recorded in the ledger with the actor.
+    /// </summary>
+    /// <param name="id">The item's <see cref="QuarantinedItem.Id"/>.</param>
+    /// <param name="actor">Who approves (recorded).</param>
+    /// <param name="cancellationToken">Cancels the wait for queue room (the item then stays quarantined).</param>
+    /// <returns>The receipt of its admission.</returns>
+    /// <exception cref="KeyNotFoundException">No quarantined item has that id.</exception>
+    ValueTask<LearnReceipt> ApproveQuarantinedAsync(long id, string? actor = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Discards a quarantined item (it is never learned). Recorded in the ledger with the reason and actor.</summary>
+    /// <param name="id">The item's <see cref="QuarantinedItem.Id"/>.</param>
+    /// <param name="reason">Why (recorded).</param>
+    /// <param name="actor">Who discards (recorded).</param>
+    /// <returns>Whether it was in the quarantine.</returns>
+    bool DiscardQuarantined(long id, string? reason = null, string? actor = null);
+
     /// <summary>Creates a scope at run time (e.g. a new user's adapter over the organisation's).</summary>
     /// <param name="options">The scope.</param>
     /// <returns>Its initial version.</returns>

@@ -46,6 +46,9 @@ public sealed record LearnReceipt
     /// <summary>The gate rule that rejected or quarantined it, if one did.</summary>
     public string? Rule { get; init; }
 
+    /// <summary>The item's id in the quarantine, when it was quarantined (see <see cref="ILiveModel.GetQuarantine"/>).</summary>
+    public long? QuarantineId { get; init; }
+
     /// <summary>A human-readable explanation (rejections).</summary>
     public string? Message { get; init; }
 

@@ -111,6 +111,46 @@ public sealed class LearnerOptions
     public bool AppendEndToken { get; set; } = true;
 }
 
+/// <summary>
+/// The learner's last line of defence: an item whose loss, or a step whose gradient norm, is far outside what recent
+/// items gave (a robust z-score against a window of them) is quarantined before the step instead of learned.
+/// </summary>
+public sealed class OutlierOptions
+{
+    /// <summary>A copy.</summary>
+    /// <returns>The copy.</returns>
+    public OutlierOptions Clone() => (OutlierOptions)MemberwiseClone();
+
+    /// <summary>Whether the learner screens items. Default true.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>
+    /// The robust z-score above which an item's loss (mean negative log-likelihood per completion token, before learning
+    /// it) or a step's gradient norm is an outlier. Default 8: on normal data a z of 8 is essentially never reached by
+    /// chance, so only items unlike anything recent are held back (one-sided: surprisingly easy items are fine).
+    /// </summary>
+    public double Threshold { get; set; } = 8;
+
+    /// <summary>Recent accepted items (and steps) the scores are measured against. Default 64.</summary>
+    public int Window { get; set; } = 64;
+
+    /// <summary>Items seen before screening starts (fewer give no stable reference). Default 32.</summary>
+    public int MinItems { get; set; } = 32;
+}
+
+/// <summary>What happens to journal segments once snapshots cover them.</summary>
+public enum JournalRetention
+{
+    /// <summary>Nothing is removed (the journal grows; every state can be rebuilt).</summary>
+    KeepAll,
+
+    /// <summary>
+    /// After each snapshot, segments wholly before the oldest kept snapshot of every scope of the model are removed:
+    /// restart and forgetting still reach back to the oldest snapshot. For a journal only this model uses.
+    /// </summary>
+    BeforeOldestSnapshot,
+}
+
 /// <summary>The replay buffer of each scope, against forgetting what earlier feedback taught.</summary>
 public sealed class ReplayOptions
 {
@@ -207,6 +247,15 @@ public sealed class LiveModelOptions
     /// </summary>
     public bool RecoverOnStart { get; set; } = true;
 
+    /// <summary>Loss and gradient-norm outlier screening in the learner.</summary>
+    public OutlierOptions Outliers { get; set; } = new();
+
+    /// <summary>Quarantined items kept for review, over every scope (the oldest is discarded, and the ledger says so, beyond it). Default 1000.</summary>
+    public int QuarantineCapacity { get; set; } = 1000;
+
+    /// <summary>When journal segments are removed. Default <see cref="JournalRetention.KeepAll"/>.</summary>
+    public JournalRetention JournalRetention { get; set; } = JournalRetention.KeepAll;
+
     /// <summary>What disposal does with queued items. Default <see cref="ShutdownMode.Drain"/>.</summary>
     public ShutdownMode Shutdown { get; set; } = ShutdownMode.Drain;
 
@@ -223,6 +272,7 @@ public sealed class LiveModelOptions
         var copy = (LiveModelOptions)MemberwiseClone();
         copy.Learner = Learner?.Clone()!;
         copy.Replay = Replay?.Clone()!;
+        copy.Outliers = Outliers?.Clone()!;
         copy.Scopes = [.. Scopes.Select(s => s?.Clone()!)];
         return copy;
     }
@@ -276,6 +326,16 @@ public sealed class LiveModelOptions
             CheckNested(errors, "Objectives", Objectives.Problems());
         }
 
+        Check(Outliers is not null, "Outliers must not be null.");
+        if (Outliers is not null)
+        {
+            Check(Outliers.Threshold > 0 && double.IsFinite(Outliers.Threshold), string.Create(CultureInfo.InvariantCulture, $"Outliers.Threshold must be positive and finite (was {Outliers.Threshold})."));
+            Check(Outliers.Window is >= 3 and <= 100_000, $"Outliers.Window must be in [3, 100000] (was {Outliers.Window}).");
+            Check(Outliers.MinItems >= 3 && Outliers.MinItems <= Outliers.Window, $"Outliers.MinItems must be in [3, Outliers.Window] (was {Outliers.MinItems}).");
+        }
+
+        Check(QuarantineCapacity >= 0, $"QuarantineCapacity must not be negative (was {QuarantineCapacity}).");
+        Check(Enum.IsDefined(JournalRetention), $"JournalRetention {JournalRetention} is not defined.");
         Check(ResponseCacheCapacity >= 0, $"ResponseCacheCapacity must not be negative (was {ResponseCacheCapacity}).");
         Check(VersionHistoryCapacity >= 1, $"VersionHistoryCapacity must be at least 1 (was {VersionHistoryCapacity}).");
         Check(MaxPromptTokens >= 0, $"MaxPromptTokens must not be negative (was {MaxPromptTokens}).");

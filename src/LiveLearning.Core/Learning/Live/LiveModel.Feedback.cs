@@ -32,17 +32,17 @@ public sealed partial class LiveModel
         _metrics.Received(scope.Name);
         if (feedback.ResponseId is not null && served is null)
         {
-            return Refuse(scope, feedback, RejectionReason.UnknownResponse, $"Response '{feedback.ResponseId}' is unknown: never served by this model, or no longer among the {_options.ResponseCacheCapacity} most recent responses.", now);
+            return Refuse(scope, feedback.Source, RejectionReason.UnknownResponse, $"Response '{feedback.ResponseId}' is unknown: never served by this model, or no longer among the {_options.ResponseCacheCapacity} most recent responses.", now);
         }
 
         if (!(feedback.Weight > 0) || !double.IsFinite(feedback.Weight))
         {
-            return Refuse(scope, feedback, RejectionReason.InvalidWeight, $"Weight {feedback.Weight} is not a positive, finite number.", now);
+            return Refuse(scope, feedback.Source, RejectionReason.InvalidWeight, $"Weight {feedback.Weight} is not a positive, finite number.", now);
         }
 
         if (!TryBuildExample(feedback, served, scope, out TrainingExample? example, out RejectionReason reason, out string message))
         {
-            return Refuse(scope, feedback, reason, message, now);
+            return Refuse(scope, feedback.Source, reason, message, now);
         }
 
         var context = new GateContext(Name, scope.Name, feedback, example.Prompt.Count, example.Completion.Count, example.Rejected?.Count ?? 0);
@@ -55,17 +55,39 @@ public sealed partial class LiveModel
                     Record(scope.Name, LedgerEvent.Warned, decision.Reason ?? "warning", source: feedback.Source, rule: gate.Name);
                     break;
                 case GateOutcome.Reject:
-                    return Refuse(scope, feedback, RejectionReason.RejectedByGate, decision.Reason ?? "rejected", now, gate.Name);
+                    return Refuse(scope, feedback.Source, RejectionReason.RejectedByGate, decision.Reason ?? "rejected", now, gate.Name);
                 case GateOutcome.Quarantine:
-                    return Refuse(scope, feedback, RejectionReason.Quarantined, decision.Reason ?? "quarantined", now, gate.Name, LedgerEvent.Quarantined);
+                    return QuarantineAtGate(scope, feedback, example, gate.Name, decision.Reason ?? "quarantined", now);
             }
         }
 
+        return await AdmitAsync(scope, ToRecord(scope, feedback, example), now, screen: true, cancellationToken).ConfigureAwait(false);
+    }
+
+    private JournalRecord ToRecord(LiveScope scope, Feedback feedback, TrainingExample example) => new()
+    {
+        Model = Name,
+        Scope = scope.Name,
+        ReceivedAt = feedback.Timestamp!.Value,
+        Source = feedback.Source,
+        Example = example,
+        Private = feedback.Private,
+        Tags = feedback.Tags,
+    };
+
+    /// <summary>Waits for queue room, journals and queues the record in one step, and returns once it is durable.</summary>
+    /// <param name="scope">The scope.</param>
+    /// <param name="record">The record (its sequence is assigned here).</param>
+    /// <param name="now">When the item was received.</param>
+    /// <param name="screen">Whether the learner's outlier screening applies (not to an item an owner approved).</param>
+    /// <param name="cancellationToken">Cancels the wait for room.</param>
+    private async ValueTask<LearnReceipt> AdmitAsync(LiveScope scope, JournalRecord record, DateTimeOffset now, bool screen, CancellationToken cancellationToken)
+    {
         if (_options.Learner.BackPressure == BackPressure.FailFast)
         {
             if (!scope.Slots.Wait(0, CancellationToken.None))
             {
-                return Refuse(scope, feedback, RejectionReason.QueueFull, $"The queue of scope '{scope.Name}' is full ({scope.QueueCapacity} items).", now);
+                return Refuse(scope, record.Source, RejectionReason.QueueFull, $"The queue of scope '{scope.Name}' is full ({scope.QueueCapacity} items).", now);
             }
         }
         else
@@ -83,16 +105,6 @@ public sealed partial class LiveModel
             }
         }
 
-        var record = new JournalRecord
-        {
-            Model = Name,
-            Scope = scope.Name,
-            ReceivedAt = feedback.Timestamp!.Value,
-            Source = feedback.Source,
-            Example = example,
-            Private = feedback.Private,
-            Tags = feedback.Tags,
-        };
         JournalAppend appended;
         try
         {
@@ -102,7 +114,7 @@ public sealed partial class LiveModel
                 ThrowIfDisposed();
                 ThrowIfLearnerStopped(scope);
                 appended = _journal.Append(record);
-                if (!scope.Queue.Writer.TryWrite(new LearnWork(record with { Sequence = appended.Sequence }, appended.Durable)))
+                if (!scope.Queue.Writer.TryWrite(new LearnWork(record with { Sequence = appended.Sequence }, appended.Durable) { Screen = screen }))
                 {
                     throw new ObjectDisposedException(nameof(LiveModel), "The live model is shutting down.");
                 }
@@ -119,8 +131,9 @@ public sealed partial class LiveModel
         await appended.Durable.ConfigureAwait(false);
         Interlocked.Increment(ref scope.Accepted);
         _metrics.Accepted(scope.Name);
-        Log.Accepted(_logger, scope.Name, appended.Sequence, feedback.Source);
-        Record(scope.Name, LedgerEvent.Accepted, $"{example.Objective} item accepted ({example.Prompt.Count} prompt and {example.Completion.Count + (example.Rejected?.Count ?? 0)} completion tokens).", appended.Sequence, feedback.Source);
+        Log.Accepted(_logger, scope.Name, appended.Sequence, record.Source);
+        TrainingExample example = record.Example;
+        Record(scope.Name, LedgerEvent.Accepted, $"{example.Objective} item accepted ({example.Prompt.Count} prompt and {example.Completion.Count + (example.Rejected?.Count ?? 0)} completion tokens).", appended.Sequence, record.Source);
         return new LearnReceipt { Accepted = true, Scope = scope.Name, SequenceNumber = appended.Sequence, ReceivedAt = now };
     }
 
@@ -227,12 +240,36 @@ public sealed partial class LiveModel
         return true;
     }
 
-    private LearnReceipt Refuse(LiveScope scope, Feedback feedback, RejectionReason reason, string message, DateTimeOffset at, string? rule = null, LedgerEvent kind = LedgerEvent.Rejected)
+    private LearnReceipt Refuse(LiveScope scope, string source, RejectionReason reason, string message, DateTimeOffset at, string? rule = null, LedgerEvent kind = LedgerEvent.Rejected)
     {
         Interlocked.Increment(ref scope.Rejected);
         _metrics.Rejected(scope.Name, reason);
-        Log.Rejected(_logger, scope.Name, feedback.Source, reason, message);
-        Record(scope.Name, kind, $"{reason}: {message}", source: feedback.Source, rule: rule);
+        Log.Rejected(_logger, scope.Name, source, reason, message);
+        Record(scope.Name, kind, $"{reason}: {message}", source: source, rule: rule);
         return LearnReceipt.Reject(scope.Name, reason, message, at, rule);
+    }
+
+    /// <summary>A gate rule quarantined the item: it is kept for review (never journaled unless approved).</summary>
+    private LearnReceipt QuarantineAtGate(LiveScope scope, Feedback feedback, TrainingExample example, string rule, string reason, DateTimeOffset now)
+    {
+        long? id = Hold(
+            new QuarantinedItem
+            {
+                Id = 0,
+                Scope = scope.Name,
+                Source = feedback.Source,
+                Origin = QuarantineOrigin.Gate,
+                Rule = rule,
+                Reason = reason,
+                ReceivedAt = feedback.Timestamp!.Value,
+                QuarantinedAt = now,
+                Objective = example.Objective,
+                PromptTokens = example.Prompt.Count,
+                CompletionTokens = example.Completion.Count,
+                Feedback = feedback,
+            },
+            ToRecord(scope, feedback, example));
+        string held = id is null ? " (the quarantine keeps nothing: QuarantineCapacity is 0)" : $" (held as quarantine #{id})";
+        return Refuse(scope, feedback.Source, RejectionReason.Quarantined, reason + held, now, rule, LedgerEvent.Quarantined) with { QuarantineId = id };
     }
 }

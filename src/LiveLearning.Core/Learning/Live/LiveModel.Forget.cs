@@ -193,7 +193,7 @@ public sealed partial class LiveModel
             batch.Add(new LearnWork(record, Task.CompletedTask));
             if (batch.Count == _options.Learner.MaxBatchItems)
             {
-                await LearnBatchAsync(scope, batch, cancellationToken).ConfigureAwait(false);
+                await LearnBatchAsync(scope, batch, cancellationToken, screen: false).ConfigureAwait(false);
                 learned += batch.Count;
                 batch = [];
             }
@@ -201,7 +201,7 @@ public sealed partial class LiveModel
 
         if (batch.Count > 0)
         {
-            await LearnBatchAsync(scope, batch, cancellationToken).ConfigureAwait(false);
+            await LearnBatchAsync(scope, batch, cancellationToken, screen: false).ConfigureAwait(false);
             learned += batch.Count;
         }
 

@@ -151,7 +151,12 @@ public sealed partial class LiveModel
         }
     }
 
-    private async Task LearnBatchAsync(LiveScope scope, List<LearnWork> taken, CancellationToken cancellationToken)
+    /// <param name="scope">The scope.</param>
+    /// <param name="taken">The items taken from the queue (or read from the journal).</param>
+    /// <param name="cancellationToken">Stops between steps.</param>
+    /// <param name="screen">Whether outlier screening applies (live items; not a restart's or a rebuild's replay of the
+    /// journal, whose items were screened when they first came).</param>
+    private async Task LearnBatchAsync(LiveScope scope, List<LearnWork> taken, CancellationToken cancellationToken, bool screen = true)
     {
         // An item whose journal write failed was not acknowledged (its LearnAsync threw): it is dropped, the rest learned.
         var batch = new List<LearnWork>(taken.Count);
@@ -173,15 +178,16 @@ public sealed partial class LiveModel
             return;
         }
 
+        long through = batch[^1].Record.Sequence;
         LearnerOptions learner = _options.Learner;
         OptimizerOptions optimizer = scope.Options.Optimizer ?? learner.Optimizer;
         IReadOnlyList<IAdapterWeights> frozen = scope.Current.BaseStack;
-        var examples = new TrainingExample[batch.Count];
+        var examples = new List<TrainingExample>(batch.Count);
         using (EnterLearning())
         {
-            for (int i = 0; i < batch.Count; i++)
+            foreach (LearnWork work in batch)
             {
-                examples[i] = WithReference(batch[i].Record.Example, frozen);
+                examples.Add(WithReference(work.Record.Example, frozen));
             }
         }
 
@@ -208,6 +214,33 @@ public sealed partial class LiveModel
             using (EnterLearning())
             {
                 result = scope.Trainer.ComputeGradients(all, objectives, frozen);
+            }
+
+            if (step == 1 && screen && _options.Outliers.Enabled && FindOutliers(scope, batch, examples, result) is { Count: > 0 } outliers)
+            {
+                // Held back before the step: erased from the journal first, so not even a restart learns them.
+                await HoldBackAsync(scope, batch, outliers).ConfigureAwait(false);
+                foreach (int i in outliers.Select(o => o.Index).OrderDescending())
+                {
+                    batch.RemoveAt(i);
+                    examples.RemoveAt(i);
+                }
+
+                if (batch.Count == 0)
+                {
+                    scope.JournalPosition = through;
+                    return;
+                }
+
+                all = [.. examples, .. replayed.Select(r => r.Example)];
+                using (EnterLearning())
+                {
+                    result = scope.Trainer.ComputeGradients(all, objectives, frozen);
+                }
+            }
+
+            using (EnterLearning())
+            {
                 if (step == 1)
                 {
                     ScoreBeforeLearning(scope, examples, result.Scores);
@@ -256,7 +289,8 @@ public sealed partial class LiveModel
             if (step == 1)
             {
                 Interlocked.Add(ref scope.Learned, batch.Count);
-                scope.JournalPosition = batch[^1].Record.Sequence;
+                scope.JournalPosition = through;
+                RememberForScreening(scope, examples, result.Scores, norm);
             }
 
             if (++scope.StepsSincePublish >= learner.PublishEvery)
@@ -289,10 +323,10 @@ public sealed partial class LiveModel
     }
 
     /// <summary>Progressive validation: the new items' scores under the parameters about to learn them.</summary>
-    private void ScoreBeforeLearning(LiveScope scope, TrainingExample[] examples, IReadOnlyList<ExampleScore> scores)
+    private void ScoreBeforeLearning(LiveScope scope, List<TrainingExample> examples, IReadOnlyList<ExampleScore> scores)
     {
         double decay = _options.Objectives.KtoReferenceDecay;
-        for (int i = 0; i < examples.Length; i++)
+        for (int i = 0; i < examples.Count; i++)
         {
             TrainingExample e = examples[i];
             ExampleScore s = scores[i];

@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using LiveLearning.Backends;
+using LiveLearning.Governance;
 using LiveLearning.Storage;
 
 namespace LiveLearning;
@@ -15,7 +16,11 @@ internal sealed record PublishedVersion(AdapterVersion Info, IAdapterWeights Wei
 internal abstract record WorkItem;
 
 /// <summary>An accepted item (its journal record, and the task that completes when it is durable).</summary>
-internal sealed record LearnWork(JournalRecord Record, Task Durable) : WorkItem;
+internal sealed record LearnWork(JournalRecord Record, Task Durable) : WorkItem
+{
+    /// <summary>Whether the learner's outlier screening applies (not to an item an owner approved from quarantine).</summary>
+    public bool Screen { get; init; } = true;
+}
 
 /// <summary>Completes once every earlier item is learned and published.</summary>
 internal sealed record BarrierWork(TaskCompletionSource Done) : WorkItem;
@@ -148,6 +153,12 @@ internal sealed class LiveScope
     public double LastLoss = double.NaN;
 
     public ProgressiveFigures Progressive { get; } = new();
+
+    /// <summary>Recent items' losses and steps' gradient norms, the reference of outlier screening (learner-owned).</summary>
+    public RobustZScore? LossWindow { get; set; }
+
+    /// <inheritdoc cref="LossWindow"/>
+    public RobustZScore? NormWindow { get; set; }
 
     public int QueueDepth => QueueCapacity - Slots.CurrentCount;
 
