@@ -181,13 +181,59 @@ public interface ILiveModel : IChatClient, IAsyncDisposable
     /// <exception cref="ArgumentException">The name is invalid or taken, or the parent does not exist.</exception>
     AdapterVersion CreateScope(ScopeOptions options);
 
-    /// <summary>Stops learning (items are still accepted and queued) for one scope or all.</summary>
+    /// <summary>Stops learning (items are still accepted and queued) for one scope or all. Recorded in the ledger.</summary>
     /// <param name="scope">The scope, or <see langword="null"/> for all.</param>
-    void PauseLearning(string? scope = null);
+    /// <param name="actor">Who asks (recorded).</param>
+    void PauseLearning(string? scope = null, string? actor = null);
 
-    /// <summary>Resumes learning for one scope or all.</summary>
+    /// <summary>Resumes learning for one scope or all. Recorded in the ledger.</summary>
     /// <param name="scope">The scope, or <see langword="null"/> for all.</param>
-    void ResumeLearning(string? scope = null);
+    /// <param name="actor">Who asks (recorded).</param>
+    void ResumeLearning(string? scope = null, string? actor = null);
+
+    /// <summary>
+    /// Excludes a source from replay (or lets it back): its later items are learned but never kept for replay, and its
+    /// items kept in every scope's replay buffer are removed. Recorded in the ledger.
+    /// </summary>
+    /// <param name="source">The source.</param>
+    /// <param name="excluded">True to exclude, false to allow again (items removed stay removed).</param>
+    /// <param name="actor">Who asks (recorded).</param>
+    /// <param name="cancellationToken">Cancels the wait for the learners.</param>
+    /// <returns>The number of kept items removed.</returns>
+    Task<int> ExcludeFromReplayAsync(string source, bool excluded = true, string? actor = null, CancellationToken cancellationToken = default);
+
+    /// <summary>The sources excluded from replay, in ordinal order.</summary>
+    IReadOnlyCollection<string> ExcludedFromReplay { get; }
+
+    /// <summary>
+    /// Turns shadow mode on or off: in shadow mode a scope learns and evaluates candidates but keeps serving its current
+    /// version; the newest candidate that passed evaluation waits (<see cref="GetCandidate"/>) until an owner promotes it.
+    /// Turning it off serves that candidate. Recorded in the ledger.
+    /// </summary>
+    /// <param name="enabled">On or off.</param>
+    /// <param name="scope">The scope, or <see langword="null"/> for all.</param>
+    /// <param name="actor">Who asks (recorded).</param>
+    /// <param name="cancellationToken">Cancels the wait for the learner (turning off).</param>
+    /// <returns>A task that completes once the change is made.</returns>
+    Task SetShadowModeAsync(bool enabled, string? scope = null, string? actor = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Whether a scope is in shadow mode.</summary>
+    /// <param name="scope">The scope.</param>
+    /// <returns>True in shadow mode.</returns>
+    bool IsShadowMode(string? scope = null);
+
+    /// <summary>The candidate a scope in shadow mode holds back (evaluated, not served), if any.</summary>
+    /// <param name="scope">The scope.</param>
+    /// <returns>The candidate, or <see langword="null"/>.</returns>
+    AdapterVersion? GetCandidate(string? scope = null);
+
+    /// <summary>Serves the pending candidate of a scope in shadow mode (shadow mode stays on). Recorded in the ledger.</summary>
+    /// <param name="scope">The scope.</param>
+    /// <param name="actor">Who asks (recorded).</param>
+    /// <param name="cancellationToken">Cancels the wait for the learner.</param>
+    /// <returns>The version now current.</returns>
+    /// <exception cref="InvalidOperationException">There is no pending candidate.</exception>
+    Task<AdapterVersion> PromoteCandidateAsync(string? scope = null, string? actor = null, CancellationToken cancellationToken = default);
 
     /// <summary>The model's figures: traffic, learner and progressive validation per scope.</summary>
     /// <returns>The statistics.</returns>

@@ -190,6 +190,12 @@ public sealed class ScopeOptions
     /// <summary>This scope's optimizer, or <see langword="null"/> for the model's.</summary>
     public OptimizerOptions? Optimizer { get; set; }
 
+    /// <summary>
+    /// Whether the scope starts in shadow mode: it learns and evaluates candidates but keeps serving its current version
+    /// until an owner promotes one (<see cref="ILiveModel.PromoteCandidateAsync"/>). Default false.
+    /// </summary>
+    public bool Shadow { get; set; }
+
     /// <summary>Most items waiting in this scope's queue, or <see langword="null"/> for <see cref="LearnerOptions.QueueCapacity"/>.</summary>
     public int? QueueCapacity { get; set; }
 
@@ -247,6 +253,9 @@ public sealed class LiveModelOptions
     /// </summary>
     public bool RecoverOnStart { get; set; } = true;
 
+    /// <summary>Sources whose items are learned but never kept for replay (more can be excluded at run time). Default none.</summary>
+    public IList<string> ExcludedFromReplay { get; private set; } = [];
+
     /// <summary>Loss and gradient-norm outlier screening in the learner.</summary>
     public OutlierOptions Outliers { get; set; } = new();
 
@@ -273,6 +282,7 @@ public sealed class LiveModelOptions
         copy.Learner = Learner?.Clone()!;
         copy.Replay = Replay?.Clone()!;
         copy.Outliers = Outliers?.Clone()!;
+        copy.ExcludedFromReplay = [.. ExcludedFromReplay];
         copy.Scopes = [.. Scopes.Select(s => s?.Clone()!)];
         return copy;
     }

@@ -146,7 +146,8 @@ public sealed partial class LiveModel
 
         if (!scope.Trimmed)
         {
-            scope.Trainer.Trim(scope.Current.Weights);
+            // The trainer's parameters are the last published weights: in shadow mode, the pending candidate's.
+            scope.Trainer.Trim((scope.Candidate ?? scope.Current).Weights);
             scope.Trimmed = true;
         }
     }
@@ -302,7 +303,7 @@ public sealed partial class LiveModel
         for (int i = 0; i < batch.Count; i++)
         {
             JournalRecord record = batch[i].Record;
-            if (!record.Private)
+            if (!record.Private && !_excludedFromReplay.ContainsKey(record.Source))
             {
                 scope.Replay.Add(new ReplayItem(record.Sequence, record.Source, examples[i]));
             }
@@ -365,9 +366,10 @@ public sealed partial class LiveModel
     private async Task PublishAsync(LiveScope scope, string reason, CancellationToken cancellationToken)
     {
         PublishedVersion current = scope.Current;
+        PublishedVersion? pending = scope.Candidate;
         IAdapterWeights weights = scope.Trainer.Publish();
         // A learned version stays over the parent version it was trained on; a rebase follows when the parent moved on.
-        PublishedVersion candidate = NewVersion(scope, weights, current.Base, current.Info.Id, reason);
+        PublishedVersion candidate = NewVersion(scope, weights, current.Base, pending?.Info.Id ?? current.Info.Id, reason);
         PromotionDecision decision;
         using (EnterLearning())
         {
@@ -378,10 +380,19 @@ public sealed partial class LiveModel
         scope.StepsSincePublish = 0;
         if (!decision.Promote)
         {
-            // The current version stays, and learning continues from it rather than from the refused candidate.
-            scope.Trainer.Reset(current.Weights);
+            // The current version (in shadow mode: the pending candidate) stays, and learning continues from it rather
+            // than from the refused candidate.
+            scope.Trainer.Reset((pending ?? current).Weights);
             Log.PromotionRefused(_logger, scope.Name, candidate.Info.Id, decision.Reason);
             Record(scope.Name, LedgerEvent.PromotionRefused, $"Candidate {candidate.Info.Id} was not promoted: {decision.Reason}; {current.Info.Id} stays current.", versionId: candidate.Info.Id);
+            return;
+        }
+
+        if (scope.Shadow)
+        {
+            // Shadow mode: evaluated and kept, not served, until an owner promotes it (or leaves shadow mode).
+            scope.Candidate = candidate;
+            Record(scope.Name, LedgerEvent.Published, $"Candidate {candidate.Info.Id} passed evaluation and is held in shadow mode; {current.Info.Id} keeps serving.", versionId: candidate.Info.Id);
             return;
         }
 
@@ -470,6 +481,22 @@ public sealed partial class LiveModel
 
                 break;
 
+            case PurgeReplayWork purge:
+                purge.Done.TrySetResult(scope.Replay.RemoveSource(purge.Source));
+                break;
+
+            case PromoteCandidateWork promote:
+                try
+                {
+                    promote.Done.TrySetResult(await PromoteCandidateAsync(scope, promote, cancellationToken).ConfigureAwait(false));
+                }
+                catch (Exception ex)
+                {
+                    promote.Done.TrySetException(ex);
+                }
+
+                break;
+
             case ForgetWork forget:
                 try
                 {
@@ -515,6 +542,12 @@ public sealed partial class LiveModel
             case ForgetWork f:
                 f.Done.TrySetException(exception);
                 break;
+            case PurgeReplayWork p:
+                p.Done.TrySetException(exception);
+                break;
+            case PromoteCandidateWork c:
+                c.Done.TrySetException(exception);
+                break;
         }
     }
 
@@ -543,7 +576,36 @@ public sealed partial class LiveModel
         await _snapshots.SaveAsync(snapshot, cancellationToken).ConfigureAwait(false);
         Log.Snapshot(_logger, scope.Name, info.Id, current.Info.Id);
         Record(scope.Name, LedgerEvent.Snapshot, $"Snapshot {info.Id}{(label is null ? string.Empty : $" '{label}'")} of {current.Info.Id}.", versionId: current.Info.Id);
+        if (_options.JournalRetention == JournalRetention.BeforeOldestSnapshot)
+        {
+            await RemoveCoveredJournalAsync(scope, cancellationToken).ConfigureAwait(false);
+        }
+
         return info;
+    }
+
+    /// <summary>
+    /// Retention: removes the journal segments wholly before the oldest kept snapshot of every scope (a scope without a
+    /// snapshot keeps everything), so restart and forgetting still reach back to the oldest snapshot.
+    /// </summary>
+    private async Task RemoveCoveredJournalAsync(LiveScope scope, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<SnapshotInfo> stored = await _snapshots.ListAsync(null, cancellationToken).ConfigureAwait(false);
+        long keepAfter = long.MaxValue;
+        foreach (string name in Scopes)
+        {
+            long[] positions = [.. stored.Where(s => s.Model == Name && s.Scope == name).Select(s => s.Version.JournalPosition)];
+            keepAfter = Math.Min(keepAfter, positions.Length == 0 ? 0 : positions.Min());
+        }
+
+        if (keepAfter > 0 && keepAfter != long.MaxValue)
+        {
+            int removed = await _journal.RemoveThroughAsync(keepAfter, cancellationToken).ConfigureAwait(false);
+            if (removed > 0)
+            {
+                Record(scope.Name, LedgerEvent.Snapshot, $"Journal retention: {removed} segments before #{keepAfter + 1} removed (every scope's oldest snapshot is past them).");
+            }
+        }
     }
 
     private async Task<AdapterVersion> RollBackAsync(LiveScope scope, RollbackWork request, CancellationToken cancellationToken)
@@ -570,6 +632,7 @@ public sealed partial class LiveModel
         }
 
         scope.Trimmed = false;
+        scope.Candidate = null;
         PublishedVersion rolled = NewVersion(scope, scope.Trainer.Publish(), scope.Parent?.Current ?? current.Base, versionId, "rollback");
         Promote(scope, rolled);
         Log.RolledBack(_logger, scope.Name, versionId, rolled.Info.Id);
@@ -626,7 +689,18 @@ public sealed partial class LiveModel
 
         scope.Trimmed = false;
         PublishedVersion current = scope.Current;
-        if (scope.StepsSincePublish > 0 || restoredFrom is not null)
+        if (snapshot is not null && (scope.Shadow || snapshot.Metrics.GetValueOrDefault("shadow") == 1))
+        {
+            // Shadow mode: the snapshot's adapter is what was served; the learning state (and what the journal added) is
+            // the candidate, not served until an owner promotes it.
+            scope.Shadow = true;
+            scope.StepsSincePublish = 0;
+            PublishedVersion served = NewVersion(scope, _backend.ImportWeights(snapshot.Weights), scope.Parent?.Current ?? current.Base, current.Info.Id, "recovered");
+            Promote(scope, served);
+            PublishedVersion candidate = NewVersion(scope, scope.Trainer.Publish(), served.Base, served.Info.Id, "recovered");
+            scope.Candidate = candidate.Info.ContentHash == served.Info.ContentHash ? null : candidate;
+        }
+        else if (scope.StepsSincePublish > 0 || restoredFrom is not null)
         {
             scope.StepsSincePublish = 0;
             Promote(scope, NewVersion(scope, scope.Trainer.Publish(), scope.Parent?.Current ?? current.Base, current.Info.Id, "recovered"));
@@ -647,6 +721,7 @@ public sealed partial class LiveModel
             ["steps"] = scope.Trainer.Step,
             ["learned"] = Interlocked.Read(ref scope.Learned),
             ["kto_reference_point"] = p.KtoReferencePoint,
+            ["shadow"] = scope.Shadow ? 1 : 0,
         };
     }
 }

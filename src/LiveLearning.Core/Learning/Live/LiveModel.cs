@@ -107,6 +107,11 @@ public sealed partial class LiveModel : ILiveModel
         _evaluator = services.Evaluator ?? new PromoteAlways();
         _ledger = services.Ledger ?? new InMemoryLedger();
         _responses = new ResponseCache(options.ResponseCacheCapacity);
+        foreach (string source in options.ExcludedFromReplay)
+        {
+            _excludedFromReplay.TryAdd(source, 0);
+        }
+
         _metrics = new LiveLearningMetrics(options.Name, services.MeterFactory, () => _scopes.Values);
         Name = options.Name;
 
@@ -224,7 +229,7 @@ public sealed partial class LiveModel : ILiveModel
     }
 
     /// <inheritdoc />
-    public void PauseLearning(string? scope = null)
+    public void PauseLearning(string? scope = null, string? actor = null)
     {
         ThrowIfDisposed();
         foreach (LiveScope s in Selected(scope))
@@ -232,13 +237,13 @@ public sealed partial class LiveModel : ILiveModel
             if (s.Pause())
             {
                 Log.PauseChanged(_logger, s.Name, "paused");
-                Record(s.Name, LedgerEvent.Paused, "Learning paused by the owner.");
+                Record(s.Name, LedgerEvent.Paused, "Learning paused by the owner.", actor: actor);
             }
         }
     }
 
     /// <inheritdoc />
-    public void ResumeLearning(string? scope = null)
+    public void ResumeLearning(string? scope = null, string? actor = null)
     {
         ThrowIfDisposed();
         foreach (LiveScope s in Selected(scope))
@@ -246,7 +251,7 @@ public sealed partial class LiveModel : ILiveModel
             if (s.Resume())
             {
                 Log.PauseChanged(_logger, s.Name, "resumed");
-                Record(s.Name, LedgerEvent.Resumed, "Learning resumed by the owner.");
+                Record(s.Name, LedgerEvent.Resumed, "Learning resumed by the owner.", actor: actor);
             }
         }
     }
@@ -519,6 +524,7 @@ public sealed partial class LiveModel : ILiveModel
             scope = new LiveScope(options.Name, parent, options.Clone(), trainer, ReplayBuffer.Create(_options.Replay, ReplaySeed(seed)), initial, options.QueueCapacity ?? _options.Learner.QueueCapacity)
             {
                 HistoryCapacity = options.VersionHistoryCapacity ?? _options.VersionHistoryCapacity,
+                Shadow = options.Shadow,
                 RecoverUpTo = _journal.LastSequence,
             };
         }
@@ -637,6 +643,12 @@ public sealed partial class LiveModel : ILiveModel
                     break;
                 case ForgetWork f:
                     f.Done.TrySetException(disposed);
+                    break;
+                case PurgeReplayWork p:
+                    p.Done.TrySetException(disposed);
+                    break;
+                case PromoteCandidateWork c:
+                    c.Done.TrySetException(disposed);
                     break;
             }
         }

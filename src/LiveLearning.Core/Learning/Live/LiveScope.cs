@@ -41,6 +41,12 @@ internal sealed record RollbackWork(string VersionId, TaskCompletionSource<Adapt
     public string? Actor { get; init; }
 }
 
+/// <summary>Removes a source's items from the replay buffer (it was excluded from replay).</summary>
+internal sealed record PurgeReplayWork(string Source, TaskCompletionSource<int> Done) : WorkItem;
+
+/// <summary>Leaves shadow mode or promotes the pending candidate (an owner's order).</summary>
+internal sealed record PromoteCandidateWork(string? Actor, bool Required, TaskCompletionSource<AdapterVersion?> Done) : WorkItem;
+
 /// <summary>Forgets one source (rebuild without it, erase its records).</summary>
 internal sealed record ForgetWork(string Source, string? Reason, string? Actor, TaskCompletionSource<ScopeForgetReport> Done) : WorkItem;
 
@@ -153,6 +159,12 @@ internal sealed class LiveScope
     public double LastLoss = double.NaN;
 
     public ProgressiveFigures Progressive { get; } = new();
+
+    /// <summary>Shadow mode: candidates are learned and evaluated, not served (read by the learner at each publication).</summary>
+    public volatile bool Shadow;
+
+    /// <summary>The newest candidate that passed evaluation while in shadow mode, not served (learner-owned; read by any thread).</summary>
+    public volatile PublishedVersion? Candidate;
 
     /// <summary>Recent items' losses and steps' gradient norms, the reference of outlier screening (learner-owned).</summary>
     public RobustZScore? LossWindow { get; set; }

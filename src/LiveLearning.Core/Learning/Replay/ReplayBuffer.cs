@@ -104,6 +104,17 @@ public abstract class ReplayBuffer
         return result;
     }
 
+    /// <summary>Removes every kept item of <paramref name="source"/> (excluding it from replay, or forgetting it).</summary>
+    /// <param name="source">The source.</param>
+    /// <returns>The number of items removed.</returns>
+    public int RemoveSource(string source)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        int removed = RemoveSourceCore(source);
+        Refresh();
+        return removed;
+    }
+
     /// <summary>The items kept, in the buffer's order.</summary>
     /// <returns>The items.</returns>
     public abstract IReadOnlyList<ReplayItem> Items();
@@ -234,6 +245,8 @@ public abstract class ReplayBuffer
     private protected abstract void AddCore(ReplayItem item);
 
     private protected abstract ReplayItem SampleOne();
+
+    private protected abstract int RemoveSourceCore(string source);
 
     private protected abstract void Load(List<ReplayItem> items);
 
@@ -414,6 +427,13 @@ internal sealed class ReservoirReplayBuffer(int capacityItems, long capacityByte
 
     private protected override ReplayItem SampleOne() => _items[(int)Next(_items.Count)];
 
+    private protected override int RemoveSourceCore(string source)
+    {
+        int removed = _items.RemoveAll(i => i.Source == source);
+        _bytes = _items.Sum(i => i.Bytes);
+        return removed;
+    }
+
     private protected override void Load(List<ReplayItem> items)
     {
         _items.AddRange(items);
@@ -529,6 +549,18 @@ internal sealed class SourceBalancedReplayBuffer(int capacityItems, long capacit
     }
 
     /// <summary>Shrinks every source to the (new, smaller) equal share.</summary>
+    private protected override int RemoveSourceCore(string source)
+    {
+        // The source leaves the shares too: the others' shares grow back as they add items.
+        if (!_sources.Remove(source, out var entry))
+        {
+            return 0;
+        }
+
+        _bytes -= entry.Items.Sum(i => i.Bytes);
+        return entry.Items.Count;
+    }
+
     private void Rebalance()
     {
         long shareBytes = Math.Max(1, CapacityBytes / _sources.Count);
