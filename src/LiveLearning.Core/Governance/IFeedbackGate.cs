@@ -1,7 +1,7 @@
 namespace LiveLearning.Governance;
 
 /// <summary>
-/// A validation rule every feedback item passes before it is accepted: cheap checks (schema, lengths, duplicates, rate
+/// A validation gate every feedback item passes before it is accepted: cheap checks (schema, lengths, duplicates, rate
 /// and influence caps per source). Rules run in registration order; the first that does not accept decides.
 /// </summary>
 /// <remarks>Implementations must be thread-safe: items of every scope are checked concurrently.</remarks>
@@ -40,6 +40,9 @@ public enum GateOutcome
 
     /// <summary>Keep the item aside, unlearned, for review.</summary>
     Quarantine,
+
+    /// <summary>Refuse the item and fail the call: <see cref="ILiveModel.LearnAsync"/> throws <see cref="FeedbackRuleException"/>.</summary>
+    Fail,
 }
 
 /// <summary>A gate rule's decision and why.</summary>
@@ -64,4 +67,43 @@ public readonly record struct GateDecision(GateOutcome Outcome, string? Reason)
     /// <param name="reason">Why.</param>
     /// <returns>The decision.</returns>
     public static GateDecision Quarantine(string reason) => new(GateOutcome.Quarantine, reason);
+
+    /// <summary>Refuse and fail the call.</summary>
+    /// <param name="reason">Why.</param>
+    /// <returns>The decision.</returns>
+    public static GateDecision Fail(string reason) => new(GateOutcome.Fail, reason);
+}
+
+/// <summary>
+/// A gate rule that needs to know which items were finally accepted (journaled and queued), not only checked: rate
+/// limits, budgets, duplicate windows and influence shares count accepted items, so an item a later rule or a full queue
+/// turned away costs its source nothing.
+/// </summary>
+/// <remarks>Called after the item is durable, from the accepting call's thread; must be thread-safe and quick.</remarks>
+public interface IFeedbackAcceptanceObserver
+{
+    /// <summary>The item was accepted.</summary>
+    /// <param name="context">What the rule saw when it checked the item.</param>
+    /// <param name="sequence">Its journal sequence number.</param>
+    void OnAccepted(GateContext context, long sequence);
+}
+
+/// <summary>A gate rule with the <see cref="RulePolicy.Fail"/> policy refused an item: the call fails.</summary>
+public sealed class FeedbackRuleException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    /// <param name="rule">The rule.</param>
+    /// <param name="reason">Why it refused.</param>
+    public FeedbackRuleException(string rule, string reason)
+        : base($"Gate rule '{rule}' refused the item: {reason}")
+    {
+        Rule = rule;
+        Reason = reason;
+    }
+
+    /// <summary>The rule that refused the item.</summary>
+    public string Rule { get; }
+
+    /// <summary>Why.</summary>
+    public string Reason { get; }
 }

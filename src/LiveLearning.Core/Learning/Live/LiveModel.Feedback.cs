@@ -58,10 +58,22 @@ public sealed partial class LiveModel
                     return Refuse(scope, feedback.Source, RejectionReason.RejectedByGate, decision.Reason ?? "rejected", now, gate.Name);
                 case GateOutcome.Quarantine:
                     return QuarantineAtGate(scope, feedback, example, gate.Name, decision.Reason ?? "quarantined", now);
+                case GateOutcome.Fail:
+                    Refuse(scope, feedback.Source, RejectionReason.RejectedByGate, decision.Reason ?? "refused", now, gate.Name);
+                    throw new FeedbackRuleException(gate.Name, decision.Reason ?? "refused");
             }
         }
 
-        return await AdmitAsync(scope, ToRecord(scope, feedback, example), now, screen: true, cancellationToken).ConfigureAwait(false);
+        LearnReceipt receipt = await AdmitAsync(scope, ToRecord(scope, feedback, example), now, screen: true, cancellationToken).ConfigureAwait(false);
+        if (receipt.Accepted)
+        {
+            foreach (IFeedbackGate gate in _gates)
+            {
+                (gate as IFeedbackAcceptanceObserver)?.OnAccepted(context, receipt.SequenceNumber);
+            }
+        }
+
+        return receipt;
     }
 
     private JournalRecord ToRecord(LiveScope scope, Feedback feedback, TrainingExample example) => new()
