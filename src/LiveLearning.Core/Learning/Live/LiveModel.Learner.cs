@@ -470,15 +470,7 @@ public sealed partial class LiveModel
                 break;
 
             case SnapshotWork snapshot:
-                try
-                {
-                    snapshot.Done.TrySetResult(await TakeSnapshotAsync(scope, snapshot.Label, cancellationToken).ConfigureAwait(false));
-                }
-                catch (Exception ex)
-                {
-                    snapshot.Done.TrySetException(ex);
-                }
-
+                await CompleteAsync(snapshot, () => TakeSnapshotAsync(scope, snapshot.Label, cancellationToken)).ConfigureAwait(false);
                 break;
 
             case PurgeReplayWork purge:
@@ -486,69 +478,50 @@ public sealed partial class LiveModel
                 break;
 
             case PromoteCandidateWork promote:
-                try
-                {
-                    promote.Done.TrySetResult(await PromoteCandidateAsync(scope, promote, cancellationToken).ConfigureAwait(false));
-                }
-                catch (Exception ex)
-                {
-                    promote.Done.TrySetException(ex);
-                }
-
+                await CompleteAsync(promote, () => PromoteCandidateAsync(scope, promote, cancellationToken)).ConfigureAwait(false);
                 break;
 
             case ForgetWork forget:
-                try
-                {
-                    forget.Done.TrySetResult(await ForgetAsync(scope, forget, cancellationToken).ConfigureAwait(false));
-                }
-                catch (Exception ex)
-                {
-                    forget.Done.TrySetException(ex);
-                }
-
+                await CompleteAsync(forget, () => ForgetAsync(scope, forget, cancellationToken)).ConfigureAwait(false);
                 break;
 
             case RollbackWork rollback:
-                try
-                {
-                    rollback.Done.TrySetResult(await RollBackAsync(scope, rollback, cancellationToken).ConfigureAwait(false));
-                }
-                catch (Exception ex)
-                {
-                    rollback.Done.TrySetException(ex);
-                }
-
+                await CompleteAsync(rollback, () => RollBackAsync(scope, rollback, cancellationToken)).ConfigureAwait(false);
                 break;
+        }
+    }
+
+    /// <summary>Runs a request and hands its result, or its failure, to the caller waiting for it.</summary>
+    private static async Task CompleteAsync<T>(RequestWork<T> request, Func<Task<T>> run)
+    {
+        try
+        {
+            request.Done.TrySetResult(await run().ConfigureAwait(false));
+        }
+        catch (Exception ex)
+        {
+            request.Done.TrySetException(ex);
         }
     }
 
     private static void Fail(WorkItem request, Exception exception, bool faultBarriers)
     {
-        switch (request)
+        if (request is BarrierWork barrier)
         {
-            case BarrierWork b when faultBarriers:
-                b.Done.TrySetException(new InvalidOperationException("The learner stopped before the queue was idle.", exception));
-                break;
-            case BarrierWork b:
-                b.Done.TrySetResult();
-                break;
-            case SnapshotWork s:
-                s.Done.TrySetException(exception);
-                break;
-            case RollbackWork r:
-                r.Done.TrySetException(exception);
-                break;
-            case ForgetWork f:
-                f.Done.TrySetException(exception);
-                break;
-            case PurgeReplayWork p:
-                p.Done.TrySetException(exception);
-                break;
-            case PromoteCandidateWork c:
-                c.Done.TrySetException(exception);
-                break;
+            // A barrier only fails when the learner stops for good; a failed request before it still counts as processed.
+            if (faultBarriers)
+            {
+                barrier.Done.TrySetException(new InvalidOperationException("The learner stopped before the queue was idle.", exception));
+            }
+            else
+            {
+                barrier.Done.TrySetResult();
+            }
+
+            return;
         }
+
+        request.Fail(exception);
     }
 
     /// <summary>Pairs this scope's weights (unchanged, same hash) with its parent's current version.</summary>

@@ -630,27 +630,7 @@ public sealed partial class LiveModel : ILiveModel
         var disposed = new ObjectDisposedException(nameof(LiveModel), "The live model stopped before the request ran.");
         while (scope.Queue.Reader.TryRead(out WorkItem? work))
         {
-            switch (work)
-            {
-                case BarrierWork b:
-                    b.Done.TrySetException(disposed);
-                    break;
-                case SnapshotWork s:
-                    s.Done.TrySetException(disposed);
-                    break;
-                case RollbackWork r:
-                    r.Done.TrySetException(disposed);
-                    break;
-                case ForgetWork f:
-                    f.Done.TrySetException(disposed);
-                    break;
-                case PurgeReplayWork p:
-                    p.Done.TrySetException(disposed);
-                    break;
-                case PromoteCandidateWork c:
-                    c.Done.TrySetException(disposed);
-                    break;
-            }
+            work.Fail(disposed);
         }
     }
 

@@ -13,7 +13,20 @@ internal sealed record PublishedVersion(AdapterVersion Info, IAdapterWeights Wei
 }
 
 /// <summary>What a scope's learner works through, in order: items to learn and owner requests between them.</summary>
-internal abstract record WorkItem;
+internal abstract record WorkItem
+{
+    /// <summary>Fails whoever waits for this item (nothing waits for a learn item or a rebase).</summary>
+    public virtual void Fail(Exception exception)
+    {
+    }
+}
+
+/// <summary>An owner request whose caller waits for its result.</summary>
+internal abstract record RequestWork<T>(TaskCompletionSource<T> Done) : WorkItem
+{
+    /// <inheritdoc />
+    public override void Fail(Exception exception) => Done.TrySetException(exception);
+}
 
 /// <summary>An accepted item (its journal record, and the task that completes when it is durable).</summary>
 internal sealed record LearnWork(JournalRecord Record, Task Durable) : WorkItem
@@ -23,13 +36,17 @@ internal sealed record LearnWork(JournalRecord Record, Task Durable) : WorkItem
 }
 
 /// <summary>Completes once every earlier item is learned and published.</summary>
-internal sealed record BarrierWork(TaskCompletionSource Done) : WorkItem;
+internal sealed record BarrierWork(TaskCompletionSource Done) : WorkItem
+{
+    /// <inheritdoc />
+    public override void Fail(Exception exception) => Done.TrySetException(exception);
+}
 
 /// <summary>Takes a snapshot between steps.</summary>
-internal sealed record SnapshotWork(string? Label, TaskCompletionSource<SnapshotInfo> Done) : WorkItem;
+internal sealed record SnapshotWork(string? Label, TaskCompletionSource<SnapshotInfo> Done) : RequestWork<SnapshotInfo>(Done);
 
 /// <summary>Makes a kept version's weights current.</summary>
-internal sealed record RollbackWork(string VersionId, TaskCompletionSource<AdapterVersion> Done) : WorkItem
+internal sealed record RollbackWork(string VersionId, TaskCompletionSource<AdapterVersion> Done) : RequestWork<AdapterVersion>(Done)
 {
     /// <summary>The snapshot to restore (an alias resolved to it), or null to look the version up.</summary>
     public string? SnapshotId { get; init; }
@@ -42,13 +59,13 @@ internal sealed record RollbackWork(string VersionId, TaskCompletionSource<Adapt
 }
 
 /// <summary>Removes a source's items from the replay buffer (it was excluded from replay).</summary>
-internal sealed record PurgeReplayWork(string Source, TaskCompletionSource<int> Done) : WorkItem;
+internal sealed record PurgeReplayWork(string Source, TaskCompletionSource<int> Done) : RequestWork<int>(Done);
 
 /// <summary>Leaves shadow mode or promotes the pending candidate (an owner's order).</summary>
-internal sealed record PromoteCandidateWork(string? Actor, bool Required, TaskCompletionSource<AdapterVersion?> Done) : WorkItem;
+internal sealed record PromoteCandidateWork(string? Actor, bool Required, TaskCompletionSource<AdapterVersion?> Done) : RequestWork<AdapterVersion?>(Done);
 
 /// <summary>Forgets one source (rebuild without it, erase its records).</summary>
-internal sealed record ForgetWork(string Source, string? Reason, string? Actor, TaskCompletionSource<ScopeForgetReport> Done) : WorkItem;
+internal sealed record ForgetWork(string Source, string? Reason, string? Actor, TaskCompletionSource<ScopeForgetReport> Done) : RequestWork<ScopeForgetReport>(Done);
 
 /// <summary>
 /// Wakes the learner after the parent scope published (the pending flag says so); the learner follows the parent
