@@ -164,42 +164,9 @@ public sealed class FileFeedbackJournal : IFeedbackJournal, IAsyncDisposable, ID
     /// <inheritdoc />
     public async IAsyncEnumerable<JournalRecord> ReadAsync(long afterSequence, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        // What is durable now is read; records appended later are not waited for.
-        long upTo = DurableSequence;
-        Segment[] segments;
-        lock (_segments)
+        await foreach (LiveRecord r in LiveRecordsAsync(afterSequence, cancellationToken).ConfigureAwait(false))
         {
-            segments = [.. _segments];
-        }
-
-        for (int i = 0; i < segments.Length; i++)
-        {
-            long nextFirst = i + 1 < segments.Length ? segments[i + 1].First : long.MaxValue;
-            if (nextFirst <= afterSequence + 1 || segments[i].First > upTo)
-            {
-                continue;
-            }
-
-            byte[]? data = await ReadSegmentAsync(segments[i].Path, cancellationToken).ConfigureAwait(false);
-            if (data is null)
-            {
-                // Removed by retention since the listing: its records were no longer needed by anyone.
-                continue;
-            }
-
-            foreach ((long sequence, int offset, int length) in Scan(segments[i].Path, data, torn: out _, allowTorn: true))
-            {
-                if (sequence > upTo)
-                {
-                    break;
-                }
-
-                if (sequence > afterSequence && !IsTombstone(data.AsSpan(offset, length)))
-                {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    yield return DecodePayload(segments[i].Path, data.AsSpan(offset, length), sequence, offset);
-                }
-            }
+            yield return r.Decode(this);
         }
     }
 
@@ -210,39 +177,12 @@ public sealed class FileFeedbackJournal : IFeedbackJournal, IAsyncDisposable, ID
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 
         // Only durable records are erased (a record still being written is erased by a later call).
-        long upTo = DurableSequence;
-        Segment[] segments;
-        lock (_segments)
-        {
-            segments = [.. _segments];
-        }
-
         var targets = new List<EraseTarget>();
-        for (int i = 0; i < segments.Length; i++)
+        await foreach (LiveRecord r in LiveRecordsAsync(afterSequence, cancellationToken).ConfigureAwait(false))
         {
-            long nextFirst = i + 1 < segments.Length ? segments[i + 1].First : long.MaxValue;
-            if (nextFirst <= afterSequence + 1 || segments[i].First > upTo)
+            if (match(r.Decode(this)))
             {
-                continue;
-            }
-
-            byte[]? data = await ReadSegmentAsync(segments[i].Path, cancellationToken).ConfigureAwait(false);
-            if (data is null)
-            {
-                continue;
-            }
-
-            foreach ((long sequence, int offset, int length) in Scan(segments[i].Path, data, torn: out _, allowTorn: true))
-            {
-                if (sequence > upTo)
-                {
-                    break;
-                }
-
-                if (sequence > afterSequence && !IsTombstone(data.AsSpan(offset, length)) && match(DecodePayload(segments[i].Path, data.AsSpan(offset, length), sequence, offset)))
-                {
-                    targets.Add(new EraseTarget(Path.GetFileName(segments[i].Path), offset - FramingBytes, length, sequence));
-                }
+                targets.Add(new EraseTarget(Path.GetFileName(r.Path), r.Offset - FramingBytes, r.Length, r.Sequence));
             }
         }
 
@@ -308,6 +248,47 @@ public sealed class FileFeedbackJournal : IFeedbackJournal, IAsyncDisposable, ID
 
     /// <summary>Same as <see cref="DisposeAsync"/>, waiting on the calling thread.</summary>
     public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    /// <summary>The records after <paramref name="afterSequence"/> that are durable now and not erased, in order; records
+    /// appended later are not waited for, and segments removed by retention since the listing are skipped (nobody needed them).</summary>
+    private async IAsyncEnumerable<LiveRecord> LiveRecordsAsync(long afterSequence, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        long upTo = DurableSequence;
+        Segment[] segments;
+        lock (_segments)
+        {
+            segments = [.. _segments];
+        }
+
+        for (int i = 0; i < segments.Length; i++)
+        {
+            long nextFirst = i + 1 < segments.Length ? segments[i + 1].First : long.MaxValue;
+            if (nextFirst <= afterSequence + 1 || segments[i].First > upTo)
+            {
+                continue;
+            }
+
+            byte[]? data = await ReadSegmentAsync(segments[i].Path, cancellationToken).ConfigureAwait(false);
+            if (data is null)
+            {
+                continue;
+            }
+
+            foreach ((long sequence, int offset, int length) in Scan(segments[i].Path, data, torn: out _, allowTorn: true))
+            {
+                if (sequence > upTo)
+                {
+                    break;
+                }
+
+                if (sequence > afterSequence && !IsTombstone(data.AsSpan(offset, length)))
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    yield return new LiveRecord(segments[i].Path, data, sequence, offset, length);
+                }
+            }
+        }
+    }
 
     /// <summary>A segment's bytes, or null when retention removed it since it was listed.</summary>
     private async ValueTask<byte[]?> ReadSegmentAsync(string path, CancellationToken cancellationToken)
@@ -734,6 +715,12 @@ public sealed class FileFeedbackJournal : IFeedbackJournal, IAsyncDisposable, ID
     private sealed record Pending(long Sequence, byte[] Frame, TaskCompletionSource Done);
 
     private sealed record Segment(string Path, long First);
+
+    /// <summary>One live record's frame body inside a segment's bytes.</summary>
+    private readonly record struct LiveRecord(string Path, byte[] Data, long Sequence, int Offset, int Length)
+    {
+        public JournalRecord Decode(FileFeedbackJournal journal) => journal.DecodePayload(Path, Data.AsSpan(Offset, Length), Sequence, Offset);
+    }
 
     private sealed record EraseTarget(string File, long FrameOffset, int BodyLength, long Sequence);
 }
