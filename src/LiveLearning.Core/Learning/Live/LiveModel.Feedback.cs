@@ -264,23 +264,7 @@ public sealed partial class LiveModel
     /// <summary>A gate rule quarantined the item: it is kept for review (never journaled unless approved).</summary>
     private LearnReceipt QuarantineAtGate(LiveScope scope, Feedback feedback, TrainingExample example, string rule, string reason, DateTimeOffset now)
     {
-        long? id = Hold(
-            new QuarantinedItem
-            {
-                Id = 0,
-                Scope = scope.Name,
-                Source = feedback.Source,
-                Origin = QuarantineOrigin.Gate,
-                Rule = rule,
-                Reason = reason,
-                ReceivedAt = feedback.Timestamp!.Value,
-                QuarantinedAt = now,
-                Objective = example.Objective,
-                PromptTokens = example.Prompt.Count,
-                CompletionTokens = example.Completion.Count,
-                Feedback = feedback,
-            },
-            ToRecord(scope, feedback, example));
+        long? id = Hold(ToRecord(scope, feedback, example), QuarantineOrigin.Gate, rule, reason, now, feedback);
         string held = id is null ? " (the quarantine keeps nothing: QuarantineCapacity is 0)" : $" (held as quarantine #{id})";
         return Refuse(scope, feedback.Source, RejectionReason.Quarantined, reason + held, now, rule, LedgerEvent.Quarantined) with { QuarantineId = id };
     }

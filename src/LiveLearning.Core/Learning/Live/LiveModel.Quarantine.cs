@@ -93,8 +93,31 @@ public sealed partial class LiveModel
     }
 
     /// <summary>Keeps an item for review under a new id (null when the capacity is 0); beyond the capacity the oldest is discarded.</summary>
-    private long? Hold(QuarantinedItem info, JournalRecord record)
+    /// <summary>Keeps an item for review (evicting the oldest when full); null when the quarantine keeps nothing.</summary>
+    /// <param name="record">The item as it would be journaled (for a learner hold-back, as it was: its sequence is kept in the listing).</param>
+    /// <param name="origin">Who held it.</param>
+    /// <param name="rule">The rule or screen that held it.</param>
+    /// <param name="reason">Why.</param>
+    /// <param name="now">When.</param>
+    /// <param name="feedback">The original feedback, when the gate held it before it became a record.</param>
+    private long? Hold(JournalRecord record, QuarantineOrigin origin, string rule, string reason, DateTimeOffset now, Feedback? feedback = null)
     {
+        var info = new QuarantinedItem
+        {
+            Id = 0,
+            Scope = record.Scope,
+            Source = record.Source,
+            Origin = origin,
+            Rule = rule,
+            Reason = reason,
+            ReceivedAt = record.ReceivedAt,
+            QuarantinedAt = now,
+            Objective = record.Example.Objective,
+            PromptTokens = record.Example.Prompt.Count,
+            CompletionTokens = record.Example.Completion.Count,
+            Feedback = feedback,
+            JournalSequence = origin == QuarantineOrigin.Learner ? record.Sequence : null,
+        };
         var evicted = new List<HeldItem>();
         long? id = null;
         lock (_quarantineLock)
@@ -202,23 +225,7 @@ public sealed partial class LiveModel
         foreach (Outlier o in outliers)
         {
             JournalRecord record = batch[o.Index].Record;
-            long? id = Hold(
-                new QuarantinedItem
-                {
-                    Id = 0,
-                    Scope = scope.Name,
-                    Source = record.Source,
-                    Origin = QuarantineOrigin.Learner,
-                    Rule = o.Rule,
-                    Reason = o.Reason,
-                    ReceivedAt = record.ReceivedAt,
-                    QuarantinedAt = now,
-                    Objective = record.Example.Objective,
-                    PromptTokens = record.Example.Prompt.Count,
-                    CompletionTokens = record.Example.Completion.Count,
-                    JournalSequence = record.Sequence,
-                },
-                record);
+            long? id = Hold(record, QuarantineOrigin.Learner, o.Rule, o.Reason, now);
             Log.Rejected(_logger, scope.Name, record.Source, RejectionReason.Quarantined, o.Reason);
             string held = id is null ? "not kept (QuarantineCapacity is 0)" : $"held as quarantine #{id}";
             Record(scope.Name, LedgerEvent.Quarantined, $"Item #{record.Sequence} held back before the step, {held}: {o.Reason}.", record.Sequence, record.Source, o.Rule);
