@@ -128,6 +128,50 @@ public sealed class LiveLearningBuilder
         return this;
     }
 
+    /// <summary>Adds a gate every model runs on every feedback item (in the order added).</summary>
+    /// <param name="gate">The gate (shared by every model of the container).</param>
+    /// <returns>This builder.</returns>
+    public LiveLearningBuilder AddGateRule(IFeedbackGate gate)
+    {
+        ArgumentNullException.ThrowIfNull(gate);
+        Services.AddSingleton(gate);
+        return this;
+    }
+
+    /// <summary>Adds a rule, with the policy its violations follow, to every model's gate (in the order added).</summary>
+    /// <param name="rule">The rule, e.g. <see cref="SchemaRule"/>, <see cref="DuplicateRule"/>, <see cref="TokenBudgetRule"/>.</param>
+    /// <param name="policy">What a violation does. Default: the item is dropped.</param>
+    /// <returns>This builder.</returns>
+    public LiveLearningBuilder AddGateRule(IFeedbackRule rule, RulePolicy policy = RulePolicy.Drop)
+    {
+        ArgumentNullException.ThrowIfNull(rule);
+        return AddGateRule(new PolicyGate(rule, policy));
+    }
+
+    /// <summary>Adds a rule built from the container (e.g. one that needs its <see cref="TimeProvider"/>), with its policy.</summary>
+    /// <param name="rule">Builds the rule, once.</param>
+    /// <param name="policy">What a violation does. Default: the item is dropped.</param>
+    /// <returns>This builder.</returns>
+    public LiveLearningBuilder AddGateRule(Func<IServiceProvider, IFeedbackRule> rule, RulePolicy policy = RulePolicy.Drop)
+    {
+        ArgumentNullException.ThrowIfNull(rule);
+        if (!Enum.IsDefined(policy))
+        {
+            throw new ArgumentOutOfRangeException(nameof(policy), policy, "Unknown rule policy.");
+        }
+
+        Services.AddSingleton<IFeedbackGate>(sp => new PolicyGate(rule(sp), policy));
+        return this;
+    }
+
+    /// <summary>Adds a rule given as a delegate that says what is wrong with an item (or returns null), with its policy.</summary>
+    /// <param name="name">The rule's name (receipts and the ledger name it).</param>
+    /// <param name="check">The check (thread-safe).</param>
+    /// <param name="policy">What a violation does. Default: the item is dropped.</param>
+    /// <returns>This builder.</returns>
+    public LiveLearningBuilder AddGateRule(string name, Func<GateContext, string?> check, RulePolicy policy = RulePolicy.Drop) =>
+        AddGateRule(new DelegateRule(name, check), policy);
+
     /// <summary>Replaces the feedback journal.</summary>
     /// <typeparam name="TJournal">The journal; a singleton.</typeparam>
     /// <returns>This builder.</returns>

@@ -1,3 +1,4 @@
+using LiveLearning.Governance;
 using Microsoft.Extensions.AI;
 
 namespace LiveLearning;
@@ -204,6 +205,16 @@ public interface ILiveModel : IChatClient, IAsyncDisposable
 
     /// <summary>The sources excluded from replay, in ordinal order.</summary>
     IReadOnlyCollection<string> ExcludedFromReplay { get; }
+
+    /// <summary>
+    /// Gives a source its own rate in every <see cref="RateLimitRule"/> the model's gate runs, or (null) returns it to
+    /// the rule's default. Recorded in the ledger.
+    /// </summary>
+    /// <param name="source">The source.</param>
+    /// <param name="rate">Its rate, or null for the default.</param>
+    /// <param name="actor">Who asks (recorded).</param>
+    /// <exception cref="InvalidOperationException">The gate has no rate-limit rule.</exception>
+    void SetSourceRate(string source, RateLimit? rate, string? actor = null);
 
     /// <summary>
     /// Turns shadow mode on or off: in shadow mode a scope learns and evaluates candidates but keeps serving its current

@@ -42,6 +42,33 @@ public sealed partial class LiveModel
     }
 
     /// <inheritdoc />
+    public void SetSourceRate(string source, RateLimit? rate, string? actor = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(source);
+        rate?.Validate(nameof(rate));
+        ThrowIfDisposed();
+        RateLimitRule[] rules = [.. _gates.Select(g => (g as PolicyGate)?.Rule).OfType<RateLimitRule>()];
+        if (rules.Length == 0)
+        {
+            throw new InvalidOperationException($"Live model '{Name}' has no rate-limit rule in its gate; add a RateLimitRule to set per-source rates.");
+        }
+
+        foreach (RateLimitRule rule in rules)
+        {
+            if (rate is { } r)
+            {
+                rule.SetRate(source, r);
+            }
+            else
+            {
+                rule.ClearRate(source);
+            }
+        }
+
+        Record(_options.DefaultScope, LedgerEvent.ControlChanged, rate is { } set ? $"Source '{source}' limited to {set}." : $"Source '{source}' returned to the default rate.", source: source, rule: "rate-limit", actor: actor);
+    }
+
+    /// <inheritdoc />
     public IReadOnlyCollection<string> ExcludedFromReplay => [.. _excludedFromReplay.Keys.Order(StringComparer.Ordinal)];
 
     /// <inheritdoc />
