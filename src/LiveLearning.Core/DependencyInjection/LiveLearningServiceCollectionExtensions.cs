@@ -227,6 +227,22 @@ public sealed class LiveLearningBuilder
         return this;
     }
 
+    /// <summary>Replaces the version evaluator with an instance (e.g. a <see cref="RegressionEvaluator"/> with its guard and probe sets).</summary>
+    /// <param name="evaluator">The evaluator, shared by every model of the container.</param>
+    /// <returns>This builder.</returns>
+    public LiveLearningBuilder UseEvaluator(IVersionEvaluator evaluator)
+    {
+        ArgumentNullException.ThrowIfNull(evaluator);
+        Services.Replace(ServiceDescriptor.Singleton(evaluator));
+        return this;
+    }
+
+    /// <summary>Guards promotions with a <see cref="RegressionEvaluator"/>: a candidate that fails the guard set or the probe set is refused.</summary>
+    /// <param name="options">The guard and probe sets and tolerances.</param>
+    /// <returns>This builder.</returns>
+    /// <exception cref="ArgumentException">A setting or example is invalid.</exception>
+    public LiveLearningBuilder UseRegressionEvaluator(RegressionEvaluatorOptions options) => UseEvaluator(new RegressionEvaluator(options));
+
     /// <summary>Replaces the audit ledger.</summary>
     /// <typeparam name="TLedger">The ledger; a singleton.</typeparam>
     /// <returns>This builder.</returns>

@@ -4,7 +4,10 @@ namespace LiveLearning.Governance;
 /// The append-only record of every decision a live model takes: items accepted, rejected or quarantined (and by which
 /// rule), which items went into which step, which version resulted, promotions, refusals, rollbacks, snapshots.
 /// </summary>
-/// <remarks>Implementations must be thread-safe. A failing ledger fails the operation that records to it.</remarks>
+/// <remarks>
+/// Implementations must be thread-safe. The ledger records decisions, it does not take part in them: an append that
+/// fails is logged and counted (<see cref="LiveModelStatistics.LedgerFailures"/>) and the decision stands.
+/// </remarks>
 public interface ILearningLedger
 {
     /// <summary>Appends one entry.</summary>
@@ -103,6 +106,9 @@ public sealed record LedgerEntry(DateTimeOffset At, string Model, string Scope, 
 
     /// <summary>A step's loss.</summary>
     public double? Loss { get; init; }
+
+    /// <summary>The figures behind a decision (an evaluation's guard accuracy and probe perplexity, for instance).</summary>
+    public IReadOnlyDictionary<string, double>? Figures { get; init; }
 
     /// <summary>Who asked for it (owner actions), when the caller said.</summary>
     public string? Actor { get; init; }

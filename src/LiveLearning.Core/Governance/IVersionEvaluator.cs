@@ -32,6 +32,9 @@ public sealed record PromotionDecision(bool Promote, string? Reason)
 {
     /// <summary>Promote without comment.</summary>
     public static PromotionDecision Accept { get; } = new(true, null);
+
+    /// <summary>The figures the decision rests on (e.g. guard accuracy, probe perplexity), recorded in the ledger.</summary>
+    public IReadOnlyDictionary<string, double>? Figures { get; init; }
 }
 
 /// <summary>The default evaluator: every candidate is promoted.</summary>

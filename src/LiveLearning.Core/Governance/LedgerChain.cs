@@ -84,6 +84,20 @@ public static class LedgerChain
             }
         }
 
+        if (entry.Figures is null)
+        {
+            Int(-1);
+        }
+        else
+        {
+            Int(entry.Figures.Count);
+            foreach (KeyValuePair<string, double> figure in entry.Figures.OrderBy(f => f.Key, StringComparer.Ordinal))
+            {
+                Text(figure.Key);
+                Int(BitConverter.DoubleToInt64Bits(figure.Value));
+            }
+        }
+
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 

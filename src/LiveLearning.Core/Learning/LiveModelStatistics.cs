@@ -10,6 +10,9 @@ public sealed record LiveModelStatistics(string Model, IReadOnlyList<ScopeStatis
     /// <returns>Its statistics.</returns>
     /// <exception cref="ScopeNotFoundException">No such scope.</exception>
     public ScopeStatistics this[string scope] => Scopes.FirstOrDefault(s => s.Scope == scope) ?? throw new ScopeNotFoundException(scope);
+
+    /// <summary>Ledger appends that failed since the model started (each logged; the decisions stood).</summary>
+    public long LedgerFailures { get; init; }
 }
 
 /// <summary>The figures of one scope: its traffic, its learner and progressive validation.</summary>

@@ -101,6 +101,10 @@ public sealed class LiveModelStateTests
         {
             Assert.That(model.GetStatistics()["default"].Learned, Is.Zero, $"LearnAsync threw ({error.Message}), yet the item was learned");
         }
+        else
+        {
+            Assert.That(model.GetStatistics().LedgerFailures, Is.EqualTo(1), "the failed append is counted where an operator sees it");
+        }
     }
 
     [Test]

@@ -64,7 +64,7 @@ public sealed class InfluenceCapRule : IFeedbackRule, IFeedbackAcceptanceObserve
             double share = (double)mine / total;
             if (total >= _options.MinItems && share > _options.MaxShare)
             {
-                return ValueTask.FromResult<string?>(string.Create(CultureInfo.InvariantCulture, $"source '{source}' would drive {mine} of the scope's last {total} items ({share:P0}); at most {_options.MaxShare:P0}"));
+                return ValueTask.FromResult<string?>(string.Create(CultureInfo.InvariantCulture, $"source '{source}' would drive {mine} of the scope's last {total} items ({100 * share:0.#}%); at most {100 * _options.MaxShare:0.#}%"));
             }
         }
 

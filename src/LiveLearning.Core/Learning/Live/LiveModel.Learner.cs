@@ -384,7 +384,7 @@ public sealed partial class LiveModel
             // than from the refused candidate.
             scope.Trainer.Reset((pending ?? current).Weights);
             Log.PromotionRefused(_logger, scope.Name, candidate.Info.Id, decision.Reason);
-            Record(scope.Name, LedgerEvent.PromotionRefused, $"Candidate {candidate.Info.Id} was not promoted: {decision.Reason}; {current.Info.Id} stays current.", versionId: candidate.Info.Id);
+            Record(scope.Name, LedgerEvent.PromotionRefused, $"Candidate {candidate.Info.Id} was not promoted: {decision.Reason}; {current.Info.Id} stays current.", versionId: candidate.Info.Id, figures: decision.Figures);
             return;
         }
 
@@ -392,11 +392,11 @@ public sealed partial class LiveModel
         {
             // Shadow mode: evaluated and kept, not served, until an owner promotes it (or leaves shadow mode).
             scope.Candidate = candidate;
-            Record(scope.Name, LedgerEvent.Published, $"Candidate {candidate.Info.Id} passed evaluation and is held in shadow mode; {current.Info.Id} keeps serving.", versionId: candidate.Info.Id);
+            Record(scope.Name, LedgerEvent.Published, $"Candidate {candidate.Info.Id} passed evaluation and is held in shadow mode; {current.Info.Id} keeps serving.", versionId: candidate.Info.Id, figures: decision.Figures);
             return;
         }
 
-        Promote(scope, candidate);
+        Promote(scope, candidate, decision);
     }
 
     private PublishedVersion NewVersion(LiveScope scope, IAdapterWeights weights, PublishedVersion? below, string? parentId, string reason, string? contentHash = null)
@@ -420,13 +420,13 @@ public sealed partial class LiveModel
     }
 
     /// <summary>Makes <paramref name="version"/> current (one reference write), tells watchers and rebases child scopes.</summary>
-    private void Promote(LiveScope scope, PublishedVersion version)
+    private void Promote(LiveScope scope, PublishedVersion version, PromotionDecision? decision = null)
     {
         scope.Current = version;
         scope.TrimHistory();
         _metrics.Published(scope.Name);
         Log.Published(_logger, scope.Name, version.Info.Id, version.Info.Reason);
-        Record(scope.Name, LedgerEvent.Published, $"{version.Info.Id} published ({version.Info.Reason}; {version.Info.Steps} steps, {version.Info.Items} items).", versionId: version.Info.Id);
+        Record(scope.Name, LedgerEvent.Published, $"{version.Info.Id} published ({version.Info.Reason}; {version.Info.Steps} steps, {version.Info.Items} items){(decision?.Reason is { } why ? $"; evaluation: {why}" : "")}.", versionId: version.Info.Id, figures: decision?.Figures);
         Notify(version.Info);
         foreach (LiveScope child in scope.Children)
         {

@@ -335,7 +335,7 @@ public sealed partial class LiveModel : ILiveModel
             });
         }
 
-        return new LiveModelStatistics(Name, scopes);
+        return new LiveModelStatistics(Name, scopes) { LedgerFailures = Interlocked.Read(ref _ledgerFailures) };
     }
 
     /// <summary>
@@ -595,10 +595,11 @@ public sealed partial class LiveModel : ILiveModel
         }
     }
 
-    private void Record(string scope, LedgerEvent kind, string message, long? sequence = null, string? source = null, string? rule = null, string? versionId = null, IReadOnlyList<long>? items = null, double? loss = null, string? actor = null)
+    private void Record(string scope, LedgerEvent kind, string message, long? sequence = null, string? source = null, string? rule = null, string? versionId = null, IReadOnlyList<long>? items = null, double? loss = null, string? actor = null, IReadOnlyDictionary<string, double>? figures = null)
     {
         var entry = new LedgerEntry(_time.GetUtcNow(), Name, scope, kind, message)
         {
+            Figures = figures,
             Sequence = sequence,
             Source = source,
             Rule = rule,
