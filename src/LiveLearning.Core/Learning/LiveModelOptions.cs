@@ -138,6 +138,62 @@ public sealed class OutlierOptions
     public int MinItems { get; set; } = 32;
 }
 
+/// <summary>The drift detector on a scope's progressive loss.</summary>
+public enum DriftDetectorKind
+{
+    /// <summary>No drift alarm.</summary>
+    None,
+
+    /// <summary><see cref="Governance.PageHinkley"/> (constant memory; reacts to a sustained rise).</summary>
+    PageHinkley,
+
+    /// <summary><see cref="Governance.Adwin"/> (adaptive window; a statistical guarantee on false alarms).</summary>
+    Adwin,
+}
+
+/// <summary>What a drift alarm does beyond its ledger entry.</summary>
+public enum DriftAction
+{
+    /// <summary>Records it (ledger, log, metric) and nothing else.</summary>
+    Record,
+
+    /// <summary>Also pauses promotion: the scope goes into shadow mode (it learns and evaluates, serves what it served) until an owner promotes or leaves shadow mode.</summary>
+    PausePromotion,
+}
+
+/// <summary>
+/// The drift alarm on each scope's progressive loss (each new completion item's loss per token before it is learned): a
+/// rise means the feedback no longer agrees with what the model learned — a new topic, a broken client, or poisoning.
+/// The detector starts afresh when the model starts, and again after each alarm.
+/// </summary>
+public sealed class DriftOptions
+{
+    /// <summary>A copy.</summary>
+    /// <returns>The copy.</returns>
+    public DriftOptions Clone() => (DriftOptions)MemberwiseClone();
+
+    /// <summary>The detector. Default <see cref="DriftDetectorKind.PageHinkley"/>.</summary>
+    public DriftDetectorKind Detector { get; set; } = DriftDetectorKind.PageHinkley;
+
+    /// <summary>Page-Hinkley's settings (δ 0.25, λ 25, 30 items, α 0.9999).</summary>
+    public Governance.PageHinkleyOptions PageHinkley { get; set; } = new();
+
+    /// <summary>ADWIN's settings (δ 0.002, 5 buckets per row, sub-windows of 10).</summary>
+    public Governance.AdwinOptions Adwin { get; set; } = new();
+
+    /// <summary>A custom detector per scope (overrides <see cref="Detector"/>); called once per scope.</summary>
+    public Func<string, Governance.IDriftDetector>? Factory { get; set; }
+
+    /// <summary>What an alarm does. Default <see cref="DriftAction.Record"/>.</summary>
+    public DriftAction Action { get; set; } = DriftAction.Record;
+
+    /// <summary>
+    /// A snapshot alias (e.g. <c>last-good</c>) to roll the scope back to on an alarm, when it names a snapshot of that
+    /// scope; null for none. Default null.
+    /// </summary>
+    public string? RollbackTo { get; set; }
+}
+
 /// <summary>What happens to journal segments once snapshots cover them.</summary>
 public enum JournalRetention
 {
@@ -259,6 +315,9 @@ public sealed class LiveModelOptions
     /// <summary>Loss and gradient-norm outlier screening in the learner.</summary>
     public OutlierOptions Outliers { get; set; } = new();
 
+    /// <summary>The drift alarm on the progressive loss.</summary>
+    public DriftOptions Drift { get; set; } = new();
+
     /// <summary>Quarantined items kept for review, over every scope (the oldest is discarded, and the ledger says so, beyond it). Default 1000.</summary>
     public int QuarantineCapacity { get; set; } = 1000;
 
@@ -282,6 +341,7 @@ public sealed class LiveModelOptions
         copy.Learner = Learner?.Clone()!;
         copy.Replay = Replay?.Clone()!;
         copy.Outliers = Outliers?.Clone()!;
+        copy.Drift = Drift?.Clone()!;
         copy.ExcludedFromReplay = [.. ExcludedFromReplay];
         copy.Scopes = [.. Scopes.Select(s => s?.Clone()!)];
         return copy;
@@ -344,6 +404,15 @@ public sealed class LiveModelOptions
             Check(Outliers.MinItems >= 3 && Outliers.MinItems <= Outliers.Window, $"Outliers.MinItems must be in [3, Outliers.Window] (was {Outliers.MinItems}).");
         }
 
+        Check(Drift is not null, "Drift must not be null.");
+        if (Drift is not null)
+        {
+            Check(Enum.IsDefined(Drift.Detector), $"Drift.Detector {Drift.Detector} is not defined.");
+            Check(Enum.IsDefined(Drift.Action), $"Drift.Action {Drift.Action} is not defined.");
+            Check(Drift.RollbackTo is null || Storage.SnapshotAliases.IsValid(Drift.RollbackTo), $"Drift.RollbackTo '{Drift.RollbackTo}' is not a valid snapshot alias.");
+            CheckNested(errors, "Drift", DriftProblems(Drift));
+        }
+
         Check(QuarantineCapacity >= 0, $"QuarantineCapacity must not be negative (was {QuarantineCapacity}).");
         Check(Enum.IsDefined(JournalRetention), $"JournalRetention {JournalRetention} is not defined.");
         Check(ResponseCacheCapacity >= 0, $"ResponseCacheCapacity must not be negative (was {ResponseCacheCapacity}).");
@@ -378,6 +447,27 @@ public sealed class LiveModelOptions
         }
 
         return errors;
+    }
+
+    /// <summary>The detectors' settings, checked by building them (each constructor names what is out of range).</summary>
+    private static List<ArgumentException> DriftProblems(DriftOptions drift)
+    {
+        var problems = new List<ArgumentException>();
+        void Try(string name, Action build)
+        {
+            try
+            {
+                build();
+            }
+            catch (ArgumentException ex)
+            {
+                problems.Add(new ArgumentException(ex.Message.Split(" (Parameter", 2)[0], name));
+            }
+        }
+
+        Try("PageHinkley", () => _ = new Governance.PageHinkley(drift.PageHinkley ?? throw new ArgumentException("must not be null.")));
+        Try("Adwin", () => _ = new Governance.Adwin(drift.Adwin ?? throw new ArgumentException("must not be null.")));
+        return problems;
     }
 
     private static void CheckNested(List<string> errors, string prefix, IEnumerable<ArgumentException> problems)

@@ -18,6 +18,7 @@ internal sealed class LiveLearningMetrics : IDisposable
     private readonly Counter<long> _rejected;
     private readonly Counter<long> _steps;
     private readonly Counter<long> _skippedSteps;
+    private readonly Counter<long> _driftAlarms;
     private readonly Counter<long> _published;
     private readonly Counter<long> _responses;
     private readonly Histogram<double> _stepDuration;
@@ -39,6 +40,7 @@ internal sealed class LiveLearningMetrics : IDisposable
         _rejected = _meter.CreateCounter<long>("livelearning.feedback.rejected", "{item}", "Feedback items not accepted, by reason.");
         _steps = _meter.CreateCounter<long>("livelearning.learner.steps", "{step}", "Optimizer steps taken.");
         _skippedSteps = _meter.CreateCounter<long>("livelearning.learner.skipped_steps", "{step}", "Steps skipped for a non-finite loss or gradient.");
+        _driftAlarms = _meter.CreateCounter<long>("livelearning.learner.drift_alarms", "{alarm}", "Drift alarms on the progressive loss.");
         _published = _meter.CreateCounter<long>("livelearning.versions.published", "{version}", "Adapter versions published.");
         _responses = _meter.CreateCounter<long>("livelearning.responses", "{response}", "Completions served.");
         _stepDuration = _meter.CreateHistogram<double>("livelearning.learner.step.duration", "ms", "Wall time of a learning step.");
@@ -66,6 +68,8 @@ internal sealed class LiveLearningMetrics : IDisposable
     }
 
     public void SkippedStep(string scope) => _skippedSteps.Add(1, Tags(scope));
+
+    public void DriftAlarm(string scope) => _driftAlarms.Add(1, Tags(scope));
 
     public void Published(string scope) => _published.Add(1, Tags(scope));
 

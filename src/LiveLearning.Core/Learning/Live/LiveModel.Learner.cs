@@ -244,7 +244,8 @@ public sealed partial class LiveModel
             {
                 if (step == 1)
                 {
-                    ScoreBeforeLearning(scope, examples, result.Scores);
+                    // Recovery and rebuilds learn old items again: only live items feed the drift alarm.
+                    ScoreBeforeLearning(scope, examples, result.Scores, watchDrift: screen);
                 }
 
                 norm = double.NaN;
@@ -294,6 +295,12 @@ public sealed partial class LiveModel
                 RememberForScreening(scope, examples, result.Scores, norm);
             }
 
+            if (scope.DriftAlarm is { } alarm)
+            {
+                scope.DriftAlarm = null;
+                await OnDriftAsync(scope, alarm, cancellationToken).ConfigureAwait(false);
+            }
+
             if (++scope.StepsSincePublish >= learner.PublishEvery)
             {
                 await PublishAsync(scope, "learned", cancellationToken).ConfigureAwait(false);
@@ -324,7 +331,7 @@ public sealed partial class LiveModel
     }
 
     /// <summary>Progressive validation: the new items' scores under the parameters about to learn them.</summary>
-    private void ScoreBeforeLearning(LiveScope scope, List<TrainingExample> examples, IReadOnlyList<ExampleScore> scores)
+    private void ScoreBeforeLearning(LiveScope scope, List<TrainingExample> examples, IReadOnlyList<ExampleScore> scores, bool watchDrift)
     {
         double decay = _options.Objectives.KtoReferenceDecay;
         for (int i = 0; i < examples.Count; i++)
@@ -337,6 +344,12 @@ public sealed partial class LiveModel
                     double loss = -s.LogLikelihood / s.Tokens;
                     scope.Progressive.AddCompletion(loss);
                     _metrics.ProgressiveLoss(scope.Name, loss);
+                    if (watchDrift && scope.Drift is { } drift && drift.Add(loss))
+                    {
+                        scope.DriftAlarm ??= drift.LastAlarm;
+                        drift.Reset();
+                    }
+
                     break;
                 case TrainingObjective.Preference:
                     // DPO's implicit reward margin: what the adapter adds to the reference's preference (0 for a fresh adapter).

@@ -526,6 +526,7 @@ public sealed partial class LiveModel : ILiveModel
                 HistoryCapacity = options.VersionHistoryCapacity ?? _options.VersionHistoryCapacity,
                 Shadow = options.Shadow,
                 RecoverUpTo = _journal.LastSequence,
+                Drift = CreateDriftDetector(options.Name),
             };
         }
         catch
@@ -594,6 +595,14 @@ public sealed partial class LiveModel : ILiveModel
             }
         }
     }
+
+    private IDriftDetector? CreateDriftDetector(string scope) => _options.Drift switch
+    {
+        { Factory: { } factory } => factory(scope),
+        { Detector: DriftDetectorKind.PageHinkley } d => new PageHinkley(d.PageHinkley),
+        { Detector: DriftDetectorKind.Adwin } d => new Adwin(d.Adwin),
+        _ => null,
+    };
 
     private void Record(string scope, LedgerEvent kind, string message, long? sequence = null, string? source = null, string? rule = null, string? versionId = null, IReadOnlyList<long>? items = null, double? loss = null, string? actor = null, IReadOnlyDictionary<string, double>? figures = null)
     {

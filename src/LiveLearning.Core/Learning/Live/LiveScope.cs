@@ -177,6 +177,12 @@ internal sealed class LiveScope
 
     public ProgressiveFigures Progressive { get; } = new();
 
+    /// <summary>The drift detector on the progressive loss (null: none), fed by the learner only.</summary>
+    public Governance.IDriftDetector? Drift { get; init; }
+
+    /// <summary>An alarm the learner has not acted on yet (set while scoring a batch, handled after its step).</summary>
+    public Governance.DriftReport? DriftAlarm { get; set; }
+
     /// <summary>Shadow mode: candidates are learned and evaluated, not served (read by the learner at each publication).</summary>
     public volatile bool Shadow;
 

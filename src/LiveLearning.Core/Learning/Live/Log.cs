@@ -55,4 +55,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 17, Level = LogLevel.Error, Message = "Scope {Scope}: snapshot {Snapshot} is damaged and was skipped")]
     public static partial void SnapshotUnreadable(ILogger logger, Exception exception, string scope, string snapshot);
+
+    [LoggerMessage(EventId = 18, Level = LogLevel.Warning, Message = "Scope {Scope}: drift alarm ({Detector}): {Account}")]
+    public static partial void DriftDetected(ILogger logger, string scope, string detector, string account);
 }
