@@ -127,7 +127,7 @@ public sealed record LedgerEntry(DateTimeOffset At, string Model, string Scope, 
 /// The default ledger: the most recent entries in memory (a durable ledger replaces it in production), hash-chained
 /// like every ledger (<see cref="LedgerChain"/>); once the capacity drops old entries, the oldest kept one anchors the chain.
 /// </summary>
-public sealed class InMemoryLedger : ILearningLedger
+public sealed class InMemoryLedger : IQueryableLedger
 {
     private readonly Queue<LedgerEntry> _entries = new();
     private readonly int _capacity;
@@ -170,4 +170,19 @@ public sealed class InMemoryLedger : ILearningLedger
 
         return ValueTask.CompletedTask;
     }
+
+    /// <inheritdoc />
+    public async IAsyncEnumerable<LedgerEntry> QueryAsync(LedgerQuery query, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        await Task.CompletedTask.ConfigureAwait(false);
+        foreach (LedgerEntry entry in Entries.Where(query.Matches).Take(query.Limit ?? int.MaxValue))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return entry;
+        }
+    }
+
+    /// <inheritdoc />
+    public ValueTask<LedgerVerification> VerifyChainAsync(CancellationToken cancellationToken = default) => ValueTask.FromResult(LedgerChain.Verify(Entries));
 }
