@@ -588,9 +588,12 @@ public sealed class FileFeedbackJournal : IFeedbackJournal, IAsyncDisposable, ID
 
             if (problem is not null)
             {
-                if (!allowTorn)
+                // A torn tail is the end of the file: the last write, cut short. Valid records after the bad one mean
+                // the damage is inside the journal, and cutting there would drop records that were acknowledged.
+                long last = records.Count == 0 ? ParseFirst(path) - 1 : records[^1].Item1;
+                if (!allowTorn || ValidRecordFollows(data, at + 1, last))
                 {
-                    throw new StorageCorruptedException(path, at, problem);
+                    throw new StorageCorruptedException(path, at, allowTorn ? problem + "; valid records follow it, so this is damage, not a torn tail" : problem);
                 }
 
                 torn = at;
@@ -603,6 +606,28 @@ public sealed class FileFeedbackJournal : IFeedbackJournal, IAsyncDisposable, ID
         }
 
         return records;
+    }
+
+    /// <summary>Whether a whole, checksummed record numbered after <paramref name="last"/> starts anywhere from <paramref name="from"/> on.</summary>
+    private static bool ValidRecordFollows(byte[] data, int from, long last)
+    {
+        for (int at = from; at <= data.Length - FramingBytes - 8; at++)
+        {
+            int length = BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(at));
+            if (length < 8 || length > data.Length - at - FramingBytes)
+            {
+                continue;
+            }
+
+            // The sequence number is a cheap filter before the checksum: the damaged record was last + 1.
+            long sequence = BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(at + FramingBytes));
+            if (sequence > last && sequence <= last + 1024 && Crc32C.Compute(data.AsSpan(at + FramingBytes, length)) == BinaryPrimitives.ReadUInt32LittleEndian(data.AsSpan(at + 4)))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static long ParseFirst(string path)

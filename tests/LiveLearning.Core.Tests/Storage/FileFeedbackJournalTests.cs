@@ -122,6 +122,58 @@ public sealed class FileFeedbackJournalTests
         Assert.That(reopened.Append(MakeRecord(6)).Sequence, Is.EqualTo(6));
     }
 
+    [TestCase(2)]
+    [TestCase(4)]
+    public async Task DamageInsideTheNewestSegmentIsAnErrorNotATornTail(int damaged)
+    {
+        // Cutting at the damaged record would silently drop the acknowledged records after it.
+        string segment;
+        var offsets = new List<long>();
+        await using (FileFeedbackJournal journal = Open())
+        {
+            for (int i = 0; i < 6; i++)
+            {
+                offsets.Add(new FileInfo(journal.SegmentFiles[^1]).Length);
+                await journal.Append(MakeRecord(i)).Durable;
+            }
+
+            segment = journal.SegmentFiles[^1];
+        }
+
+        byte[] bytes = File.ReadAllBytes(segment);
+        bytes[(int)offsets[damaged] + 20] ^= 0x10;
+        File.WriteAllBytes(segment, bytes);
+        StorageCorruptedException? ex = Assert.Throws<StorageCorruptedException>(() => Open());
+        Assert.That(ex!.FilePath, Is.EqualTo(segment));
+        Assert.That(ex.Message, Does.Contain("not a torn tail"));
+        Assert.That(File.ReadAllBytes(segment), Is.EqualTo(bytes), "nothing was cut");
+    }
+
+    [Test]
+    public async Task DamageInTheLastRecordIsCutAsATornTail()
+    {
+        string segment;
+        long lastStart;
+        await using (FileFeedbackJournal journal = Open())
+        {
+            for (int i = 0; i < 5; i++)
+            {
+                await journal.Append(MakeRecord(i)).Durable;
+            }
+
+            segment = journal.SegmentFiles[^1];
+            lastStart = new FileInfo(segment).Length;
+            await journal.Append(MakeRecord(5)).Durable;
+        }
+
+        byte[] bytes = File.ReadAllBytes(segment);
+        bytes[(int)lastStart + 20] ^= 0x10;
+        File.WriteAllBytes(segment, bytes);
+        await using FileFeedbackJournal reopened = Open();
+        Assert.That(reopened.LastSequence, Is.EqualTo(5));
+        Assert.That(reopened.TornBytesCut, Is.EqualTo(bytes.Length - lastStart));
+    }
+
     [Test]
     public async Task AFlippedByteInAnOlderSegmentIsAnErrorNamingTheFile()
     {
