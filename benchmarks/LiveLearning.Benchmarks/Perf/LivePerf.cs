@@ -89,6 +89,49 @@ internal static class LivePerfWorker
             Directory.Delete(journalDir, recursive: true);
         }
 
+        // Restart: a snapshot, 100 journaled items after it, then a new model over the same files — restore the snapshot
+        // and learn the 100 items again (in full batches) — against learning 100 items at the baseline 4x64 rate.
+        string restartDir = Path.Combine(Path.GetTempPath(), "ll-perf-live-restart-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            LiveModelServices Durable() => new()
+            {
+                Journal = new LiveLearning.Storage.FileFeedbackJournal(new LiveLearning.Storage.FileFeedbackJournalOptions { Directory = Path.Combine(restartDir, "journal") }),
+                Snapshots = new LiveLearning.Storage.FileSnapshotStore(Path.Combine(restartDir, "snapshots")),
+            };
+
+            LiveModelServices first = Durable();
+            await using (var live = new LiveModel(backend, new LiveModelOptions { Shutdown = ShutdownMode.Immediate }, first, ownsBackend: false))
+            {
+                await live.SnapshotAsync();
+                live.PauseLearning();
+                for (int i = 0; i < 100; i++)
+                {
+                    (string p, string c) = items[(next + i) % items.Length];
+                    await live.LearnAsync(new Demonstration { Prompt = p, Completion = c });
+                }
+
+                // Stopped before learning them (Immediate): the restart has all 100 to learn.
+            }
+
+            await ((IAsyncDisposable)first.Journal!).DisposeAsync();
+            LiveModelServices second = Durable();
+            long started = System.Diagnostics.Stopwatch.GetTimestamp();
+            await using (var live = new LiveModel(backend, new LiveModelOptions(), second, ownsBackend: false))
+            {
+                await live.WaitForIdleAsync();
+                metrics["restart_recovery_ms"] = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                metrics["restart_recovered_items"] = live.GetStatistics()["default"].Learned;
+            }
+
+            await ((IAsyncDisposable)second.Journal!).DisposeAsync();
+            metrics["restart_recovery_ratio"] = metrics["restart_recovery_ms"] / (1e3 * 100 / metrics["live_baseline_train4x64_items_per_s"]);
+        }
+        finally
+        {
+            Directory.Delete(restartDir, recursive: true);
+        }
+
         await using (var live = new LiveModel(backend, new LiveModelOptions { Replay = new ReplayOptions { Ratio = 0 } }, ownsBackend: false))
         {
             metrics["learn_items_per_s_no_replay"] = await Throughput(live, items, next, 32);
