@@ -52,6 +52,7 @@ internal static partial class LivelearnCli
             VersionsCommand(output, error),
             LedgerCommand(output, error),
             ForgetCommand(output, error),
+            AdapterCommand(output, error),
         };
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)

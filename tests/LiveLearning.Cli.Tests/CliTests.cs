@@ -112,6 +112,20 @@ public sealed class CliTests
     }
 
     [Test]
+    public async Task ASnapshotsAdapterExportsAsPeftThatLoads()
+    {
+        Assert.That((await Run("learn", "--model", Model.Value, "--feedback", Feedback("""{"kind":"demonstration","prompt":"p","completion":" c"}"""), "--data", Data)).Exit, Is.Zero);
+        string id = (await Run("versions", "list", "--data", Data)).Out.Split(' ')[0];
+        Assert.That((await Run("versions", "tag", id, "production", "--data", Data)).Exit, Is.Zero);
+        string peft = Path.Combine(_dir, "peft");
+        Result export = await Run("adapter", "export-peft", "production", "--out", peft, "--data", Data);
+        Assert.That(export.Exit, Is.Zero, export.Error);
+        using var model = LiveLearning.Models.LlamaModel.Load(Model.Value);
+        LiveLearning.Lora.LoraAdapter adapter = LiveLearning.Lora.LoraAdapter.LoadPeft(peft, model);
+        Assert.That(adapter.Config.Rank, Is.EqualTo(8), "the library's default r=8 q,v adapter");
+    }
+
+    [Test]
     public async Task BadInputIsOneLineAndANonZeroExit()
     {
         Result noModel = await Run("learn", "--model", Path.Combine(_dir, "nope"), "--feedback", Feedback("{}"), "--data", Data);

@@ -11,7 +11,7 @@ internal static partial class LivelearnCli
         Option<float?> lr = LearningRateOption();
         Option<int?> steps = StepsOption();
         var maxTokens = new Option<int>("--max-tokens") { Description = "Longest answer, in tokens.", DefaultValueFactory = _ => 64 };
-        var command = new Command("chat", "Chat with the live model; /good, /bad, /correct <text>, /prefer <text>, /snapshot, /rollback <version>, /stats, /quit.") { model, lr, steps, maxTokens };
+        var command = new Command("chat", "Chat with the live model; /good, /bad, /correct <text>, /prefer <text>, /snapshot, /rollback <version>, /quarantine, /approve <id>, /discard <id>, /stats, /quit.") { model, lr, steps, maxTokens };
         Handle(command, output, error, async (parsed, o, cancellationToken) =>
         {
             await using Workspace w = await Workspace.OpenAsync(parsed.GetValue(model)!, DataDirectory(parsed), new LearningSettings(parsed.GetValue(lr), parsed.GetValue(steps)), cancellationToken).ConfigureAwait(false);
@@ -70,12 +70,25 @@ internal static partial class LivelearnCli
                         AdapterVersion v = await w.Model.RollbackAsync(argument, reason: "chat /rollback", actor: actor, cancellationToken: cancellationToken).ConfigureAwait(false);
                         await o.Error.WriteLineAsync($"rolled back to the weights of {argument}: now {v.Id}").ConfigureAwait(false);
                         break;
+                    case "/quarantine":
+                        foreach (QuarantinedItem q in w.Model.GetQuarantine())
+                        {
+                            await o.Error.WriteLineAsync($"#{q.Id} {q.Source} ({q.Rule}): {q.Reason}").ConfigureAwait(false);
+                        }
+
+                        break;
+                    case "/approve" when long.TryParse(argument, out long approve):
+                        await Report(o, await w.Model.ApproveQuarantinedAsync(approve, actor, cancellationToken).ConfigureAwait(false)).ConfigureAwait(false);
+                        break;
+                    case "/discard" when long.TryParse(argument, out long discard):
+                        await o.Error.WriteLineAsync(w.Model.DiscardQuarantined(discard, "chat /discard", actor) ? $"discarded #{discard}" : $"no quarantined item #{discard}").ConfigureAwait(false);
+                        break;
                     case "/stats":
                         ScopeStatistics stats = w.Model.GetStatistics()[w.Model.GetVersion().Scope];
                         await o.Error.WriteLineAsync($"{stats.Version.Id}: {stats.Accepted} accepted, {stats.Learned} learned, queue {stats.QueueDepth}").ConfigureAwait(false);
                         break;
                     default:
-                        await o.Error.WriteLineAsync($"'{parts[0]}' needs an answer first or an argument; commands: /good /bad /correct <text> /prefer <text> /snapshot [label] /rollback <version> /stats /quit").ConfigureAwait(false);
+                        await o.Error.WriteLineAsync($"'{parts[0]}' needs an answer first or an argument; commands: /good /bad /correct <text> /prefer <text> /snapshot [label] /rollback <version> /quarantine /approve <id> /discard <id> /stats /quit").ConfigureAwait(false);
                         break;
                 }
             }

@@ -1,0 +1,36 @@
+using System.CommandLine;
+using LiveLearning.Storage;
+
+namespace LiveLearning.Cli;
+
+internal static partial class LivelearnCli
+{
+    /// <summary><c>adapter export-peft &lt;snapshot or alias&gt; --out DIR</c>: a snapshot's adapter as PEFT files.</summary>
+    private static Command AdapterCommand(TextWriter output, TextWriter error)
+    {
+        var snapshot = new Argument<string>("snapshot") { Description = "A snapshot id or alias." };
+        var directory = new Option<string>("--out") { Description = "The directory to write adapter_model.safetensors and adapter_config.json to.", Required = true };
+        var export = new Command("export-peft", "Write a snapshot's adapter in the PEFT format (loadable by PEFT and by LoraAdapter.LoadPeft).") { snapshot, directory };
+        Handle(export, output, error, async (parsed, o, cancellationToken) =>
+        {
+            Snapshot s = await LoadAsync(OpenStore(parsed), parsed.GetValue(snapshot)!, cancellationToken).ConfigureAwait(false);
+            if (!s.Weights.Metadata.TryGetValue("adapter_config.json", out string? config))
+            {
+                throw new CliException($"snapshot '{s.Info.Id}' has no adapter_config.json (its backend is not a PEFT adapter)");
+            }
+
+            string dir = Path.GetFullPath(parsed.GetValue(directory)!);
+            Directory.CreateDirectory(dir);
+            Dictionary<string, string> metadata = s.Weights.Metadata.Where(m => m.Key != "adapter_config.json").ToDictionary(m => m.Key, m => m.Value, StringComparer.Ordinal);
+            metadata.TryAdd("format", "pt");
+            SafeTensorsWriter.Write(
+                Path.Combine(dir, "adapter_model.safetensors"),
+                s.Weights.Tensors.Select(t => SafeTensorsEntry.FromFloat32(t.Name, t.Values.Span, [.. t.Shape.Select(d => (long)d)])),
+                metadata);
+            await File.WriteAllTextAsync(Path.Combine(dir, "adapter_config.json"), config, cancellationToken).ConfigureAwait(false);
+            await o.Out.WriteLineAsync($"{s.Info.Version.Id} ({s.Weights.Tensors.Count} tensors) written to {dir}").ConfigureAwait(false);
+            return 0;
+        });
+        return new Command("adapter", "Adapters in the PEFT format.") { export };
+    }
+}
