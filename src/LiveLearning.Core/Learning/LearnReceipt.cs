@@ -23,6 +23,12 @@ public enum RejectionReason
 
     /// <summary>A validation gate rule quarantined the item: kept aside, not learned (<see cref="LearnReceipt.Rule"/> names it).</summary>
     Quarantined,
+
+    /// <summary>
+    /// The response was served by another scope: feedback on a response teaches the scope that served it or one it
+    /// stacks on (a user's response may teach the organisation's scope), never a sibling's.
+    /// </summary>
+    ResponseScope,
 }
 
 /// <summary>

@@ -35,6 +35,11 @@ public sealed partial class LiveModel
             return Refuse(scope, feedback.Source, RejectionReason.UnknownResponse, $"Response '{feedback.ResponseId}' is unknown: never served by this model, or no longer among the {_options.ResponseCacheCapacity} most recent responses.", now);
         }
 
+        if (served is not null && !ServedBySelfOrBelow(scope, served.Scope))
+        {
+            return Refuse(scope, feedback.Source, RejectionReason.ResponseScope, $"Response '{feedback.ResponseId}' was served by scope '{served.Scope}': it can teach that scope or one it stacks on, not '{scope.Name}'.", now);
+        }
+
         if (!(feedback.Weight > 0) || !double.IsFinite(feedback.Weight))
         {
             return Refuse(scope, feedback.Source, RejectionReason.InvalidWeight, $"Weight {feedback.Weight} is not a positive, finite number.", now);
@@ -74,6 +79,20 @@ public sealed partial class LiveModel
         }
 
         return receipt;
+    }
+
+    /// <summary>Whether <paramref name="target"/> is the scope named <paramref name="servedBy"/> or one of its ancestors.</summary>
+    private bool ServedBySelfOrBelow(LiveScope target, string servedBy)
+    {
+        for (LiveScope? s = _scopes.TryGetValue(servedBy, out LiveScope? found) ? found : null; s is not null; s = s.Parent)
+        {
+            if (ReferenceEquals(s, target))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private JournalRecord ToRecord(LiveScope scope, Feedback feedback, TrainingExample example) => new()
