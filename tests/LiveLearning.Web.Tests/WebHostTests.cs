@@ -26,7 +26,7 @@ public sealed class WebHostTests
         _app = WebHost.Build(new WebHostOptions
         {
             DataDirectory = _dir,
-            ApiKeys = new Dictionary<string, string> { ["alice-key"] = "alice", ["bob-key"] = "bob" },
+            ApiKeys = new Dictionary<string, string> { ["alice-key"] = "alice", ["bob-key"] = "bob", ["carol-key"] = "carol" },
             Url = "http://127.0.0.1:0",
         });
         await _app.StartAsync();
@@ -98,6 +98,44 @@ public sealed class WebHostTests
         HttpResponseMessage badKind = await alice.PostAsJsonAsync("api/feedback", new { kind = "poem" });
         Assert.That(badKind.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
         Assert.That(await badKind.Content.ReadAsStringAsync(), Does.Contain("kind must be"));
+    }
+
+    [Test]
+    [CancelAfter(180_000)]
+    public async Task InARealBrowserACorrectionChangesTheAnswer(CancellationToken cancellationToken)
+    {
+        string? chromium = Cdp.FindBrowser();
+        if (chromium is null)
+        {
+            // .ci/run installs Debian's chromium and sets LIVELEARNING_REQUIRE_BROWSER, so there a missing browser fails.
+            Assert.That(Environment.GetEnvironmentVariable("LIVELEARNING_REQUIRE_BROWSER"), Is.Null, "chromium is required here but not installed");
+            Assert.Ignore("No chromium installed (Debian: apt-get install chromium); .ci/run installs it.");
+        }
+
+        await using Cdp browser = await Cdp.LaunchAsync(chromium!, cancellationToken);
+        await browser.NavigateAsync(_base, cancellationToken);
+        await browser.EvaluateAsync("document.getElementById('key').value = 'carol-key'", cancellationToken);
+        const string Ask = "document.getElementById('prompt').value = 'Our cat is called'; document.getElementById('ask').requestSubmit(); true";
+        await browser.EvaluateAsync(Ask, cancellationToken);
+        await browser.WaitForAsync("document.querySelectorAll('.turn button[data-kind=correct]').length === 1", TimeSpan.FromSeconds(60), cancellationToken);
+        string first = (await browser.EvaluateAsync("document.querySelector('.turn .answer').textContent", cancellationToken)).GetString()!;
+
+        // "correct this" asks for the right answer in a dialog; the test answers it.
+        await browser.EvaluateAsync("window.prompt = () => 'Tom.'; document.querySelector('.turn button[data-kind=correct]').click(); true", cancellationToken);
+        await browser.WaitForAsync("document.querySelector('.turn .meta').textContent.includes('taught #')", TimeSpan.FromSeconds(30), cancellationToken);
+        string latest = first;
+        for (int i = 0; i < 60 && !latest.StartsWith(" Tom.", StringComparison.Ordinal); i++)
+        {
+            int turns = (await browser.EvaluateAsync("document.querySelectorAll('.turn').length", cancellationToken)).GetInt32();
+            await browser.EvaluateAsync(Ask, cancellationToken);
+            await browser.WaitForAsync($"document.querySelectorAll('.turn button[data-kind=correct]').length === {turns + 1}", TimeSpan.FromSeconds(30), cancellationToken);
+            latest = (await browser.EvaluateAsync("[...document.querySelectorAll('.turn .answer')].at(-1).textContent", cancellationToken)).GetString()!;
+        }
+
+        TestContext.Out.WriteLine($"first answer '{first}', after the correction '{latest}'");
+        Assert.That(latest, Does.StartWith(" Tom."));
+        Assert.That((await browser.EvaluateAsync("document.getElementById('me').textContent", cancellationToken)).GetString(), Does.Contain("user-carol"));
+        await browser.WaitForAsync("document.getElementById('ledger').textContent.includes('Published')", TimeSpan.FromSeconds(10), cancellationToken);
     }
 
     private HttpClient Client(string key)
