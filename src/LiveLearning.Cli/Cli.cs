@@ -53,6 +53,7 @@ internal static partial class LivelearnCli
             LedgerCommand(output, error),
             ForgetCommand(output, error),
             AdapterCommand(output, error),
+            BenchCommand(output, error),
         };
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)

@@ -123,6 +123,26 @@ public sealed class CliTests
         using var model = LiveLearning.Models.LlamaModel.Load(Model.Value);
         LiveLearning.Lora.LoraAdapter adapter = LiveLearning.Lora.LoraAdapter.LoadPeft(peft, model);
         Assert.That(adapter.Config.Rank, Is.EqualTo(8), "the library's default r=8 q,v adapter");
+
+        string merged = Path.Combine(_dir, "merged");
+        Result merge = await Run("adapter", "merge", peft, "--model", Model.Value, "--out", merged);
+        Assert.That(merge.Exit, Is.Zero, merge.Error);
+        using var mergedModel = LiveLearning.Models.LlamaModel.Load(merged);
+        int[] prompt = [1, 2, 3];
+        int[] completion = [4, 5];
+        Assert.That(mergedModel.Score(prompt, completion).LogLikelihood, Is.EqualTo(model.Score(prompt, completion, adapter).LogLikelihood).Within(1e-3), "the merged copy scores like the base with the adapter");
+        Assert.That((await Run("adapter", "merge", Path.Combine(_dir, "none"), "--model", Model.Value, "--out", merged)).Error, Does.Contain("not a PEFT adapter directory"));
+    }
+
+    [Test]
+    public async Task BenchReportsMedians()
+    {
+        Result bench = await Run("bench", "--model", Model.Value, "--runs", "2", "--json");
+        Assert.That(bench.Exit, Is.Zero, bench.Error);
+        using var doc = System.Text.Json.JsonDocument.Parse(bench.Out);
+        Assert.That(doc.RootElement.GetProperty("runs").GetInt32(), Is.EqualTo(2));
+        Assert.That(doc.RootElement.GetProperty("learn_latency_ms").GetDouble(), Is.GreaterThan(0));
+        Assert.That(doc.RootElement.GetProperty("first_token_ms").GetDouble(), Is.GreaterThan(0));
     }
 
     [Test]

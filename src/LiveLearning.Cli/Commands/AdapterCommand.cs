@@ -31,6 +31,27 @@ internal static partial class LivelearnCli
             await o.Out.WriteLineAsync($"{s.Info.Version.Id} ({s.Weights.Tensors.Count} tensors) written to {dir}").ConfigureAwait(false);
             return 0;
         });
-        return new Command("adapter", "Adapters in the PEFT format.") { export };
+        var peftDir = new Argument<string>("peft") { Description = "A PEFT adapter directory (adapter_config.json, adapter_model.safetensors)." };
+        Option<string> model = ModelOption();
+        var mergedDir = new Option<string>("--out") { Description = "The directory to write the merged model to (config, weights, tokenizer).", Required = true };
+        var merge = new Command("merge", "Write a copy of the model with a PEFT adapter merged into its weights (W + scale·B·A); it then needs no adapter.") { peftDir, model, mergedDir };
+        Handle(merge, output, error, async (parsed, o, cancellationToken) =>
+        {
+            Workspace.CheckModel(parsed.GetValue(model)!);
+            string source = parsed.GetValue(peftDir)!;
+            if (!File.Exists(Path.Combine(source, "adapter_config.json")))
+            {
+                throw new CliException($"'{source}' is not a PEFT adapter directory (no adapter_config.json)");
+            }
+
+            using var baseModel = LiveLearning.Models.LlamaModel.Load(parsed.GetValue(model)!);
+            LiveLearning.Lora.LoraAdapter adapter = LiveLearning.Lora.LoraAdapter.LoadPeft(source, baseModel);
+            string destination = Path.GetFullPath(parsed.GetValue(mergedDir)!);
+            LiveLearning.Lora.LoraMerge.SaveMerged(baseModel, adapter, destination);
+            await o.Out.WriteLineAsync($"merged {source} into a copy of the model at {destination}").ConfigureAwait(false);
+            return 0;
+        });
+
+        return new Command("adapter", "Adapters in the PEFT format: export a snapshot's, merge one into the model.") { export, merge };
     }
 }
