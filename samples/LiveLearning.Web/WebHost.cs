@@ -39,6 +39,14 @@ public static class WebHost
     /// <summary>Builds the application (not started).</summary>
     public static WebApplication Build(WebHostOptions options)
     {
+        foreach (string user in options.ApiKeys.Values.Distinct(StringComparer.Ordinal))
+        {
+            if (!ScopeNames.IsValid(UserScopes.ScopeOf(user)))
+            {
+                throw new ArgumentException($"User id '{user}' cannot name a scope ('{UserScopes.ScopeOf(user)}' breaks the rule: {ScopeNames.Rule}).", nameof(options));
+            }
+        }
+
         string data = Path.GetFullPath(options.DataDirectory);
         string model = options.ModelDirectory ?? Path.Combine(data, "model");
         bool demoModel = options.ModelDirectory is null;
@@ -228,16 +236,22 @@ internal sealed class UserScopes(ILiveModel model)
 {
     private readonly ConcurrentDictionary<string, string> _scopes = new(StringComparer.Ordinal);
 
+    public static string ScopeOf(string user) => "user-" + user;
+
     public string For(ClaimsPrincipal user) => _scopes.GetOrAdd(user.Identity!.Name!, name =>
     {
-        string scope = "user-" + name;
-        try
+        string scope = ScopeOf(name);
+        lock (_scopes)
         {
-            model.GetVersion(scope);
-        }
-        catch (ScopeNotFoundException)
-        {
-            model.CreateScope(new ScopeOptions { Name = scope, Parent = WebHost.Organisation });
+            // Two first requests of one user may race here: the lock makes the second find the scope the first made.
+            try
+            {
+                model.GetVersion(scope);
+            }
+            catch (ScopeNotFoundException)
+            {
+                model.CreateScope(new ScopeOptions { Name = scope, Parent = WebHost.Organisation });
+            }
         }
 
         return scope;

@@ -26,7 +26,7 @@ public sealed class WebHostTests
         _app = WebHost.Build(new WebHostOptions
         {
             DataDirectory = _dir,
-            ApiKeys = new Dictionary<string, string> { ["alice-key"] = "alice", ["bob-key"] = "bob", ["carol-key"] = "carol" },
+            ApiKeys = new Dictionary<string, string> { ["alice-key"] = "alice", ["bob-key"] = "bob", ["carol-key"] = "carol", ["dave-key"] = "dave" },
             Url = "http://127.0.0.1:0",
         });
         await _app.StartAsync();
@@ -136,6 +136,15 @@ public sealed class WebHostTests
         Assert.That(latest, Does.StartWith(" Tom."));
         Assert.That((await browser.EvaluateAsync("document.getElementById('me').textContent", cancellationToken)).GetString(), Does.Contain("user-carol"));
         await browser.WaitForAsync("document.getElementById('ledger').textContent.includes('Published')", TimeSpan.FromSeconds(10), cancellationToken);
+    }
+
+    [Test]
+    public async Task ConcurrentFirstRequestsOfANewUserShareOneScope()
+    {
+        using HttpClient dave = Client("dave-key");
+        HttpResponseMessage[] all = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => dave.GetAsync("api/me")));
+        Assert.That(all.Select(r => r.StatusCode), Is.All.EqualTo(HttpStatusCode.OK));
+        Assert.That(() => WebHost.Build(new WebHostOptions { DataDirectory = _dir, ApiKeys = new Dictionary<string, string> { ["k"] = "../evil" }, Url = "http://127.0.0.1:0" }), Throws.ArgumentException.With.Message.Contains("'../evil'"));
     }
 
     private HttpClient Client(string key)
