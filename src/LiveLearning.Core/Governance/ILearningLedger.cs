@@ -79,6 +79,9 @@ public enum LedgerEvent
 
     /// <summary>The drift alarm on the progressive loss fired.</summary>
     DriftDetected,
+
+    /// <summary>An owner imported adapter weights as a scope's current version.</summary>
+    Imported,
 }
 
 /// <summary>One ledger entry.</summary>

@@ -1,3 +1,4 @@
+using LiveLearning.Backends;
 using LiveLearning.Governance;
 using Microsoft.Extensions.AI;
 
@@ -135,6 +136,21 @@ public interface ILiveModel : IChatClient, IAsyncDisposable
     /// <returns>The new current version.</returns>
     /// <exception cref="KeyNotFoundException">No kept version, snapshot or alias has that name.</exception>
     Task<AdapterVersion> RollbackAsync(string versionId, string? reason = null, string? actor = null, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Makes imported adapter weights (e.g. a PEFT adapter trained elsewhere) a scope's current version; learning
+    /// continues from them with fresh optimizer moments. Recorded in the ledger with actor and reason; snapshot
+    /// afterwards to keep it across a restart.
+    /// </summary>
+    /// <param name="weights">The adapter, in the backend's export form (for LoRA: PEFT tensor names and adapter_config.json).</param>
+    /// <param name="scope">The scope (default: the default scope).</param>
+    /// <param name="reason">Why (recorded).</param>
+    /// <param name="actor">Who asks (recorded).</param>
+    /// <param name="cancellationToken">Cancels the wait for the learner.</param>
+    /// <returns>The new current version.</returns>
+    /// <exception cref="FormatException">The weights are not an adapter the backend can read.</exception>
+    /// <exception cref="ArgumentException">The adapter's layout (modules, rank, shapes) differs from the scope's trainer; nothing changes.</exception>
+    Task<AdapterVersion> ImportAdapterAsync(AdapterWeightsData weights, string? scope = null, string? reason = null, string? actor = null, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Forgets everything one source taught: each scope that learned from it is rebuilt from its newest snapshot taken

@@ -501,6 +501,10 @@ public sealed partial class LiveModel
             case RollbackWork rollback:
                 await CompleteAsync(rollback, () => RollBackAsync(scope, rollback, cancellationToken)).ConfigureAwait(false);
                 break;
+
+            case ImportWork import:
+                await CompleteAsync(import, () => ImportAsync(scope, import, cancellationToken)).ConfigureAwait(false);
+                break;
         }
     }
 
@@ -626,6 +630,22 @@ public sealed partial class LiveModel
         string via = request.SnapshotId is null ? string.Empty : $" (snapshot {request.SnapshotId})";
         Record(scope.Name, LedgerEvent.RolledBack, $"Rolled back from {current.Info.Id} to the weights of {versionId}{via}, published as {rolled.Info.Id}.{why}", versionId: rolled.Info.Id, actor: request.Actor);
         return rolled.Info;
+    }
+
+    /// <summary>Imported weights become current (checked by the backend and the trainer before anything changes).</summary>
+    private async Task<AdapterVersion> ImportAsync(LiveScope scope, ImportWork request, CancellationToken cancellationToken)
+    {
+        await SettleAsync(scope, cancellationToken).ConfigureAwait(false);
+        IAdapterWeights weights = _backend.ImportWeights(request.Weights);
+        PublishedVersion current = scope.Current;
+        scope.Trainer.Reset(weights);
+        scope.Trimmed = false;
+        scope.Candidate = null;
+        PublishedVersion imported = NewVersion(scope, scope.Trainer.Publish(), scope.Parent?.Current ?? current.Base, current.Info.Id, "imported");
+        Promote(scope, imported);
+        string why = request.Reason is null ? string.Empty : $" Reason: {request.Reason}";
+        Record(scope.Name, LedgerEvent.Imported, $"Imported adapter weights ({request.Weights.Tensors.Count} tensors) as {imported.Info.Id}, replacing {current.Info.Id}.{why}", versionId: imported.Info.Id, actor: request.Actor);
+        return imported.Info;
     }
 
     private IDisposable? EnterLearning() => _options.Learner.Priority == LearningPriority.Background ? _backend.EnterLearningPriority(_options.Learner.LearningShare) : null;

@@ -306,6 +306,17 @@ public sealed partial class LiveModel : ILiveModel
     }
 
     /// <inheritdoc />
+    public async Task<AdapterVersion> ImportAdapterAsync(AdapterWeightsData weights, string? scope = null, string? reason = null, string? actor = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        ThrowIfDisposed();
+        LiveScope s = GetScope(scope);
+        var done = new TaskCompletionSource<AdapterVersion>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Post(s, new ImportWork(weights, reason, actor, done));
+        return await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
     public LiveModelStatistics GetStatistics()
     {
         ThrowIfDisposed();

@@ -46,6 +46,9 @@ internal sealed record BarrierWork(TaskCompletionSource Done) : WorkItem
 internal sealed record SnapshotWork(string? Label, TaskCompletionSource<SnapshotInfo> Done) : RequestWork<SnapshotInfo>(Done);
 
 /// <summary>Makes a kept version's weights current.</summary>
+/// <summary>Make imported adapter weights the scope's current version.</summary>
+internal sealed record ImportWork(AdapterWeightsData Weights, string? Reason, string? Actor, TaskCompletionSource<AdapterVersion> Done) : RequestWork<AdapterVersion>(Done);
+
 internal sealed record RollbackWork(string VersionId, TaskCompletionSource<AdapterVersion> Done) : RequestWork<AdapterVersion>(Done)
 {
     /// <summary>The snapshot to restore (an alias resolved to it), or null to look the version up.</summary>
