@@ -8,7 +8,7 @@ namespace LiveLearning.Cli;
 internal sealed class CliException(string message) : Exception(message);
 
 /// <summary>Training settings the commands that learn accept.</summary>
-internal sealed record LearningSettings(float? LearningRate, int? StepsPerItem);
+internal sealed record LearningSettings(float? LearningRate, int? StepsPerItem, LiveLearning.Lora.LoraConfig? Lora = null);
 
 /// <summary>
 /// The files one live model keeps under its data directory — <c>journal/</c>, <c>snapshots/</c>, <c>ledger.db</c> —
@@ -36,6 +36,9 @@ internal sealed class Workspace : IAsyncDisposable
 
     public static string LedgerPath(string data) => Path.Combine(data, "ledger.db");
 
+    /// <summary>The LoRA layout of an imported adapter, kept so every later run trains (and restores) that layout.</summary>
+    public static string AdapterConfigPath(string data) => Path.Combine(data, "adapter_config.json");
+
     /// <summary>Opens the model over the data directory and waits for its recovery.</summary>
     public static async Task<Workspace> OpenAsync(string model, string data, LearningSettings settings, CancellationToken cancellationToken)
     {
@@ -49,6 +52,15 @@ internal sealed class Workspace : IAsyncDisposable
             .AddLoraModel("default", o =>
             {
                 o.ModelDirectory = model;
+                if (settings.Lora is { } lora)
+                {
+                    o.Lora = lora;
+                }
+                else if (File.Exists(AdapterConfigPath(data)))
+                {
+                    o.Lora = LiveLearning.Lora.LoraAdapter.ParseConfig(File.ReadAllText(AdapterConfigPath(data)), AdapterConfigPath(data));
+                }
+
                 if (settings.LearningRate is { } lr)
                 {
                     o.Live.Learner.Optimizer = o.Live.Learner.Optimizer with { LearningRate = lr };

@@ -132,6 +132,15 @@ public sealed class CliTests
         int[] completion = [4, 5];
         Assert.That(mergedModel.Score(prompt, completion).LogLikelihood, Is.EqualTo(model.Score(prompt, completion, adapter).LogLikelihood).Within(1e-3), "the merged copy scores like the base with the adapter");
         Assert.That((await Run("adapter", "merge", Path.Combine(_dir, "none"), "--model", Model.Value, "--out", merged)).Error, Does.Contain("not a PEFT adapter directory"));
+
+        // Into a fresh data directory: the imported adapter serves, and a later run keeps its layout.
+        string other = Path.Combine(_dir, "other");
+        Result import = await Run("adapter", "import-peft", peft, "--model", Model.Value, "--data", other, "--reason", "from elsewhere");
+        Assert.That(import.Exit, Is.Zero, import.Error);
+        Assert.That(import.Out, Does.StartWith($"imported {peft}"));
+        Assert.That((await Run("ledger", "query", "--data", other, "--event", "Imported")).Out, Does.Contain("from elsewhere"));
+        Result later = await Run("learn", "--model", Model.Value, "--feedback", Feedback("""{"kind":"demonstration","prompt":"q","completion":" a"}"""), "--data", other);
+        Assert.That(later.Exit, Is.Zero, later.Error);
     }
 
     [Test]

@@ -52,6 +52,41 @@ internal static partial class LivelearnCli
             return 0;
         });
 
-        return new Command("adapter", "Adapters in the PEFT format: export a snapshot's, merge one into the model.") { export, merge };
+        var importDir = new Argument<string>("peft") { Description = "A PEFT adapter directory (adapter_config.json, adapter_model.safetensors)." };
+        Option<string> importModel = ModelOption();
+        var reason = new Option<string?>("--reason") { Description = "Why (recorded in the ledger)." };
+        var import = new Command("import-peft", "Make a PEFT adapter the live model's current version (later runs train that layout), then snapshot.") { importDir, importModel, reason };
+        Handle(import, output, error, async (parsed, o, cancellationToken) =>
+        {
+            string source = parsed.GetValue(importDir)!;
+            string configPath = Path.Combine(source, "adapter_config.json");
+            string weightsPath = Path.Combine(source, "adapter_model.safetensors");
+            if (!File.Exists(configPath) || !File.Exists(weightsPath))
+            {
+                throw new CliException($"'{source}' is not a PEFT adapter directory (adapter_config.json and adapter_model.safetensors)");
+            }
+
+            string config = await File.ReadAllTextAsync(configPath, cancellationToken).ConfigureAwait(false);
+            LiveLearning.Lora.LoraConfig lora = LiveLearning.Lora.LoraAdapter.ParseConfig(config, configPath);
+            var tensors = new List<LiveLearning.Backends.NamedTensor>();
+            using (SafeTensorsFile file = SafeTensorsFile.Open(weightsPath))
+            {
+                foreach (string name in file.Names)
+                {
+                    tensors.Add(new(name, [.. file.GetInfo(name).Shape.Select(d => checked((int)d))], file.ReadAsFloat32(name)));
+                }
+            }
+
+            string data = DataDirectory(parsed);
+            await using Workspace w = await Workspace.OpenAsync(parsed.GetValue(importModel)!, data, new LearningSettings(null, null, lora), cancellationToken).ConfigureAwait(false);
+            var weights = new LiveLearning.Backends.AdapterWeightsData(tensors, new Dictionary<string, string>(StringComparer.Ordinal) { ["adapter_config.json"] = config });
+            AdapterVersion v = await w.Model.ImportAdapterAsync(weights, reason: parsed.GetValue(reason), actor: parsed.GetValue(Actor), cancellationToken: cancellationToken).ConfigureAwait(false);
+            await File.WriteAllTextAsync(Workspace.AdapterConfigPath(data), config, cancellationToken).ConfigureAwait(false);
+            SnapshotInfo s = await w.CheckpointAsync($"imported {Path.GetFileName(Path.GetFullPath(source).TrimEnd(Path.DirectorySeparatorChar))}", cancellationToken).ConfigureAwait(false);
+            await o.Out.WriteLineAsync($"imported {source} ({tensors.Count} tensors, r={lora.Rank}) as {v.Id}, snapshot {s.Id}").ConfigureAwait(false);
+            return 0;
+        });
+
+        return new Command("adapter", "Adapters in the PEFT format: export a snapshot's, import one, merge one into the model.") { export, import, merge };
     }
 }
