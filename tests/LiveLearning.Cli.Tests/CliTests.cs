@@ -54,6 +54,10 @@ public sealed class CliTests
         Assert.That(learn.Error, Does.Contain("3/3 sent"), "progress goes to stderr");
 
         Result list = await Run("versions", "list", "--data", Data, "--json");
+        string id = System.Text.Json.JsonDocument.Parse(list.Out.Trim()).RootElement.GetProperty("id").GetString()!;
+        Result show = await Run("versions", "show", id, "--data", Data);
+        Assert.That(show.Exit, Is.Zero, show.Error);
+        Assert.That(show.Out, Does.Contain("3 items").And.Contain("label after learn feedback.jsonl"));
         Assert.That(list.Out.Trim().Split('\n'), Has.Length.EqualTo(1).And.All.Contains("\"label\":\"after learn feedback.jsonl\""));
 
         Result query = await Run("ledger", "query", "--data", Data, "--source", "alice");

@@ -84,6 +84,49 @@ internal static partial class LivelearnCli
             return 0;
         });
 
+        var showId = new Argument<string>("snapshot") { Description = "A snapshot id or alias." };
+        var show = new Command("show", "One snapshot: its version, parent, steps, items, journal position, label and metrics.") { showId };
+        Handle(show, output, error, async (parsed, o, cancellationToken) =>
+        {
+            Snapshot s = await LoadAsync(OpenStore(parsed), parsed.GetValue(showId)!, cancellationToken).ConfigureAwait(false);
+            AdapterVersion v = s.Info.Version;
+            if (o.Json)
+            {
+                o.WriteJson(j =>
+                {
+                    j.WriteString("id", s.Info.Id);
+                    j.WriteString("version", v.Id);
+                    j.WriteString("parent", v.ParentId);
+                    j.WriteString("label", s.Info.Label);
+                    j.WriteString("createdAt", s.Info.CreatedAt);
+                    j.WriteNumber("steps", v.Steps);
+                    j.WriteNumber("items", v.Items);
+                    j.WriteNumber("journalPosition", v.JournalPosition);
+                    j.WriteString("contentHash", v.ContentHash);
+                    j.WriteStartObject("metrics");
+                    foreach ((string k, double m) in s.Metrics)
+                    {
+                        if (double.IsFinite(m))
+                        {
+                            j.WriteNumber(k, m);
+                        }
+                    }
+
+                    j.WriteEndObject();
+                });
+            }
+            else
+            {
+                await o.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"{s.Info.Id}\n  version {v.Id} (parent {v.ParentId ?? "none"}), {v.Steps} steps, {v.Items} items, journal through #{v.JournalPosition}\n  label {s.Info.Label ?? "(none)"}, taken {s.Info.CreatedAt:u}, content {v.ContentHash}")).ConfigureAwait(false);
+                foreach ((string k, double m) in s.Metrics.OrderBy(m => m.Key, StringComparer.Ordinal))
+                {
+                    await o.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"  {k} = {m:G6}")).ConfigureAwait(false);
+                }
+            }
+
+            return 0;
+        });
+
         var snapshotId = new Argument<string>("snapshot") { Description = "The snapshot id." };
         var alias = new Argument<string>("alias") { Description = "The alias (e.g. production, last-good)." };
         var tag = new Command("tag", "Point an alias at a snapshot.") { snapshotId, alias };
@@ -107,7 +150,7 @@ internal static partial class LivelearnCli
             return 0;
         });
 
-        return new Command("versions", "The snapshots kept, their differences and aliases, and rollback.") { list, diff, tag, rollback };
+        return new Command("versions", "The snapshots kept, their differences and aliases, and rollback.") { list, show, diff, tag, rollback };
     }
 
     private static FileSnapshotStore OpenStore(ParseResult parsed)
