@@ -27,13 +27,7 @@ public sealed partial class LiveModel
             return;
         }
 
-        IReadOnlyDictionary<string, string> aliases = await _snapshots.ListAliasesAsync(cancellationToken).ConfigureAwait(false);
-        SnapshotInfo? target = null;
-        if (aliases.TryGetValue(alias, out string? snapshotId))
-        {
-            target = (await _snapshots.ListAsync(scope.Name, cancellationToken).ConfigureAwait(false)).FirstOrDefault(i => i.Id == snapshotId && i.Model == Name);
-        }
-
+        (_, SnapshotInfo? target) = await ResolveAliasAsync(alias, scope.Name, cancellationToken).ConfigureAwait(false);
         if (target is null)
         {
             Record(scope.Name, LedgerEvent.DriftDetected, $"No automatic rollback: alias '{alias}' names no snapshot of scope '{scope.Name}'.", rule: detector, actor: DriftActor);

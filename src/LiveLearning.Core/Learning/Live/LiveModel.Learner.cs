@@ -621,15 +621,25 @@ public sealed partial class LiveModel
             scope.KtoReference = snapshot.KtoReferencePoint;
         }
 
-        scope.Trimmed = false;
-        scope.Candidate = null;
-        PublishedVersion rolled = NewVersion(scope, scope.Trainer.Publish(), scope.Parent?.Current ?? current.Base, versionId, "rollback");
-        Promote(scope, rolled);
+        PublishedVersion rolled = ServeTrainer(scope, current, versionId, "rollback");
         Log.RolledBack(_logger, scope.Name, versionId, rolled.Info.Id);
         string why = request.Reason is null ? string.Empty : $" Reason: {request.Reason}";
         string via = request.SnapshotId is null ? string.Empty : $" (snapshot {request.SnapshotId})";
         Record(scope.Name, LedgerEvent.RolledBack, $"Rolled back from {current.Info.Id} to the weights of {versionId}{via}, published as {rolled.Info.Id}.{why}", versionId: rolled.Info.Id, actor: request.Actor);
         return rolled.Info;
+    }
+
+    /// <summary>
+    /// An owner's action set the trainer's weights (rollback, import): they are published and served at once, with no
+    /// evaluation, replacing any candidate held in shadow mode.
+    /// </summary>
+    private PublishedVersion ServeTrainer(LiveScope scope, PublishedVersion current, string parentId, string reason)
+    {
+        scope.Trimmed = false;
+        scope.Candidate = null;
+        PublishedVersion version = NewVersion(scope, scope.Trainer.Publish(), scope.Parent?.Current ?? current.Base, parentId, reason);
+        Promote(scope, version);
+        return version;
     }
 
     /// <summary>Imported weights become current (checked by the backend and the trainer before anything changes).</summary>
@@ -639,10 +649,7 @@ public sealed partial class LiveModel
         IAdapterWeights weights = _backend.ImportWeights(request.Weights);
         PublishedVersion current = scope.Current;
         scope.Trainer.Reset(weights);
-        scope.Trimmed = false;
-        scope.Candidate = null;
-        PublishedVersion imported = NewVersion(scope, scope.Trainer.Publish(), scope.Parent?.Current ?? current.Base, current.Info.Id, "imported");
-        Promote(scope, imported);
+        PublishedVersion imported = ServeTrainer(scope, current, current.Info.Id, "imported");
         string why = request.Reason is null ? string.Empty : $" Reason: {request.Reason}";
         Record(scope.Name, LedgerEvent.Imported, $"Imported adapter weights ({request.Weights.Tensors.Count} tensors) as {imported.Info.Id}, replacing {current.Info.Id}.{why}", versionId: imported.Info.Id, actor: request.Actor);
         return imported.Info;

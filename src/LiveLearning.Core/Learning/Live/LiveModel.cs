@@ -290,11 +290,9 @@ public sealed partial class LiveModel : ILiveModel
         if (SnapshotAliases.IsValid(versionId) && !versionId.Contains('@', StringComparison.Ordinal))
         {
             // An alias names a snapshot; its version names the scope.
-            IReadOnlyDictionary<string, string> aliases = await _snapshots.ListAliasesAsync(cancellationToken).ConfigureAwait(false);
-            snapshotId = aliases.TryGetValue(versionId, out string? id) ? id : throw new KeyNotFoundException($"'{versionId}' is neither a version id (scope@number) nor a snapshot alias.");
-            SnapshotInfo info = (await _snapshots.ListAsync(null, cancellationToken).ConfigureAwait(false)).FirstOrDefault(i => i.Id == snapshotId && i.Model == Name)
-                ?? throw new KeyNotFoundException($"Alias '{versionId}' points at snapshot '{SnapshotAliases.Printable(snapshotId)}', which is not a readable snapshot of model '{Name}'.");
-            versionId = info.Version.Id;
+            (string? aliased, SnapshotInfo? info) = await ResolveAliasAsync(versionId, null, cancellationToken).ConfigureAwait(false);
+            snapshotId = aliased ?? throw new KeyNotFoundException($"'{versionId}' is neither a version id (scope@number) nor a snapshot alias.");
+            versionId = info?.Version.Id ?? throw new KeyNotFoundException($"Alias '{versionId}' points at snapshot '{SnapshotAliases.Printable(snapshotId)}', which is not a readable snapshot of model '{Name}'.");
         }
 
         int at = versionId.LastIndexOf('@');
@@ -303,6 +301,20 @@ public sealed partial class LiveModel : ILiveModel
         var done = new TaskCompletionSource<AdapterVersion>(TaskCreationOptions.RunContinuationsAsynchronously);
         Post(s, new RollbackWork(versionId, done) { SnapshotId = snapshotId, Reason = reason, Actor = actor });
         return await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The snapshot an alias names (null when the alias is unknown) and, when it is a readable snapshot of this
+    /// model (and of <paramref name="scope"/>, when given), its description.</summary>
+    private async Task<(string? SnapshotId, SnapshotInfo? Info)> ResolveAliasAsync(string alias, string? scope, CancellationToken cancellationToken)
+    {
+        IReadOnlyDictionary<string, string> aliases = await _snapshots.ListAliasesAsync(cancellationToken).ConfigureAwait(false);
+        if (!aliases.TryGetValue(alias, out string? id))
+        {
+            return (null, null);
+        }
+
+        SnapshotInfo? info = (await _snapshots.ListAsync(scope, cancellationToken).ConfigureAwait(false)).FirstOrDefault(i => i.Id == id && i.Model == Name);
+        return (id, info);
     }
 
     /// <inheritdoc />
