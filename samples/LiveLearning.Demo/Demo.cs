@@ -1,6 +1,5 @@
 using System.Globalization;
 using LiveLearning.Governance;
-using LiveLearning.Lora;
 using LiveLearning.Storage;
 using LiveLearning.Testing;
 using Microsoft.Extensions.DependencyInjection;
@@ -49,7 +48,7 @@ public static class DemoRunner
         {
             // No base model is bundled yet: a small one is written in the real format (random weights, so its answers
             // are noise until taught — which makes every change below the model's learning, nothing else).
-            ModelWriter.WriteRandomWithTokenizer(model, new ModelSpec { HiddenSize = 128, IntermediateSize = 256, Layers = 4, Heads = 4, KvHeads = 2, MaxPositionEmbeddings = 512, Seed = 7 });
+            DemoModel.Ensure(model);
             output.WriteLine($"  model: {model} (written for the demo: config.json, model.safetensors, tokenizer.json; 4 layers of 128, random weights)");
         }
         else
@@ -204,16 +203,7 @@ public static class DemoRunner
             .AddLoraModel("default", o =>
             {
                 o.ModelDirectory = model;
-                o.Lora = new LoraConfig { Rank = 8, Alpha = 16, TargetModules = ["all-linear"] };
-
-                // The demo model is tiny and random: a higher learning rate and many steps per item make a correction
-                // stick (a real base model learns with the defaults).
-                o.Live.Learner.Optimizer = new OptimizerOptions { LearningRate = 3e-3f };
-                o.Live.Learner.StepsPerItem = 60;
-                o.Live.Learner.PublishEvery = 20;
-
-                // One replayed earlier item per new one: what the model knew keeps being rehearsed.
-                o.Live.Replay.Ratio = 1;
+                DemoModel.Configure(o);
             });
         return services.BuildServiceProvider();
     }

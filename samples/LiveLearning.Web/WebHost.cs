@@ -50,9 +50,9 @@ public static class WebHost
         string data = Path.GetFullPath(options.DataDirectory);
         string model = options.ModelDirectory ?? Path.Combine(data, "model");
         bool demoModel = options.ModelDirectory is null;
-        if (demoModel && !File.Exists(Path.Combine(model, "config.json")))
+        if (demoModel)
         {
-            ModelWriter.WriteRandomWithTokenizer(model, new ModelSpec { HiddenSize = 128, IntermediateSize = 256, Layers = 4, Heads = 4, KvHeads = 2, MaxPositionEmbeddings = 512, Seed = 7 });
+            DemoModel.Ensure(model);
         }
 
         WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory, WebRootPath = Path.Combine(AppContext.BaseDirectory, "wwwroot") });
@@ -69,14 +69,9 @@ public static class WebHost
             .AddLoraModel(Organisation, o =>
             {
                 o.ModelDirectory = model;
-                o.Lora = new LoraConfig { Rank = 8, Alpha = 16, TargetModules = ["all-linear"] };
                 if (demoModel)
                 {
-                    // The generated model is tiny and random: the demo's settings make one correction stick.
-                    o.Live.Learner.Optimizer = new OptimizerOptions { LearningRate = 3e-3f };
-                    o.Live.Learner.StepsPerItem = 60;
-                    o.Live.Learner.PublishEvery = 20;
-                    o.Live.Replay.Ratio = 1;
+                    DemoModel.Configure(o);
                 }
             });
 
