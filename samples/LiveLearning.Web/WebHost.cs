@@ -3,7 +3,6 @@ using System.Security.Claims;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using LiveLearning.Governance;
-using LiveLearning.Lora;
 using LiveLearning.Storage;
 using LiveLearning.Testing;
 using Microsoft.AspNetCore.Authentication;

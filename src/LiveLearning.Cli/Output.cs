@@ -14,15 +14,21 @@ internal sealed class Output(TextWriter output, TextWriter error, bool json)
 
     public bool Json { get; } = json;
 
-    /// <summary>One JSON object on its own line.</summary>
-    public void WriteJson(Action<Utf8JsonWriter> write)
+    /// <summary>One JSON object of the fields <paramref name="write"/> writes, on its own line.</summary>
+    public void WriteJson(Action<Utf8JsonWriter> write) => WriteJsonLine(writer =>
+    {
+        writer.WriteStartObject();
+        write(writer);
+        writer.WriteEndObject();
+    });
+
+    /// <summary>One JSON value, written whole by <paramref name="write"/>, on its own line.</summary>
+    public void WriteJsonLine(Action<Utf8JsonWriter> write)
     {
         using var buffer = new MemoryStream();
         using (var writer = new Utf8JsonWriter(buffer, Compact))
         {
-            writer.WriteStartObject();
             write(writer);
-            writer.WriteEndObject();
         }
 
         Out.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));

@@ -32,7 +32,8 @@ internal static partial class LivelearnCli
             {
                 if (o.Json)
                 {
-                    o.WriteJson(j => WriteEntryFields(j, e));
+                    // The same object as an export line.
+                    o.WriteJsonLine(j => LedgerJson.Write(j, e));
                 }
                 else
                 {
@@ -96,21 +97,5 @@ internal static partial class LivelearnCli
         return File.Exists(path)
             ? new SqliteLedger(new SqliteLedgerOptions { Path = path, CheckHeadOnOpen = false })
             : throw new CliException($"no ledger at '{path}'");
-    }
-
-    private static void WriteEntryFields(System.Text.Json.Utf8JsonWriter j, LedgerEntry e)
-    {
-        // The same fields as an export line, written inside the object the caller opened.
-        using var buffer = new MemoryStream();
-        using (var inner = new System.Text.Json.Utf8JsonWriter(buffer))
-        {
-            LedgerJson.Write(inner, e);
-        }
-
-        using var doc = System.Text.Json.JsonDocument.Parse(buffer.ToArray());
-        foreach (System.Text.Json.JsonProperty p in doc.RootElement.EnumerateObject())
-        {
-            p.WriteTo(j);
-        }
     }
 }
