@@ -14,20 +14,13 @@ internal static partial class LivelearnCli
         Handle(export, output, error, async (parsed, o, cancellationToken) =>
         {
             Snapshot s = await LoadAsync(OpenStore(parsed), parsed.GetValue(snapshot)!, cancellationToken).ConfigureAwait(false);
-            if (!s.Weights.Metadata.TryGetValue("adapter_config.json", out string? config))
+            if (!s.Weights.Metadata.ContainsKey(PeftFiles.ConfigFile))
             {
                 throw new CliException($"snapshot '{s.Info.Id}' has no adapter_config.json (its backend is not a PEFT adapter)");
             }
 
             string dir = Path.GetFullPath(parsed.GetValue(directory)!);
-            Directory.CreateDirectory(dir);
-            Dictionary<string, string> metadata = s.Weights.Metadata.Where(m => m.Key != "adapter_config.json").ToDictionary(m => m.Key, m => m.Value, StringComparer.Ordinal);
-            metadata.TryAdd("format", "pt");
-            SafeTensorsWriter.Write(
-                Path.Combine(dir, "adapter_model.safetensors"),
-                s.Weights.Tensors.Select(t => SafeTensorsEntry.FromFloat32(t.Name, t.Values.Span, [.. t.Shape.Select(d => (long)d)])),
-                metadata);
-            await File.WriteAllTextAsync(Path.Combine(dir, "adapter_config.json"), config, cancellationToken).ConfigureAwait(false);
+            PeftFiles.Write(dir, s.Weights);
             await o.Out.WriteLineAsync($"{s.Info.Version.Id} ({s.Weights.Tensors.Count} tensors) written to {dir}").ConfigureAwait(false);
             return 0;
         });
@@ -59,31 +52,21 @@ internal static partial class LivelearnCli
         Handle(import, output, error, async (parsed, o, cancellationToken) =>
         {
             string source = parsed.GetValue(importDir)!;
-            string configPath = Path.Combine(source, "adapter_config.json");
-            string weightsPath = Path.Combine(source, "adapter_model.safetensors");
-            if (!File.Exists(configPath) || !File.Exists(weightsPath))
+            string configPath = Path.Combine(source, PeftFiles.ConfigFile);
+            if (!File.Exists(configPath) || !File.Exists(Path.Combine(source, PeftFiles.WeightsFile)))
             {
                 throw new CliException($"'{source}' is not a PEFT adapter directory (adapter_config.json and adapter_model.safetensors)");
             }
 
-            string config = await File.ReadAllTextAsync(configPath, cancellationToken).ConfigureAwait(false);
+            LiveLearning.Backends.AdapterWeightsData weights = PeftFiles.Read(source);
+            string config = weights.Metadata[PeftFiles.ConfigFile];
             LiveLearning.Lora.LoraConfig lora = LiveLearning.Lora.LoraAdapter.ParseConfig(config, configPath);
-            var tensors = new List<LiveLearning.Backends.NamedTensor>();
-            using (SafeTensorsFile file = SafeTensorsFile.Open(weightsPath))
-            {
-                foreach (string name in file.Names)
-                {
-                    tensors.Add(new(name, [.. file.GetInfo(name).Shape.Select(d => checked((int)d))], file.ReadAsFloat32(name)));
-                }
-            }
-
             string data = DataDirectory(parsed);
             await using Workspace w = await Workspace.OpenAsync(parsed.GetValue(importModel)!, data, new LearningSettings(null, null, lora), cancellationToken).ConfigureAwait(false);
-            var weights = new LiveLearning.Backends.AdapterWeightsData(tensors, new Dictionary<string, string>(StringComparer.Ordinal) { ["adapter_config.json"] = config });
             AdapterVersion v = await w.Model.ImportAdapterAsync(weights, reason: parsed.GetValue(reason), actor: parsed.GetValue(Actor), cancellationToken: cancellationToken).ConfigureAwait(false);
             await File.WriteAllTextAsync(Workspace.AdapterConfigPath(data), config, cancellationToken).ConfigureAwait(false);
             SnapshotInfo s = await w.CheckpointAsync($"imported {Path.GetFileName(Path.GetFullPath(source).TrimEnd(Path.DirectorySeparatorChar))}", cancellationToken).ConfigureAwait(false);
-            await o.Out.WriteLineAsync($"imported {source} ({tensors.Count} tensors, r={lora.Rank}) as {v.Id}, snapshot {s.Id}").ConfigureAwait(false);
+            await o.Out.WriteLineAsync($"imported {source} ({weights.Tensors.Count} tensors, r={lora.Rank}) as {v.Id}, snapshot {s.Id}").ConfigureAwait(false);
             return 0;
         });
 

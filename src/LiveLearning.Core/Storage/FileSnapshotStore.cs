@@ -27,8 +27,8 @@ public sealed class FileSnapshotStore : ISnapshotStore
 {
     private const int FormatVersion = 1;
     private const string Manifest = "manifest.json";
-    private const string AdapterFile = "adapter_model.safetensors";
-    private const string AdapterConfigFile = "adapter_config.json";
+    private const string AdapterFile = PeftFiles.WeightsFile;
+    private const string AdapterConfigFile = PeftFiles.ConfigFile;
     private const string TrainerFile = "trainer.safetensors";
     private const string ReplayFile = "replay.bin";
     private const string StateFile = "state.json";
@@ -67,14 +67,15 @@ public sealed class FileSnapshotStore : ISnapshotStore
     {
         ArgumentNullException.ThrowIfNull(snapshot);
         string final = DirectoryOf(snapshot.Info.Id);
+        (byte[] adapter, string? config) = PeftFiles.Serialize(snapshot.Weights);
         var files = new Dictionary<string, byte[]>(StringComparer.Ordinal)
         {
-            [AdapterFile] = SafeTensorsWriter.Serialize(Entries(snapshot.Weights.Tensors), WithoutConfig(snapshot.Weights.Metadata)),
-            [TrainerFile] = SafeTensorsWriter.Serialize(Entries(snapshot.Trainer.Tensors), TrainerHeader(snapshot.Trainer)),
+            [AdapterFile] = adapter,
+            [TrainerFile] = SafeTensorsWriter.Serialize(PeftFiles.Entries(snapshot.Trainer.Tensors), TrainerHeader(snapshot.Trainer)),
             [ReplayFile] = snapshot.Replay.ToArray(),
             [StateFile] = Encoding.UTF8.GetBytes(StateJson(snapshot).ToJsonString(Json)),
         };
-        if (snapshot.Weights.Metadata.TryGetValue(AdapterConfigFile, out string? config))
+        if (config is not null)
         {
             files[AdapterConfigFile] = Encoding.UTF8.GetBytes(config);
         }
@@ -426,15 +427,6 @@ public sealed class FileSnapshotStore : ISnapshotStore
     private IEnumerable<string> SnapshotDirectories() => Directory.GetDirectories(_snapshots).Where(d => !Path.GetFileName(d).StartsWith('.'));
 
     private static byte[] Associated(string id, string file) => Encoding.UTF8.GetBytes(id + "/" + file);
-
-    private static IEnumerable<SafeTensorsEntry> Entries(IReadOnlyList<NamedTensor> tensors)
-        => tensors.Select(t => SafeTensorsEntry.FromFloat32(t.Name, t.Values.Span, [.. t.Shape.Select(d => (long)d)]));
-
-    private static Dictionary<string, string>? WithoutConfig(IReadOnlyDictionary<string, string> metadata)
-    {
-        var rest = metadata.Where(m => m.Key != AdapterConfigFile).ToDictionary(m => m.Key, m => m.Value, StringComparer.Ordinal);
-        return rest.Count == 0 ? null : rest;
-    }
 
     private static JsonObject StateJson(Snapshot s)
     {
