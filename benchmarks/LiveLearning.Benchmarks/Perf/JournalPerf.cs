@@ -56,23 +56,6 @@ internal sealed class JournalPerf : IPerfProbe
             Source = "perf",
             Example = new TrainingExample(TrainingObjective.Completion, [.. Enumerable.Range(1, 40)], [.. Enumerable.Range(100, 24)]),
         };
-        var rates = new List<double>();
-        for (int round = 0; round < 3; round++)
-        {
-            long start = System.Diagnostics.Stopwatch.GetTimestamp();
-            Task[] writers = [.. Enumerable.Range(0, Writers).Select(_ => Task.Run(async () =>
-            {
-                for (int i = 0; i < items / Writers; i++)
-                {
-                    await journal.Append(record).Durable.ConfigureAwait(false);
-                }
-            }))];
-            Task.WaitAll(writers);
-            double seconds = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds;
-            rates.Add(items / seconds);
-        }
-
-        rates.Sort();
-        return rates[1];
+        return ConcurrentRate.Median(Writers, items, async (_, _) => await journal.Append(record).Durable.ConfigureAwait(false));
     }
 }

@@ -43,23 +43,10 @@ internal sealed class LedgerPerf : IPerfProbe
     /// <summary>Median of three rounds of <paramref name="entries"/> appends shared by the writers.</summary>
     private static double EntriesPerSecond(ILearningLedger ledger, int entries)
     {
-        var rates = new List<double>();
-        for (int round = 0; round < 3; round++)
+        return ConcurrentRate.Median(Writers, entries, async (w, i) =>
         {
-            long start = System.Diagnostics.Stopwatch.GetTimestamp();
-            Task[] writers = [.. Enumerable.Range(0, Writers).Select(w => Task.Run(async () =>
-            {
-                for (int i = 0; i < entries / Writers; i++)
-                {
-                    var entry = new LedgerEntry(DateTimeOffset.UnixEpoch, "perf", "default", LedgerEvent.Accepted, "Completion item accepted (40 prompt and 24 completion tokens).") { Source = $"writer-{w}", Sequence = i };
-                    await ledger.AppendAsync(entry, CancellationToken.None).ConfigureAwait(false);
-                }
-            }))];
-            Task.WaitAll(writers);
-            rates.Add(entries / System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds);
-        }
-
-        rates.Sort();
-        return rates[1];
+            var entry = new LedgerEntry(DateTimeOffset.UnixEpoch, "perf", "default", LedgerEvent.Accepted, "Completion item accepted (40 prompt and 24 completion tokens).") { Source = $"writer-{w}", Sequence = i };
+            await ledger.AppendAsync(entry, CancellationToken.None).ConfigureAwait(false);
+        });
     }
 }
