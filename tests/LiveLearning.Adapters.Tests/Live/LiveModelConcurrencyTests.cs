@@ -75,9 +75,11 @@ public sealed class LiveModelConcurrencyTests
                     LearnReceipt receipt = await model.LearnAsync(f);
                     Assert.That(receipt.Accepted, Is.True, receipt.Message);
 
-                    // Interleave: let the servers answer between items, so responses come from many versions.
-                    int served = responses.Count;
-                    SpinWait.SpinUntil(() => responses.Count >= served + 2 || !failures.IsEmpty, TimeSpan.FromSeconds(30));
+                    // Interleave: wait until the item is learned and a response has come from the version it
+                    // published, so responses come from many versions however the threads are scheduled.
+                    await model.WaitForIdleAsync();
+                    string current = model.Version.Id;
+                    SpinWait.SpinUntil(() => responses.Any(r => r.Completion.Version.Id == current) || !failures.IsEmpty, TimeSpan.FromSeconds(60));
                 }
             }
         });
