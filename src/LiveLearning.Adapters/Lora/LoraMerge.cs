@@ -80,7 +80,7 @@ public static class LoraMerge
     /// <summary>
     /// Writes a copy of <paramref name="model"/>'s checkpoint with <paramref name="adapter"/> merged in: every adapted
     /// projection as F32 <c>W + scale·B·A</c>, every other tensor byte-for-byte, plus the model's config and tokenizer
-    /// files. The result loads with <see cref="LlamaModel.Load"/> and needs no adapter.
+    /// files. The result loads with <see cref="LlamaModel.Load(string, ModelOptions?)"/> and needs no adapter.
     /// </summary>
     /// <param name="model">The base model.</param>
     /// <param name="adapter">The adapter to merge (any scale multiplier included).</param>

@@ -26,7 +26,7 @@ public sealed partial class LlamaModel
     /// chunks of 128 rows: measured 64 → 128 rows, the head products 4-8 % faster). Writes dNormed [N, C] and returns
     /// the mean loss over counted rows; each chunk's gradient is scaled so the result equals the unchunked mean.
     /// </summary>
-    private float LossAndHeadGradient(Span<float> dNormed, ReadOnlySpan<float> normed, int[] targets, int counted, bool wantGradient, Arena arena)
+    private float LossAndHeadGradient(Span<float> dNormed, ReadOnlySpan<float> normed, int[] targets, int counted, bool wantGradient, ParameterTensors? full, Arena arena)
     {
         int n = targets.Length;
         int c = _hidden;
@@ -51,6 +51,7 @@ public sealed partial class LlamaModel
             if (wantGradient)
             {
                 Gemm.LinearBackwardInput(dNormed.Slice(r0 * c, rows * c), chunk, _weights.LmHead, rows, accumulate: false, _pool);
+                HeadWeightGradient(full, chunk, normed.Slice(r0 * c, rows * c), rows);
             }
         }
 
@@ -65,7 +66,7 @@ public sealed partial class LlamaModel
     /// Writes <paramref name="logLikelihoods"/> (per sequence, the sum of its counted rows' target log-probabilities under
     /// the current parameters) and returns the objective's value.
     /// </summary>
-    private double WeightedLossAndHeadGradient(Span<float> dNormed, ReadOnlySpan<float> normed, int[] targets, PlannedSequence[] sequences, SequenceObjective objective, bool wantGradient, Span<double> logLikelihoods, Arena arena)
+    private double WeightedLossAndHeadGradient(Span<float> dNormed, ReadOnlySpan<float> normed, int[] targets, PlannedSequence[] sequences, SequenceObjective objective, bool wantGradient, Span<double> logLikelihoods, ParameterTensors? full, Arena arena)
     {
         int n = targets.Length;
         int c = _hidden;
@@ -152,20 +153,36 @@ public sealed partial class LlamaModel
             if (wantGradient)
             {
                 Gemm.LinearBackwardInput(dNormed.Slice(r0 * c, rows * c), chunk, _weights.LmHead, rows, accumulate: false, _pool);
+                HeadWeightGradient(full, chunk, normed.Slice(r0 * c, rows * c), rows);
             }
         }
 
         return objective.NeedsLogLikelihoods ? value : staticValue;
     }
 
-    /// <summary>The backward pass from dNormed [N, C] (the gradient at the final norm's output) down to the lowest adapted layer.</summary>
-    private void Backward(BatchPlan plan, IModelAdapter adapter, AdapterGradients gradients, Tape tape, ReadOnlySpan<float> dNormed, Arena arena)
+    /// <summary>Under full-parameter training, dW_head += dlogitsᵀ·normed for one chunk of rows (into the embedding's
+    /// gradient when the head is tied to it).</summary>
+    private void HeadWeightGradient(ParameterTensors? full, ReadOnlySpan<float> dLogits, ReadOnlySpan<float> normed, int rows)
+    {
+        if (full is not null)
+        {
+            Gemm.LinearBackwardWeight(full.LmHead.GradientArray, dLogits, normed, rows, _vocab, _hidden, accumulate: true, _pool);
+        }
+    }
+
+    /// <summary>
+    /// The backward pass from dNormed [N, C] (the gradient at the final norm's output) down to the lowest adapted layer;
+    /// under full-parameter training (<paramref name="full"/> set) down to the embeddings, with every weight's gradient
+    /// accumulated beside the adapter slots' (dW = dyᵀ·x for each projection, db = Σ dy, the norms' dWeight, and the
+    /// embedding rows the batch read).
+    /// </summary>
+    private void Backward(BatchPlan plan, IModelAdapter adapter, AdapterGradients gradients, Tape tape, ReadOnlySpan<float> dNormed, ParameterTensors? full, Arena arena)
     {
         int n = plan.TotalTokens;
         int c = _hidden;
         Span<float> dx = arena.Rent(n * c);
         dx.Clear();
-        RmsNorm.Backward(dx, default, dNormed, tape.FinalIn, _weights.FinalNorm, tape.FinalRstd, n, c, _pool);
+        RmsNorm.Backward(dx, full is null ? default : full.FinalNorm.GradientArray, dNormed, tape.FinalIn, _weights.FinalNorm, tape.FinalRstd, n, c, _pool);
 
         Span<float> dh = arena.Rent(n * c);
         Span<float> dm = arena.Rent(n * _intermediate);
@@ -184,7 +201,7 @@ public sealed partial class LlamaModel
             // Below the lowest adapted layer nothing is trained and the embeddings are frozen, so that layer's own input
             // gradient is never read: it stops at the last product an adapter slot there still needs a gradient through
             // (slots get an empty dx and skip their input gradient). The parameter gradients are unchanged, bit for bit.
-            bool lowest = l == tape.LowestLayer;
+            bool lowest = l == tape.LowestLayer && full is null;
             bool needQkv = !lowest || HasSlot(adapter, l, Projection.QProj, Projection.KProj, Projection.VProj);
             bool needAttentionOut = needQkv || HasSlot(adapter, l, Projection.OProj);
             bool needMlpIn = needAttentionOut || HasSlot(adapter, l, Projection.GateProj, Projection.UpProj);
@@ -197,7 +214,10 @@ public sealed partial class LlamaModel
             }
 
             BackProject(dm, dx, lt.M, l, Projection.DownProj, adapter, gradients, lt, n);
+            WeightGradient(full, l, Projection.DownProj, dx, lt.M, n);
             SwiGluRows(dm, lt.Gate, lt.Up, dGate, dUp, n);
+            WeightGradient(full, l, Projection.GateProj, dGate, lt.H2, n);
+            WeightGradient(full, l, Projection.UpProj, dUp, lt.H2, n);
             Span<float> dhMlp = needAttentionOut ? dh : Span<float>.Empty;
             if (needAttentionOut)
             {
@@ -211,7 +231,7 @@ public sealed partial class LlamaModel
                 continue;
             }
 
-            RmsNorm.Backward(dx, default, dh, lt.XMid, w.PostAttentionNorm, lt.Rstd2, n, c, _pool);
+            RmsNorm.Backward(dx, full is null ? default : full.PostAttentionNorm(l).GradientArray, dh, lt.XMid, w.PostAttentionNorm, lt.Rstd2, n, c, _pool);
 
             // Attention block.
             if (!needQkv)
@@ -221,6 +241,7 @@ public sealed partial class LlamaModel
             }
 
             BackProject(dO, dx, lt.O, l, Projection.OProj, adapter, gradients, lt, n);
+            WeightGradient(full, l, Projection.OProj, dx, lt.O, n);
             dq.Clear();
             dk.Clear();
             dv.Clear();
@@ -244,6 +265,9 @@ public sealed partial class LlamaModel
 
             Rope.Backward(dq, plan.Positions, _heads, _headDim, _rope, _pool);
             Rope.Backward(dk, plan.Positions, _kvHeads, _headDim, _rope, _pool);
+            WeightGradient(full, l, Projection.QProj, dq, lt.H1, n);
+            WeightGradient(full, l, Projection.KProj, dk, lt.H1, n);
+            WeightGradient(full, l, Projection.VProj, dv, lt.H1, n);
             Span<float> dhAttention = lowest ? Span<float>.Empty : dh;
             if (!lowest)
             {
@@ -255,7 +279,40 @@ public sealed partial class LlamaModel
             AdapterBackward(dhAttention, dv, lt.H1, l, Projection.VProj, adapter, gradients, lt, n);
             if (!lowest)
             {
-                RmsNorm.Backward(dx, default, dh, lt.XIn, w.InputNorm, lt.Rstd1, n, c, _pool);
+                RmsNorm.Backward(dx, full is null ? default : full.InputNorm(l).GradientArray, dh, lt.XIn, w.InputNorm, lt.Rstd1, n, c, _pool);
+            }
+        }
+
+        if (full is not null)
+        {
+            // dx is now the gradient at the embedding output: each token's row adds into the row it read.
+            float[] dEmbedding = full.Embedding.GradientArray;
+            for (int t = 0; t < n; t++)
+            {
+                Span<float> row = dEmbedding.AsSpan(plan.Ids[t] * c, c);
+                TensorPrimitives.Add(row, dx.Slice(t * c, c), row);
+            }
+        }
+    }
+
+    /// <summary>Under full-parameter training, dW += dyᵀ·x (and db += Σ_t dy) for one projection of one layer.</summary>
+    private void WeightGradient(ParameterTensors? full, int layer, Projection projection, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int n)
+    {
+        if (full is null)
+        {
+            return;
+        }
+
+        ModelTensor weight = full.Projection(layer, projection);
+        int outFeatures = weight.Shape[0];
+        int inFeatures = weight.Shape[1];
+        Gemm.LinearBackwardWeight(weight.GradientArray, dy[..(n * outFeatures)], x[..(n * inFeatures)], n, outFeatures, inFeatures, accumulate: true, _pool);
+        if (full.Bias(layer, projection) is { } bias)
+        {
+            Span<float> db = bias.GradientArray;
+            for (int t = 0; t < n; t++)
+            {
+                TensorPrimitives.Add(db, dy.Slice(t * outFeatures, outFeatures), db);
             }
         }
     }

@@ -13,14 +13,15 @@ public sealed partial class LlamaModel
         private readonly Segment[] _saved = new Segment[ProjectionNames.Count];
         private readonly int[] _savedLength = new int[ProjectionNames.Count];
 
-        public LayerTape(LlamaModel model, int layer, int n, IModelAdapter adapter, Arena arena)
+        public LayerTape(LlamaModel model, int layer, int n, IModelAdapter adapter, bool full, Arena arena)
         {
             int c = model._hidden;
 
             // H2 (the MLP input) and M (the down_proj input) are read back only by adapter slots on gate/up and down:
-            // without such slots the forward uses scratch for them and the tape skips them.
-            bool keepH2 = adapter.GetSlot(layer, Projection.GateProj) is not null || adapter.GetSlot(layer, Projection.UpProj) is not null;
-            bool keepM = adapter.GetSlot(layer, Projection.DownProj) is not null;
+            // without such slots (and without full-parameter training, whose weight gradients read them) the forward uses
+            // scratch for them and the tape skips them.
+            bool keepH2 = full || adapter.GetSlot(layer, Projection.GateProj) is not null || adapter.GetSlot(layer, Projection.UpProj) is not null;
+            bool keepM = full || adapter.GetSlot(layer, Projection.DownProj) is not null;
             long total = (4L * n * c) + (2L * n) + (2L * n * model._qWidth) + (2L * n * model._kvWidth) + ((long)n * model._heads)
                 + (2L * n * model._intermediate) + (keepH2 ? (long)n * c : 0) + (keepM ? (long)n * model._intermediate : 0);
             foreach (Projection p in ProjectionNames.All)
@@ -111,14 +112,14 @@ public sealed partial class LlamaModel
     {
         private readonly LayerTape?[] _layers;
 
-        public Tape(LlamaModel model, BatchPlan plan, IModelAdapter adapter, int lowestLayer, Arena arena)
+        public Tape(LlamaModel model, BatchPlan plan, IModelAdapter adapter, int lowestLayer, bool full, Arena arena)
         {
             int n = plan.TotalTokens;
             LowestLayer = lowestLayer;
             _layers = new LayerTape?[model.Config.NumLayers];
             for (int l = lowestLayer; l < _layers.Length; l++)
             {
-                _layers[l] = new LayerTape(model, l, n, adapter, arena);
+                _layers[l] = new LayerTape(model, l, n, adapter, full, arena);
                 Bytes += _layers[l]!.Bytes;
             }
 

@@ -107,7 +107,11 @@ public sealed partial class LlamaModel : IDisposable
     /// <exception cref="ModelLoadException">A required file or tensor is missing or does not fit the configuration.</exception>
     /// <exception cref="ModelConfigException">config.json is invalid or describes an unsupported model.</exception>
     /// <exception cref="SafeTensorsFormatException">A weights file is malformed.</exception>
-    public static LlamaModel Load(string directory, ModelOptions? options = null)
+    public static LlamaModel Load(string directory, ModelOptions? options = null) => Load(directory, options, trainable: false);
+
+    /// <summary>Loads a model directory; with <paramref name="trainable"/>, every tensor widened into its own float32
+    /// array that full-parameter training updates in place.</summary>
+    internal static LlamaModel Load(string directory, ModelOptions? options, bool trainable)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         options ??= new ModelOptions();
@@ -126,7 +130,7 @@ public sealed partial class LlamaModel : IDisposable
         SafeTensorsCheckpoint checkpoint = SafeTensorsCheckpoint.Open(directory);
         try
         {
-            LlamaWeights weights = LlamaWeights.Load(checkpoint, config, directory);
+            LlamaWeights weights = LlamaWeights.Load(checkpoint, config, directory, trainable);
             Tokenizer? tokenizer = null;
             ChatTemplate? template = null;
             string tokenizerPath = Path.Combine(directory, "tokenizer.json");
@@ -328,6 +332,18 @@ public sealed partial class LlamaModel : IDisposable
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(adapter);
         ArgumentNullException.ThrowIfNull(gradients);
+        return ComputeGradientsCore(batch, adapter, gradients, objective, full: null);
+    }
+
+    /// <summary>The trainable tensors when the model was loaded for full-parameter training, else <see langword="null"/>.</summary>
+    internal ParameterTensors? Trainable => _weights.Trainable;
+
+    /// <summary>
+    /// The training pass: adapter-slot gradients into <paramref name="gradients"/> and, with <paramref name="full"/>,
+    /// every weight's gradient into its tensor (the backward then runs down to the embeddings).
+    /// </summary>
+    internal GradientResult ComputeGradientsCore(IReadOnlyList<TrainingSequence> batch, IModelAdapter adapter, AdapterGradients gradients, SequenceObjective? objective, ParameterTensors? full)
+    {
         var sequences = new ForwardSequence[batch.Count];
         for (int i = 0; i < batch.Count; i++)
         {
@@ -362,21 +378,21 @@ public sealed partial class LlamaModel : IDisposable
             }
         }
 
-        int lowest = LowestAdaptedLayer(adapter);
+        int lowest = full is null ? LowestAdaptedLayer(adapter) : 0;
         using var pass = _pool.EnterForegroundPass();
         using var arena = new Arena();
-        var tape = new Tape(this, plan, adapter, lowest, arena);
+        var tape = new Tape(this, plan, adapter, lowest, full is not null, arena);
         int[] rows = Enumerable.Range(0, n).ToArray();
         RunForward(plan, tape, rows, Span<float>.Empty, arena);
         bool backward = lowest < Config.NumLayers && counted > 0;
         Span<float> dNormed = arena.Rent(n * _hidden);
         double[] logLikelihoods = objective is null ? [] : new double[plan.Sequences.Length];
         float loss = objective is null
-            ? LossAndHeadGradient(dNormed, tape.FinalNormed, targets, counted, backward, arena)
-            : (float)WeightedLossAndHeadGradient(dNormed, tape.FinalNormed, targets, plan.Sequences, objective, backward, logLikelihoods, arena);
+            ? LossAndHeadGradient(dNormed, tape.FinalNormed, targets, counted, backward, full, arena)
+            : (float)WeightedLossAndHeadGradient(dNormed, tape.FinalNormed, targets, plan.Sequences, objective, backward, logLikelihoods, full, arena);
         if (backward)
         {
-            Backward(plan, adapter, gradients, tape, dNormed, arena);
+            Backward(plan, adapter, gradients, tape, dNormed, full, arena);
         }
 
         return new GradientResult(loss, counted, tape.Bytes) { SequenceLogLikelihoods = logLikelihoods };

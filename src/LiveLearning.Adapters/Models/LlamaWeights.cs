@@ -29,17 +29,32 @@ internal sealed class LlamaWeights
     /// <summary>Bytes of weight storage referenced (memory-mapped or in memory).</summary>
     public required long StorageBytes { get; init; }
 
-    public static LlamaWeights Load(SafeTensorsCheckpoint checkpoint, ModelConfig config, string directory)
+    /// <summary>With <c>trainable</c> loading: every tensor as a float32 array the matrices above wrap (updating an
+    /// array updates the model), by Hugging Face name; otherwise <see langword="null"/>.</summary>
+    public ParameterTensors? Trainable { get; init; }
+
+    /// <summary>Validates the checkpoint against <paramref name="config"/> and wraps its tensors. With
+    /// <paramref name="trainable"/>, every tensor is widened into its own float32 array (nothing stays memory-mapped)
+    /// so full-parameter training can update it in place.</summary>
+    public static LlamaWeights Load(SafeTensorsCheckpoint checkpoint, ModelConfig config, string directory, bool trainable = false)
     {
         int c = config.HiddenSize;
         int qOut = config.NumHeads * config.HeadDim;
         int kvOut = config.NumKvHeads * config.HeadDim;
         int inter = config.IntermediateSize;
         long bytes = 0;
+        var tensors = new List<ModelTensor>();
 
         WeightMatrix Matrix(string name, int rows, int cols)
         {
             WeightMatrix m = Require(name, [rows, cols]);
+            if (trainable)
+            {
+                float[] values = checkpoint.ReadAsFloat32(name);
+                tensors.Add(new ModelTensor(name, [rows, cols], values));
+                m = WeightMatrix.FromF32(values, rows, cols);
+            }
+
             bytes += m.Bytes.Length;
             return m;
         }
@@ -49,6 +64,11 @@ internal sealed class LlamaWeights
             Require(name, [length]);
             float[] v = checkpoint.ReadAsFloat32(name);
             bytes += v.Length * sizeof(float);
+            if (trainable)
+            {
+                tensors.Add(new ModelTensor(name, [length], v));
+            }
+
             return v;
         }
 
@@ -129,6 +149,7 @@ internal sealed class LlamaWeights
             FinalNorm = Vector("model.norm.weight", c),
             Layers = layers,
             StorageBytes = bytes,
+            Trainable = trainable ? new ParameterTensors(config, tensors) : null,
         };
     }
 }
