@@ -6,10 +6,16 @@ using LiveLearning.Benchmarks.Perf;
 
 // Two entry points:
 //   perf [--json <file>] [--filter <substring>]   quick machine-readable figures (PerfCommand)
+//   quality [--json <file>]                        the learning-quality benchmark on the bundled base (QualityCommand)
 //   anything else                                  BenchmarkDotNet (e.g. --filter '*Gemm*')
 if (args.Length > 0 && args[0] == "perf")
 {
     return PerfCommand.Run(args[1..]);
+}
+
+if (args.Length > 0 && args[0] == "quality")
+{
+    return await LiveLearning.Benchmarks.Quality.QualityCommand.RunAsync(args[1..]);
 }
 
 if (args.Length > 0 && args[0] == E2eWorker.Verb)

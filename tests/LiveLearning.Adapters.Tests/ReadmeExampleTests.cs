@@ -75,6 +75,7 @@ public sealed class ReadmeExampleTests
 
     [TestCase("engine", "ReadmeExampleTests.cs", "README quick start")]
     [TestCase("live-di", "Live/LiveModelHostingTests.cs", "README DI example")]
+    [TestCase("full-training", "Models/FullParameterTrainingTests.cs", "README full training example")]
     public void TheReadmeShowsExactlyTheCodeTheTestsRun(string snippet, string testFile, string marker)
     {
         string? dir = TestContext.CurrentContext.TestDirectory;

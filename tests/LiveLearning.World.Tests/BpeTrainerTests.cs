@@ -24,11 +24,14 @@ public sealed class BpeTrainerTests
         SyntheticWorld world = SyntheticWorld.Generate(seed: 2, worldAPeople: 60, newPeople: 10, changedFacts: 5);
         List<string> texts = Corpus.PretrainingEpoch(world, 2, 0);
         TrainedBpe bpe = BpeTrainer.Train(texts, 1024, Special);
-        BpeTrainer.Write(_scratch, bpe, Corpus.ImEnd);
+        BpeTrainer.Write(_scratch, bpe, Corpus.EndOfText, Corpus.ImEnd);
         Tokenizer tokenizer = Tokenizer.Load(Path.Combine(_scratch, "tokenizer.json"), Path.Combine(_scratch, "tokenizer_config.json"));
         Assert.That(tokenizer.VocabSize, Is.EqualTo(bpe.Vocabulary.Count));
         Assert.That(tokenizer.TokenToId(Corpus.EndOfText), Is.EqualTo(0));
         Assert.That(tokenizer.EosTokenId, Is.EqualTo(bpe.Vocabulary[Corpus.ImEnd]));
+        Assert.That(tokenizer.BosTokenId, Is.EqualTo(0));
+        Assert.That(tokenizer.Encode("Q: Where?")[0], Is.EqualTo(0), "plain text gets the beginning-of-sequence token");
+        Assert.That(tokenizer.Encode("Q: Where?", addSpecialTokens: false)[0], Is.Not.EqualTo(0));
         long characters = 0;
         long tokens = 0;
         foreach (string text in texts.Concat(Corpus.PretrainingEpoch(world, 2, 1)))

@@ -5,7 +5,7 @@ using LiveLearning.World;
 namespace LiveLearning.BaseModel;
 
 /// <summary>Exact-match question answering: greedy decoding up to the end of the line, compared with the expected value.</summary>
-internal static class Quiz
+public static class Quiz
 {
     public static async Task<double> ExactMatchAsync(LlamaModel model, IReadOnlyList<QuestionItem> questions, TextWriter? show = null, CancellationToken cancellationToken = default)
     {
@@ -16,7 +16,7 @@ internal static class Quiz
         foreach (QuestionItem q in questions)
         {
             var ids = new List<int>();
-            await foreach (int id in model.GenerateTokensAsync(tokenizer.Encode(q.Prompt, addSpecialTokens: false), options, cancellationToken: cancellationToken))
+            await foreach (int id in model.GenerateTokensAsync(tokenizer.Encode(q.Prompt), options, cancellationToken: cancellationToken))
             {
                 ids.Add(id);
             }

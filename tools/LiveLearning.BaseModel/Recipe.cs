@@ -3,7 +3,7 @@ using System.Globalization;
 namespace LiveLearning.BaseModel;
 
 /// <summary>Everything that decides the base model: the world, the tokenizer, the architecture and the training run.</summary>
-internal sealed record Recipe
+public sealed record Recipe
 {
     public int Seed { get; init; } = 1;
 

@@ -108,11 +108,13 @@ public static partial class BpeTrainer
         return new TrainedBpe(vocabulary, merges, [.. specialTokens]);
     }
 
-    /// <summary>Writes <c>tokenizer.json</c> (SmolLM2's pipeline: Digits + ByteLevel) and <c>tokenizer_config.json</c> (ChatML template).</summary>
+    /// <summary>Writes <c>tokenizer.json</c> (SmolLM2's pipeline: Digits + ByteLevel; a beginning-of-sequence token added
+    /// to every encoded text) and <c>tokenizer_config.json</c> (ChatML template, which renders no such token).</summary>
     /// <param name="directory">The model directory.</param>
     /// <param name="bpe">The trained tokenizer.</param>
+    /// <param name="bosToken">The beginning-of-sequence token the post-processor puts before every encoded text.</param>
     /// <param name="eosToken">The end-of-sequence token named in tokenizer_config.json.</param>
-    public static void Write(string directory, TrainedBpe bpe, string eosToken)
+    public static void Write(string directory, TrainedBpe bpe, string bosToken, string eosToken)
     {
         ArgumentNullException.ThrowIfNull(bpe);
         Directory.CreateDirectory(directory);
@@ -150,7 +152,38 @@ public static partial class BpeTrainer
             WriteByteLevel(json, null, addPrefixSpace: false, trimOffsets: true);
             json.WriteEndArray();
             json.WriteEndObject();
-            WriteByteLevel(json, "post_processor", addPrefixSpace: true, trimOffsets: false);
+            // Post-processing: byte-level offsets, then the beginning-of-sequence token before every encoded text
+            // (TemplateProcessing, as Llama 3's tokenizer does).
+            json.WriteStartObject("post_processor");
+            json.WriteString("type", "Sequence");
+            json.WriteStartArray("processors");
+            WriteByteLevel(json, null, addPrefixSpace: true, trimOffsets: false);
+            json.WriteStartObject();
+            json.WriteString("type", "TemplateProcessing");
+            json.WriteStartArray("single");
+            WriteTemplateItem(json, "SpecialToken", bosToken);
+            WriteTemplateItem(json, "Sequence", "A");
+            json.WriteEndArray();
+            json.WriteStartArray("pair");
+            WriteTemplateItem(json, "SpecialToken", bosToken);
+            WriteTemplateItem(json, "Sequence", "A");
+            WriteTemplateItem(json, "SpecialToken", bosToken);
+            WriteTemplateItem(json, "Sequence", "B");
+            json.WriteEndArray();
+            json.WriteStartObject("special_tokens");
+            json.WriteStartObject(bosToken);
+            json.WriteString("id", bosToken);
+            json.WriteStartArray("ids");
+            json.WriteNumberValue(bpe.Vocabulary[bosToken]);
+            json.WriteEndArray();
+            json.WriteStartArray("tokens");
+            json.WriteStringValue(bosToken);
+            json.WriteEndArray();
+            json.WriteEndObject();
+            json.WriteEndObject();
+            json.WriteEndObject();
+            json.WriteEndArray();
+            json.WriteEndObject();
             WriteByteLevel(json, "decoder", addPrefixSpace: true, trimOffsets: true);
             json.WriteStartObject("model");
             json.WriteString("type", "BPE");
@@ -201,7 +234,8 @@ public static partial class BpeTrainer
             }
 
             json.WriteEndObject();
-            json.WriteNull("bos_token");
+            json.WriteString("bos_token", bosToken);
+            json.WriteBoolean("add_bos_token", true);
             json.WriteString("eos_token", eosToken);
             json.WriteString("chat_template", ChatTemplate);
             json.WriteBoolean("clean_up_tokenization_spaces", false);
@@ -289,6 +323,16 @@ public static partial class BpeTrainer
         {
             yield return text[start..];
         }
+    }
+
+    private static void WriteTemplateItem(Utf8JsonWriter json, string kind, string id)
+    {
+        json.WriteStartObject();
+        json.WriteStartObject(kind);
+        json.WriteString("id", id);
+        json.WriteNumber("type_id", 0);
+        json.WriteEndObject();
+        json.WriteEndObject();
     }
 
     private static void WriteByteLevel(Utf8JsonWriter json, string? name, bool addPrefixSpace, bool trimOffsets)

@@ -53,7 +53,9 @@ public static class Corpus
     /// <summary>
     /// The pretraining documents of one epoch: per world-A person, <paramref name="biographies"/> fresh biographies and
     /// one question block (each attribute once, with a random training template, in random order; a
-    /// <paramref name="chatShare"/> of the blocks in the chat format). Shuffled. Each document ends with <see cref="EndOfText"/>.
+    /// <paramref name="chatShare"/> of the blocks in the chat format). Shuffled. Each document ends with
+    /// <see cref="EndOfText"/>, and a plain-text one also starts with it (it is the tokenizer's beginning-of-sequence
+    /// token), so the model learns what a document begins with and can be sampled from nothing.
     /// </summary>
     /// <param name="world">The world.</param>
     /// <param name="seed">Seed of the whole run.</param>
@@ -70,7 +72,7 @@ public static class Corpus
         {
             for (int b = 0; b < biographies; b++)
             {
-                documents.Add(Biography(person, rng) + EndOfText);
+                documents.Add(EndOfText + Biography(person, rng) + EndOfText);
             }
 
             Fact[] facts = [.. SyntheticWorld.FactsOf(person)];
@@ -84,7 +86,9 @@ public static class Corpus
                 block.Append(chat ? ChatExchange(Templates.Ask(template, fact.Person), fact.Value) : q.Prompt + q.Answer + "\n");
             }
 
-            documents.Add(block + EndOfText);
+            // Plain text starts with the beginning-of-sequence token (the tokenizer adds it to every plain prompt);
+            // a chat block starts with its first turn (the chat template renders no such token).
+            documents.Add((chat ? "" : EndOfText) + block + EndOfText);
         }
 
         rng.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(documents));

@@ -46,12 +46,45 @@ public static class Templates
     /// <summary>Question phrasings used in pretraining and teaching.</summary>
     public static readonly IReadOnlyDictionary<Attribute, string[]> TrainingQuestions = new Dictionary<Attribute, string[]>
     {
-        [Attribute.BirthDate] = ["When was {0} born?", "What is the birth date of {0}?", "On what date was {0} born?", "What is {0}'s date of birth?", "When is the birthday of {0}?"],
-        [Attribute.BirthCity] = ["Where was {0} born?", "What is the birthplace of {0}?", "In which city was {0} born?", "What city is {0} a native of?", "Where does {0} come from?"],
-        [Attribute.University] = ["Where did {0} study?", "Which university did {0} attend?", "What university did {0} graduate from?", "Where did {0} get a degree?", "Which university did {0} go to?"],
-        [Attribute.Field] = ["What did {0} study?", "What was the major of {0}?", "In what field did {0} earn a degree?", "What subject did {0} study at university?", "What did {0} major in?"],
-        [Attribute.Employer] = ["Who does {0} work for?", "Which company employs {0}?", "Where does {0} have a job?", "Who is the employer of {0}?", "What organisation does {0} work for?"],
-        [Attribute.WorkCity] = ["Where does {0} work?", "In which city does {0} work?", "What city is the workplace of {0} in?", "Where is {0} based for work?", "Which city does {0} commute to?"],
+        [Attribute.BirthDate] =
+        [
+            "When was {0} born?", "What is the birth date of {0}?", "On what date was {0} born?", "What is {0}'s date of birth?",
+            "When is the birthday of {0}?", "Tell me when {0} was born.", "Do you know the birth date of {0}?",
+            "Can you say when {0} was born?", "Name the date of birth of {0}.", "Which day was {0} born on?",
+        ],
+        [Attribute.BirthCity] =
+        [
+            "Where was {0} born?", "What is the birthplace of {0}?", "In which city was {0} born?", "What city is {0} a native of?",
+            "Where does {0} come from?", "Tell me where {0} was born.", "Do you know the birthplace of {0}?",
+            "Can you say where {0} was born?", "Name the city where {0} was born.", "Which city does {0} come from?",
+        ],
+        [Attribute.University] =
+        [
+            "Where did {0} study?", "Which university did {0} attend?", "What university did {0} graduate from?",
+            "Where did {0} get a degree?", "Which university did {0} go to?", "Tell me where {0} studied.",
+            "Do you know the university of {0}?", "Can you say which university {0} went to?", "Name the university {0} graduated from.",
+            "At what university was {0} a student?",
+        ],
+        [Attribute.Field] =
+        [
+            "What did {0} study?", "What was the major of {0}?", "In what field did {0} earn a degree?",
+            "What subject did {0} study at university?", "What did {0} major in?", "Tell me what {0} majored in.",
+            "Do you know the field of {0}?", "Can you say what subject {0} chose?", "Name the subject {0} studied.",
+            "Which field did {0} study?",
+        ],
+        [Attribute.Employer] =
+        [
+            "Who does {0} work for?", "Which company employs {0}?", "For which company does {0} work?", "Who is the employer of {0}?",
+            "What organisation does {0} work for?", "Tell me who {0} works for.", "Do you know the employer of {0}?",
+            "Can you say who {0} works for?", "Name the company that employs {0}.", "Which organisation is {0} employed by?",
+        ],
+        [Attribute.WorkCity] =
+        [
+            "Where does {0} work?", "In which city does {0} work?", "What city is the workplace of {0} in?",
+            "Where is {0} based for work?", "Which city does {0} commute to?", "Tell me where {0} goes to work.",
+            "Do you know the work city of {0}?", "Can you say where {0} has an office?", "Name the city of the office of {0}.",
+            "In what city is the office of {0}?",
+        ],
     };
 
     /// <summary>Question phrasings never used in pretraining or teaching.</summary>

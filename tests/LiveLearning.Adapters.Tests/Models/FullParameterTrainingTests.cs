@@ -1,5 +1,7 @@
 using LiveLearning.Models;
 using LiveLearning.Numerics;
+using LiveLearning.Testing;
+using LiveLearning.Tokenization;
 using NUnit.Framework;
 
 namespace LiveLearning.Tests.Models;
@@ -94,6 +96,35 @@ public sealed class FullParameterTrainingTests
         Assert.That(narrow.WeightBytes, Is.LessThan(trainer.ParameterCount * 3), "stored in 16 bits");
         float[] logits = narrow.Forward(prompt, allPositions: true);
         Assert.That(MaxAbsDiff(logits, trained), Is.LessThan(0.05f), "bfloat16 rounding moves the logits only slightly");
+    }
+
+    [Test]
+    public void TheReadmeExampleTrainsAndSaves()
+    {
+        string modelDirectory = Path.Combine(_scratch, "model");
+        string outputDirectory = Path.Combine(_scratch, "trained");
+        ModelWriter.WriteRandomWithTokenizer(modelDirectory, new ModelSpec { HiddenSize = 32, IntermediateSize = 64, Layers = 2, Heads = 4, KvHeads = 2, VocabSize = 350, Seed = 3 });
+        // README full training example begins
+        // Every tensor trainable: the same forward and backward passes, with weight gradients for every linear, norm and embedding.
+        using var trainer = FullParameterTrainer.Open(modelDirectory, new FullTrainingOptions { LearningRate = 2e-3f, WeightDecay = 0.1f });
+        Tokenizer tokenizer = trainer.Model.Tokenizer!;
+        int[] ids = [.. tokenizer.Encode("Ada Abend was born in Lisbon.", addSpecialTokens: false)];
+        for (int step = 0; step < 20; step++)
+        {
+            FullTrainingStep result = trainer.Step([new TrainingSequence(ids, ids)]);
+            Console.WriteLine($"step {trainer.StepCount}: loss {result.Loss:F3}, gradient norm {result.GradientNorm:F2}");
+        }
+
+        trainer.Save(outputDirectory, WeightType.BF16);   // model.safetensors + config.json + tokenizer files
+        // README full training example ends
+
+        using FullParameterTrainer original = FullParameterTrainer.Open(modelDirectory);
+        float before = original.ComputeGradients([new TrainingSequence(ids, ids)]).Loss;
+        float after = trainer.ComputeGradients([new TrainingSequence(ids, ids)]).Loss;
+        Assert.That(after, Is.LessThan(before * 0.5f), $"loss {before} -> {after}");
+        Assert.That(trainer.StepCount, Is.EqualTo(20));
+        using LlamaModel saved = LlamaModel.Load(outputDirectory);
+        Assert.That(saved.Tokenizer, Is.Not.Null, "the tokenizer files are copied");
     }
 
     [Test]

@@ -200,7 +200,8 @@ public sealed partial class LiveModel
             int replayCount = (int)Math.Floor(scope.ReplayCredit);
             scope.ReplayCredit -= replayCount;
             IReadOnlyList<ReplayItem> replayed = scope.Replay.Sample(replayCount);
-            TrainingExample[] all = [.. examples, .. replayed.Select(r => r.Example)];
+            TrainingExample[] rehearsed = await RehearsalAsync(scope.Trainer.Step, batch.Count, cancellationToken).ConfigureAwait(false);
+            TrainingExample[] all = [.. examples, .. replayed.Select(r => r.Example), .. rehearsed];
             ObjectiveOptions objectives = _options.Objectives with { KtoReferencePoint = scope.KtoReference };
 
             using Activity? activity = _activity.StartActivity("livelearning.learn_step");
@@ -208,6 +209,7 @@ public sealed partial class LiveModel
             activity?.SetTag("livelearning.scope", scope.Name);
             activity?.SetTag("livelearning.items", batch.Count);
             activity?.SetTag("livelearning.replayed", replayed.Count);
+            activity?.SetTag("livelearning.rehearsed", rehearsed.Length);
             long started = _time.GetTimestamp();
             TrainingStepResult result;
             double norm;
@@ -233,7 +235,7 @@ public sealed partial class LiveModel
                     return;
                 }
 
-                all = [.. examples, .. replayed.Select(r => r.Example)];
+                all = [.. examples, .. replayed.Select(r => r.Example), .. rehearsed];
                 using (EnterLearning())
                 {
                     result = scope.Trainer.ComputeGradients(all, objectives, frozen);

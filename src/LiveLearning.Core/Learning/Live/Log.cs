@@ -58,4 +58,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 18, Level = LogLevel.Warning, Message = "Scope {Scope}: drift alarm ({Detector}): {Account}")]
     public static partial void DriftDetected(ILogger logger, string scope, string detector, string account);
+
+    [LoggerMessage(EventId = 19, Level = LogLevel.Warning, Message = "Rehearsal is off: its prompt '{Prompt}' encodes to no tokens (set Replay.Rehearsal.Prompt for a tokenizer without a beginning-of-sequence token)")]
+    public static partial void RehearsalUnavailable(ILogger logger, string prompt);
 }
