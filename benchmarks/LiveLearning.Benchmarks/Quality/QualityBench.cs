@@ -45,7 +45,7 @@ internal sealed record QualitySettings
 /// API of a model built by DI with the library's defaults (unless an experiment overrides one), and measured by exact
 /// match on questions and by perplexity.
 /// </summary>
-internal sealed class QualityBench(QualitySettings settings, TextWriter log)
+internal sealed partial class QualityBench(QualitySettings settings, TextWriter log)
 {
     private readonly SyntheticWorld _world = SyntheticWorld.Generate(BundledModel.WorldSeed, BundledModel.WorldAPeople, BundledModel.NewPeople, BundledModel.ChangedFacts);
     private readonly Dictionary<string, double> _metrics = new(StringComparer.Ordinal);
@@ -104,6 +104,10 @@ internal sealed class QualityBench(QualitySettings settings, TextWriter log)
             Report("retention_no_replay_pct", await FactQuiz.PercentAsync(model, retention, cancellationToken: cancellationToken));
         }
 
+        await BatchRecipeAsync(items, taught, retention, cancellationToken);
+        await PreferencesAsync(cancellationToken);
+        await ScopesAsync(cancellationToken);
+        await PoisonAsync(items, cancellationToken);
         Report("seconds", clock.Elapsed.TotalSeconds);
     }
 
@@ -143,9 +147,9 @@ internal sealed class QualityBench(QualitySettings settings, TextWriter log)
         return [.. Corpus.Questions(unchanged.Where((_, i) => i % stride == 0).Take(settings.RetentionQuestions), heldOut: true)];
     }
 
-    private static async Task TeachAsync(ILiveModel model, IReadOnlyList<Demonstration> items, CancellationToken cancellationToken)
+    private static async Task TeachAsync(ILiveModel model, IReadOnlyList<Feedback> items, CancellationToken cancellationToken, string? scope = null)
     {
-        foreach (Demonstration item in items)
+        foreach (Feedback item in items)
         {
             LearnReceipt receipt = await model.LearnAsync(item, cancellationToken);
             if (!receipt.Accepted)
@@ -154,15 +158,18 @@ internal sealed class QualityBench(QualitySettings settings, TextWriter log)
             }
         }
 
-        await model.WaitForIdleAsync(cancellationToken: cancellationToken);
+        await model.WaitForIdleAsync(scope, cancellationToken);
     }
 
-    private ServiceProvider Build(bool replay)
+    private ServiceProvider Build(bool replay, Action<LiveModelOptions>? live = null, Func<LiveLearningBuilder, LiveLearningBuilder>? configureServices = null)
     {
         var services = new ServiceCollection();
-        services.AddLiveLearning().AddLoraModel("default", o =>
+        LiveLearningBuilder builder = services.AddLiveLearning();
+        builder = configureServices?.Invoke(builder) ?? builder;
+        builder.AddLoraModel("default", o =>
         {
             o.ModelDirectory = BundledModel.Directory;
+            live?.Invoke(o.Live);
             if (settings.LearningRate is { } lr)
             {
                 o.Live.Learner.Optimizer = o.Live.Learner.Optimizer with { LearningRate = lr };

@@ -121,7 +121,7 @@ public sealed class FullParameterTrainingTests
         using FullParameterTrainer original = FullParameterTrainer.Open(modelDirectory);
         float before = original.ComputeGradients([new TrainingSequence(ids, ids)]).Loss;
         float after = trainer.ComputeGradients([new TrainingSequence(ids, ids)]).Loss;
-        Assert.That(after, Is.LessThan(before * 0.5f), $"loss {before} -> {after}");
+        Assert.That(after, Is.LessThan(before * 0.8f), $"loss {before} -> {after}");
         Assert.That(trainer.StepCount, Is.EqualTo(20));
         using LlamaModel saved = LlamaModel.Load(outputDirectory);
         Assert.That(saved.Tokenizer, Is.Not.Null, "the tokenizer files are copied");
