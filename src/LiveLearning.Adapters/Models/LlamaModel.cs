@@ -131,6 +131,13 @@ public sealed partial class LlamaModel : IDisposable
         try
         {
             LlamaWeights weights = LlamaWeights.Load(checkpoint, config, directory, trainable);
+            if (trainable)
+            {
+                // Every tensor was copied into its own array: nothing reads the mapping any more, and releasing it lets
+                // a trainer save over the files it was loaded from.
+                checkpoint.Dispose();
+            }
+
             Tokenizer? tokenizer = null;
             ChatTemplate? template = null;
             string tokenizerPath = Path.Combine(directory, "tokenizer.json");

@@ -128,6 +128,25 @@ public sealed class FullParameterTrainingTests
     }
 
     [Test]
+    public void ATrainerSavesOverTheDirectoryItWasLoadedFrom()
+    {
+        string directory = CopyConfig("llama-gqa-tied", "in-place");
+        FullParameterTrainer.WriteInitialWeights(directory, seed: 2);
+        float[] trained;
+        int[] prompt = [1, 2, 3, 4];
+        using (FullParameterTrainer trainer = FullParameterTrainer.Open(directory, modelOptions: new ModelOptions { LoadTokenizer = false, ThreadCount = 1 }))
+        {
+            trainer.Step(Batch(trainer.Model.Config.VocabSize), 1e-2f);
+            trainer.Save(directory, WeightType.F32);
+            trained = trainer.Model.Forward(prompt);
+        }
+
+        using LlamaModel reloaded = LlamaModel.Load(directory, new ModelOptions { LoadTokenizer = false });
+        Assert.That(reloaded.Forward(prompt), Is.EqualTo(trained));
+        Assert.That(Directory.GetFiles(directory, "*.tmp"), Is.Empty, "no temporary file is left");
+    }
+
+    [Test]
     public void InitialWeightsAreDeterministicAndLoad()
     {
         string a = CopyConfig("llama-gqa-tied", "a");
