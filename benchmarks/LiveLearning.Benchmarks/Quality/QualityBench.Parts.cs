@@ -16,7 +16,7 @@ internal sealed partial class QualityBench
     /// <summary>
     /// Preferences: answers that name their source (<c>value, according to the registry</c>) preferred over the bare value,
     /// taught as DPO pairs in one model and as thumbs up/down ratings (KTO) in another; the win rate of the styled
-    /// answer (its log-likelihood above the bare one's) on prompts never taught, before and after.
+    /// answer (the greedy answer names its source) on prompts never taught, before and after.
     /// </summary>
     private async Task PreferencesAsync(CancellationToken cancellationToken)
     {
@@ -27,7 +27,9 @@ internal sealed partial class QualityBench
         {
             ILiveModel model = provider.GetRequiredService<ILiveModel>();
             Report("preference_winrate_before", await WinRateAsync(model, unseen, cancellationToken));
-            await TeachAsync(model, [.. taught.Select(q => (Feedback)new Preference { Prompt = q.Prompt, Chosen = q.Answer + Style, Rejected = q.Answer, Source = "style-guide" })], cancellationToken);
+            // Both answers end their line, as answers do in this base's Q/A format: the choice the pairs teach is then
+            // the one greedy decoding makes after the value (go on naming the source, or end the line).
+            await TeachAsync(model, [.. taught.Select(q => (Feedback)new Preference { Prompt = q.Prompt, Chosen = q.Answer + Style + "\n", Rejected = q.Answer + "\n", Source = "style-guide" })], cancellationToken);
             Report("preference_winrate_after", await WinRateAsync(model, unseen, cancellationToken));
         }
 
@@ -37,8 +39,8 @@ internal sealed partial class QualityBench
             List<Feedback> ratings = [];
             foreach (QuestionItem q in taught)
             {
-                ratings.Add(new Rating { Prompt = q.Prompt, Completion = q.Answer + Style, Positive = true, Source = "style-guide" });
-                ratings.Add(new Rating { Prompt = q.Prompt, Completion = q.Answer, Positive = false, Source = "style-guide" });
+                ratings.Add(new Rating { Prompt = q.Prompt, Completion = q.Answer + Style + "\n", Positive = true, Source = "style-guide" });
+                ratings.Add(new Rating { Prompt = q.Prompt, Completion = q.Answer + "\n", Positive = false, Source = "style-guide" });
             }
 
             await TeachAsync(model, ratings, cancellationToken);
@@ -100,6 +102,8 @@ internal sealed partial class QualityBench
         for (int i = 0; i < honest.Count; i++)
         {
             await model.LearnAsync(honest[i] with { Source = $"honest-{i % 4}" }, cancellationToken);
+
+            // (Learning runs as the stream arrives, as it would in production: this part measures defences, not recall.)
             for (int k = 0; k < 2; k++)
             {
                 QuestionItem g = guards[(sent / 2) % guards.Count];
@@ -111,16 +115,17 @@ internal sealed partial class QualityBench
         }
 
         await model.WaitForIdleAsync(cancellationToken: cancellationToken);
-        Report("poison_gate_stopped_pct", 100.0 * stopped / sent);
+        Report("poison_stopped_pct", 100.0 * stopped / sent);
         Report("poison_refused_candidates", ledger.Entries.Count(e => e.Event == LedgerEvent.PromotionRefused));
         Report("poison_guard_pct", await FactQuiz.PercentAsync(model, guards, cancellationToken: cancellationToken));
     }
 
     /// <summary>
     /// The usual recipe: the same demonstrations as an offline batch LoRA fine-tune with PEFT-like defaults (r=8, α=16 on
-    /// q and v, AdamW at 2e-4, 3 epochs of batches of 4), on the engine directly; acquisition and retention as above.
+    /// q and v, AdamW at 2e-4, shuffled epochs of batches of 4) and the online loop's optimizer budget (as many steps as
+    /// it took, at least 3 epochs), on the engine directly; acquisition and retention as above.
     /// </summary>
-    private async Task BatchRecipeAsync(IReadOnlyList<Demonstration> items, List<QuestionItem> taught, List<QuestionItem> retention, CancellationToken cancellationToken)
+    private async Task BatchRecipeAsync(IReadOnlyList<Demonstration> items, List<QuestionItem> taught, List<QuestionItem> retention, int budget, CancellationToken cancellationToken)
     {
         using LlamaModel model = LlamaModel.Load(BundledModel.Directory);
         using var backend = new LoraBackend(model, new LoraConfig { Rank = 8, Alpha = 16, TargetModules = ["q_proj", "v_proj"], Seed = 1 }, ownsModel: false);
@@ -133,11 +138,13 @@ internal sealed partial class QualityBench
         })];
         var optimizer = new OptimizerOptions { LearningRate = 2e-4f, MaxGradNorm = 1.0 };
         var rng = new Random(3);
+        int perEpoch = (data.Length + 3) / 4;
+        int total = Math.Max(budget, 3 * perEpoch);
         int steps = 0;
-        for (int epoch = 0; epoch < 3; epoch++)
+        while (steps < total)
         {
             TrainingSequence[] order = [.. data.OrderBy(_ => rng.Next())];
-            for (int i = 0; i < order.Length; i += 4)
+            for (int i = 0; i < order.Length && steps < total; i += 4)
             {
                 state.TrainStep(model, order[i..Math.Min(order.Length, i + 4)], optimizer);
                 steps++;
@@ -168,15 +175,19 @@ internal sealed partial class QualityBench
         return questions.Count == 0 ? 0 : 100.0 * right / questions.Count;
     }
 
+    /// <summary>The share of unseen prompts whose greedy answer is in the preferred style (names its source).</summary>
     private static async Task<double> WinRateAsync(ILiveModel model, List<QuestionItem> prompts, CancellationToken cancellationToken)
     {
         int wins = 0;
+        var options = new GenerationOptions { MaxTokens = 24, Temperature = 0, StopStrings = ["\n"] };
         foreach (QuestionItem q in prompts)
         {
-            // Each answer followed by the end of its line, so neither is a prefix of the other.
-            double styled = (await model.ScoreAsync(q.Prompt, q.Answer + Style + "\n", cancellationToken: cancellationToken)).Score.LogLikelihood;
-            double plain = (await model.ScoreAsync(q.Prompt, q.Answer + "\n", cancellationToken: cancellationToken)).Score.LogLikelihood;
-            wins += styled > plain ? 1 : 0;
+            LiveCompletion c = await model.CompleteAsync(q.Prompt, options, cancellationToken: cancellationToken);
+            wins += c.Text.Contains(Style.TrimStart(','), StringComparison.Ordinal) ? 1 : 0;
+            if (Environment.GetEnvironmentVariable("LIVELEARNING_QUALITY_SHOW") == "1" && wins < 3)
+            {
+                Console.WriteLine($"    style: {q.Prompt.Replace("\n", " ", StringComparison.Ordinal)} -> '{c.Text}'");
+            }
         }
 
         return 100.0 * wins / prompts.Count;

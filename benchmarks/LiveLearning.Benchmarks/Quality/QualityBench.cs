@@ -49,6 +49,7 @@ internal sealed partial class QualityBench(QualitySettings settings, TextWriter 
 {
     private readonly SyntheticWorld _world = SyntheticWorld.Generate(BundledModel.WorldSeed, BundledModel.WorldAPeople, BundledModel.NewPeople, BundledModel.ChangedFacts);
     private readonly Dictionary<string, double> _metrics = new(StringComparer.Ordinal);
+    private int _onlineSteps;
 
     public IReadOnlyDictionary<string, double> Metrics => _metrics;
 
@@ -72,6 +73,7 @@ internal sealed partial class QualityBench(QualitySettings settings, TextWriter 
 
             await TeachAsync(model, items, cancellationToken);
             ScopeStatistics stats = model.GetStatistics()[model.GetVersion().Scope];
+            _onlineSteps = (int)stats.Steps;
             Report("acquisition_pct", await FactQuiz.PercentAsync(model, taught, cancellationToken: cancellationToken));
             Report("generalisation_pct", await FactQuiz.PercentAsync(model, paraphrased, cancellationToken: cancellationToken));
             Report("steps_per_fact", (double)stats.Steps / items.Count);
@@ -104,7 +106,7 @@ internal sealed partial class QualityBench(QualitySettings settings, TextWriter 
             Report("retention_no_replay_pct", await FactQuiz.PercentAsync(model, retention, cancellationToken: cancellationToken));
         }
 
-        await BatchRecipeAsync(items, taught, retention, cancellationToken);
+        await BatchRecipeAsync(items, taught, retention, _onlineSteps, cancellationToken);
         await PreferencesAsync(cancellationToken);
         await ScopesAsync(cancellationToken);
         await PoisonAsync(items, cancellationToken);
@@ -147,7 +149,24 @@ internal sealed partial class QualityBench(QualitySettings settings, TextWriter 
         return [.. Corpus.Questions(unchanged.Where((_, i) => i % stride == 0).Take(settings.RetentionQuestions), heldOut: true)];
     }
 
+    /// <summary>Queues every item while learning is paused, then lets the learner run: the batches, and so every figure,
+    /// do not depend on timing.</summary>
     private static async Task TeachAsync(ILiveModel model, IReadOnlyList<Feedback> items, CancellationToken cancellationToken, string? scope = null)
+    {
+        model.PauseLearning(scope, "benchmark");
+        try
+        {
+            await QueueAsync(model, items, cancellationToken);
+        }
+        finally
+        {
+            model.ResumeLearning(scope, "benchmark");
+        }
+
+        await model.WaitForIdleAsync(scope, cancellationToken);
+    }
+
+    private static async Task QueueAsync(ILiveModel model, IReadOnlyList<Feedback> items, CancellationToken cancellationToken)
     {
         foreach (Feedback item in items)
         {
@@ -157,8 +176,6 @@ internal sealed partial class QualityBench(QualitySettings settings, TextWriter 
                 throw new InvalidOperationException($"The benchmark's item was refused: {receipt.Message}");
             }
         }
-
-        await model.WaitForIdleAsync(scope, cancellationToken);
     }
 
     private ServiceProvider Build(bool replay, Action<LiveModelOptions>? live = null, Func<LiveLearningBuilder, LiveLearningBuilder>? configureServices = null)
